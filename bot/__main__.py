@@ -1,0 +1,137 @@
+"""The `finetune-bot` command line: start, run, demo, sandbox, migrate.
+
+Imports are deferred to the subcommand that needs them, so a quick command does not pay for the
+Slack and OpenAI SDKs. Every expected failure ends in one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from bot import __version__
+from bot.settings import ConfigError, Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="finetune-bot",
+        description="Fine-tune language models together, without leaving Slack.",
+    )
+    parser.add_argument("--version", action="version", version=f"finetune-bot {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "start",
+        help="run the bot if Slack credentials are set, otherwise the offline demo (the quick start)",
+    )
+    commands.add_parser("run", help="connect to Slack and serve (Socket Mode with SLACK_APP_TOKEN, else HTTP)")
+    commands.add_parser("demo", help="play a scripted team session against the built-in sandbox, offline")
+    sandbox = commands.add_parser("sandbox", help="run one emulator alone (openai or slack)")
+    sandbox.add_argument("which", choices=["openai", "slack"])
+    sandbox.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    commands.add_parser("migrate", help="create or upgrade the database schema (safe to repeat)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings()
+        return _dispatch(args, settings)
+    except ConfigError as error:
+        print(f"finetune-bot: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "start":
+        if settings.has_slack_credentials:
+            return _run(settings)
+        print(
+            "No Slack credentials (SLACK_BOT_TOKEN with SLACK_APP_TOKEN or SLACK_SIGNING_SECRET) are set, "
+            "so here is the offline demo against the built-in sandbox.\n"
+            "To connect to your workspace, see README.md, 'Connect to Slack'.\n",
+            flush=True,
+        )
+        return _demo(settings)
+    if args.command == "run":
+        return _run(settings)
+    if args.command == "demo":
+        return _demo(settings)
+    if args.command == "sandbox":
+        return _sandbox(args.which, args.host, args.port)
+    if args.command == "migrate":
+        return _migrate(settings)
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _run(settings: Settings) -> int:
+    settings.require_slack()
+    settings.require_provider()
+    from bot.logging import configure_logging
+
+    configure_logging(settings.log_level)
+    asyncio.run(_serve(settings))
+    return 0
+
+
+async def _serve(settings: Settings) -> None:
+    from bot.server import start_bot
+    from bot.services import Services
+
+    services = Services.create(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        running = await start_bot(services)
+        try:
+            await stop.wait()
+        finally:
+            await running.stop()
+    finally:
+        await services.aclose()
+
+
+def _demo(settings: Settings) -> int:
+    from sandbox.demo import run_demo
+
+    return asyncio.run(run_demo(settings))
+
+
+def _sandbox(which: str, host: str, port: int) -> int:
+    if which == "openai":
+        from sandbox.openai_server import serve_forever
+    else:
+        from sandbox.slack_server import serve_forever
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(port, host))
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from storage.db import head_revision, run_migrations
+
+    before, after = run_migrations(settings.effective_database_url)
+    where = settings.effective_database_url.split("@")[-1]
+    if before == after:
+        print(f"Database {where} is already at revision {after}; nothing to do.")
+    else:
+        print(f"Database {where} migrated from {before or 'empty'} to {after} (head {head_revision()}).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Domain errors that carry the sentence a person reads in Slack.
+
+Handlers let these propagate; one error hook turns them into an ephemeral reply (or a thread
+message) with exactly this text. Anything else is a bug: logged with a reference, and the person is
+told something went wrong on our side, never shown a traceback or a secret.
+"""
+
+from __future__ import annotations
+
+
+class UserFacingError(Exception):
+    """An error whose message is written for the person who asked."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+
+
+class UsageError(UserFacingError):
+    """The command was not understood; the sentence says how to write it."""

@@ -1,0 +1,110 @@
+"""Runs the bot: migrations, the Slack connection (Socket Mode or HTTP), and the health endpoints.
+
+Both modes serve ``GET /healthz`` (the process is up) and ``GET /readyz`` (the database answers and
+Slack is connected) on PORT; HTTP mode also receives Slack's requests at ``POST /slack/events``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.app import build_app
+from bot.services import Services
+from bot.settings import ConfigError
+
+logger = logging.getLogger(__name__)
+
+SLACK_EVENTS_PATH = "/slack/events"
+
+
+@dataclass
+class RunningBot:
+    """A started bot; ``port`` is the one actually bound (useful when asked for port 0)."""
+
+    app: AsyncApp
+    port: int
+    runner: web.AppRunner
+    socket_mode: AsyncSocketModeHandler | None
+
+    async def stop(self) -> None:
+        if self.socket_mode is not None:
+            await self.socket_mode.close_async()  # type: ignore[no-untyped-call]
+        await self.runner.cleanup()
+
+
+async def check_slack(services: Services) -> None:
+    """Call auth.test once at start, so a wrong token fails now with a clear line, not at first use."""
+    try:
+        identity = await services.slack.auth_test()
+    except SlackApiError as error:
+        raise ConfigError(
+            f"Slack rejected SLACK_BOT_TOKEN ({error.response.get('error')}): copy the Bot User OAuth Token "
+            "again from the Slack app settings (OAuth & Permissions)."
+        ) from None
+    services.readiness.slack_connected = True
+    services.readiness.slack_detail = f"connected to {identity.get('team', '?')} as {identity.get('user', '?')}"
+
+
+def health_routes(services: Services, socket_mode: AsyncSocketModeHandler | None) -> list[web.RouteDef]:
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        problems = []
+        try:
+            await services.db.ping()
+        except Exception as error:  # any driver error means "not ready"; the reason is logged
+            logger.warning("readiness: database unreachable: %s", type(error).__name__)
+            problems.append("database unreachable")
+        connected = services.readiness.slack_connected
+        if socket_mode is not None:
+            connected = connected and await socket_mode.client.is_connected()
+        if not connected:
+            problems.append(f"slack: {services.readiness.slack_detail}")
+        if problems:
+            return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+        return web.json_response({"status": "ready", "slack": services.readiness.slack_detail})
+
+    return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
+
+
+async def start_bot(services: Services, *, host: str = "0.0.0.0", port: int | None = None) -> RunningBot:
+    """Migrate, connect to Slack and start serving; returns once the bot is up."""
+    settings = services.settings
+    before, after = await services.db.migrate()
+    if before != after:
+        logger.info("database migrated from %s to %s", before or "empty", after)
+    app = build_app(services)
+    await check_slack(services)
+
+    socket_mode = None
+    if settings.slack_app_token is not None:
+        socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+
+    web_app = web.Application()
+    web_app.add_routes(health_routes(services, socket_mode))
+    if socket_mode is None:
+
+        async def slack_events(request: web.Request) -> web.Response:
+            return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+
+        web_app.add_routes([web.post(SLACK_EVENTS_PATH, slack_events)])
+
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, settings.port if port is None else port)
+    await site.start()
+    bound_port = runner.addresses[0][1]
+    if socket_mode is not None:
+        await socket_mode.connect_async()  # type: ignore[no-untyped-call]
+        logger.info("connected to Slack in Socket Mode; health on port %s", bound_port)
+    else:
+        logger.info("listening for Slack on http://%s:%s%s", host, bound_port, SLACK_EVENTS_PATH)
+    return RunningBot(app=app, port=bound_port, runner=runner, socket_mode=socket_mode)

@@ -1,0 +1,53 @@
+"""Composition root: everything the handlers, ticks and use-cases need, built once and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock, SystemClock
+from bot.settings import Settings
+from storage.db import Database
+
+
+@dataclass
+class Readiness:
+    """What /readyz reports besides the database: whether Slack is reachable."""
+
+    slack_connected: bool = False
+    slack_detail: str = "not connected yet"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    slack: AsyncWebClient
+    clock: Clock
+    readiness: Readiness = field(default_factory=Readiness)
+
+    @classmethod
+    def create(cls, settings: Settings, *, clock: Clock | None = None) -> Services:
+        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        slack = AsyncWebClient(
+            token=token,
+            base_url=settings.slack_api_url,
+            retry_handlers=[
+                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+                AsyncServerErrorRetryHandler(max_retry_count=1),
+            ],
+        )
+        return cls(
+            settings=settings,
+            db=Database(settings.effective_database_url),
+            slack=slack,
+            clock=clock or SystemClock(),
+        )
+
+    async def aclose(self) -> None:
+        await self.db.dispose()

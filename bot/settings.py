@@ -1,0 +1,138 @@
+"""Settings: the only place that reads the environment (and ``.env``).
+
+A missing or contradictory setting becomes one ``ConfigError`` line that names the variable and
+the fix; the command line prints it and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderName = Literal["openai", "azure", "compatible", "sandbox"]
+
+SECRET_SUFFIXES = ("_TOKEN", "_SECRET", "_KEY")
+SLACK_SETUP_HINT = "create the app from manifest.yml (README, 'Connect to Slack')"
+
+
+class ConfigError(Exception):
+    """A setting is missing or contradicts another; the message is the one line a person reads."""
+
+
+class Settings(BaseSettings):
+    """Every setting the bot reads, with its environment variable in capitals."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    finetune_provider: ProviderName = "openai"
+
+    finetune_data_dir: Path = Path("data")
+    database_url: str | None = None
+    port: int = 3000
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("slack_bot_token", "slack_app_token", "slack_signing_secret", "openai_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.slack_bot_token and not self.slack_bot_token.get_secret_value().startswith("xoxb-"):
+            raise ValueError(
+                "SLACK_BOT_TOKEN must be a bot token starting with xoxb- "
+                "(Slack app settings → OAuth & Permissions → Bot User OAuth Token)"
+            )
+        if self.slack_app_token and not self.slack_app_token.get_secret_value().startswith("xapp-"):
+            raise ValueError(
+                "SLACK_APP_TOKEN must be an app-level token starting with xapp- with the "
+                "connections:write scope (Slack app settings → Basic Information → App-Level Tokens)"
+            )
+        if not 0 < self.port < 65536:
+            raise ValueError("PORT must be between 1 and 65535")
+        return self
+
+    @property
+    def sqlite_default_url(self) -> str:
+        return f"sqlite+aiosqlite:///{(self.finetune_data_dir / 'finetune-bot.db').resolve()}"
+
+    @property
+    def effective_database_url(self) -> str:
+        """DATABASE_URL, with plain driver names upgraded to their async drivers."""
+        url = self.database_url or self.sqlite_default_url
+        for plain, async_driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(plain):
+                return async_driver + url[len(plain) :]
+        return url
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    @property
+    def has_slack_credentials(self) -> bool:
+        return self.slack_bot_token is not None and (
+            self.slack_app_token is not None or self.slack_signing_secret is not None
+        )
+
+    def require_slack(self) -> None:
+        """Raise ConfigError naming what `finetune-bot run` still needs from Slack."""
+        if self.slack_bot_token is None:
+            raise ConfigError(f"SLACK_BOT_TOKEN is not set: {SLACK_SETUP_HINT}, install it, copy the xoxb- token.")
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ConfigError(
+                "Neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET (HTTP mode) is set: "
+                f"{SLACK_SETUP_HINT}, then set one of them."
+            )
+
+    def require_provider(self) -> None:
+        """Raise ConfigError naming what the chosen fine-tuning provider still needs."""
+        if self.finetune_provider == "sandbox":
+            return
+        if self.finetune_provider == "compatible" and not self.openai_base_url:
+            raise ConfigError(
+                "FINETUNE_PROVIDER=compatible needs OPENAI_BASE_URL: set it to the host's "
+                "OpenAI-compatible API root, e.g. https://host.example/v1."
+            )
+        if self.openai_api_key is None:
+            raise ConfigError(
+                f"OPENAI_API_KEY is not set for FINETUNE_PROVIDER={self.finetune_provider}: create a key at "
+                "https://platform.openai.com/api-keys, or set FINETUNE_PROVIDER=sandbox to try the bot offline."
+            )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and .env); turn any invalid value into one ConfigError line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(_one_line(error)) from None
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    if first["loc"]:
+        variable = str(first["loc"][0]).upper()
+        shown = "" if variable.endswith(SECRET_SUFFIXES) else f" (got {first.get('input')!r})"
+        return f"{variable}: {first['msg']}{shown}; fix it in the environment or .env."
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{message}."

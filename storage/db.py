@@ -1,0 +1,118 @@
+"""The async engine, the session factory and schema migrations.
+
+SQLite (the default) runs in WAL mode with foreign keys on, so the scheduler and the Slack
+listeners can read while one of them writes. PostgreSQL is reached through asyncpg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+Session = AsyncSession
+
+
+class Database:
+    """The engine and its session factory; what the rest of the bot holds instead of SQLAlchemy."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self) -> AsyncSession:
+        """A new session; use it as ``async with db.session() as session, session.begin(): …``."""
+        return self._sessions()
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer a trivial query."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def migrate(self) -> tuple[str | None, str | None]:
+        return await migrate(self.engine)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    """An async engine for ``database_url``; SQLite gets its folder created and its pragmas set."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+async def migrate(engine: AsyncEngine) -> tuple[str | None, str | None]:
+    """Bring the schema to the newest revision; return (revision before, revision after).
+
+    Safe to run on every start and from several replicas: PostgreSQL serialises it with an
+    advisory lock, and an up-to-date database is left untouched.
+    """
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SELECT pg_advisory_xact_lock(727375)"))
+        before = await connection.run_sync(_current_revision)
+        await connection.run_sync(_upgrade)
+        after = await connection.run_sync(_current_revision)
+    return before, after
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(_alembic_config(connection), "head")
+
+
+def run_migrations(database_url: str) -> tuple[str | None, str | None]:
+    """Synchronous wrapper for the command line."""
+
+    async def _run() -> tuple[str | None, str | None]:
+        database = Database(database_url)
+        try:
+            return await database.migrate()
+        finally:
+            await database.dispose()
+
+    return asyncio.run(_run())

@@ -1,0 +1,163 @@
+"""Every table of the bot, in one module.
+
+Each row carries ``team_id`` so one database can serve several Slack workspaces. Timestamps are
+timezone-aware UTC. The invariants DESIGN.md lists are unique constraints here, not hopes in code.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Team(SQLModel, table=True):
+    """A Slack workspace the bot serves."""
+
+    team_id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class SlackEvent(SQLModel, table=True):
+    """One row per Slack ``event_id`` handled, so a retried delivery is recognised and dropped."""
+
+    __tablename__ = "slack_event"
+    event_id: str = Field(primary_key=True, max_length=64)
+    team_id: str = Field(max_length=32, index=True)
+    received_at: datetime = Field(default_factory=utc_now)
+
+
+class Dataset(SQLModel, table=True):
+    """A training file the team shared; the bot keeps its own content-addressed copy."""
+
+    __table_args__ = (UniqueConstraint("team_id", "sha256", name="uq_dataset_team_sha256"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32, index=True)
+    channel_id: str = Field(max_length=32)
+    message_ts: str = Field(max_length=32)
+    slack_file_id: str = Field(default="", max_length=32)
+    uploaded_by: str = Field(max_length=32)
+    filename: str = Field(max_length=255)
+    bytes: int
+    sha256: str = Field(max_length=64)
+    format: str = Field(default="unknown", max_length=32)
+    valid: bool = False
+    examples: int = 0
+    total_tokens: int = 0
+    report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class TrainingJob(SQLModel, table=True):
+    """A fine-tuning job the bot started (or was asked to start) for a team."""
+
+    __table_args__ = (
+        UniqueConstraint("request_id", name="uq_job_request_id"),
+        UniqueConstraint("provider", "provider_job_id", name="uq_job_provider_job"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32, index=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    validation_dataset_id: int | None = Field(default=None, foreign_key="dataset.id")
+    request_id: str = Field(max_length=64)
+    provider: str = Field(max_length=32)
+    provider_job_id: str | None = Field(default=None, max_length=128)
+    base_model: str = Field(max_length=200)
+    method: str = Field(default="supervised", max_length=32)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="requested", max_length=32, index=True)
+    raw_status: str = Field(default="", max_length=64)
+    error_message: str = Field(default="")
+    fine_tuned_model: str | None = Field(default=None, max_length=255)
+    requested_by: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    thread_ts: str = Field(max_length=32)
+    progress_message_ts: str | None = Field(default=None, max_length=32)
+    estimated_cost_usd: float | None = None
+    trained_tokens: int | None = None
+    last_event_id: str | None = Field(default=None, max_length=128)
+    next_poll_at: datetime | None = Field(default=None, index=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+    finished_at: datetime | None = None
+
+
+class JobEvent(SQLModel, table=True):
+    """A provider event (message or metrics) of a job, recorded once."""
+
+    __tablename__ = "job_event"
+    __table_args__ = (UniqueConstraint("job_id", "provider_event_id", name="uq_job_event_provider_event"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32)
+    job_id: int = Field(foreign_key="trainingjob.id", index=True)
+    provider_event_id: str = Field(max_length=128)
+    created_at: datetime
+    level: str = Field(default="info", max_length=16)
+    type: str = Field(default="message", max_length=16)
+    message: str = ""
+    step: int | None = None
+    train_loss: float | None = None
+    valid_loss: float | None = None
+    train_accuracy: float | None = None
+    valid_accuracy: float | None = None
+
+
+class Notification(SQLModel, table=True):
+    """Outbox row: a Slack message the bot owes, posted exactly once.
+
+    ``subject`` names what the message is about (``job:12``, ``model:ft:…``) so one table serves
+    job milestones, results and retirement reminders alike.
+    """
+
+    __table_args__ = (UniqueConstraint("team_id", "subject", "kind", "key", name="uq_notification_once"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32)
+    subject: str = Field(max_length=255)
+    kind: str = Field(max_length=32)
+    key: str = Field(default="", max_length=128)
+    channel_id: str = Field(max_length=32)
+    thread_ts: str | None = Field(default=None, max_length=32)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16, index=True)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utc_now)
+    sent_at: datetime | None = None
+
+
+class ChatThread(SQLModel, table=True):
+    """A Slack thread bound to a model (and optionally a second model to compare with)."""
+
+    __tablename__ = "chat_thread"
+    __table_args__ = (UniqueConstraint("channel_id", "thread_ts", name="uq_chat_thread"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32)
+    channel_id: str = Field(max_length=32)
+    thread_ts: str = Field(max_length=32)
+    model: str = Field(max_length=255)
+    compare_model: str | None = Field(default=None, max_length=255)
+    system_prompt: str | None = None
+    started_by: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who decided what, and when: starts, approvals, denials, cancellations, deletions."""
+
+    __tablename__ = "audit_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32, index=True)
+    actor: str = Field(max_length=32)
+    action: str = Field(max_length=32)
+    subject: str = Field(default="", max_length=255)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utc_now)

@@ -1,0 +1,124 @@
+"""One contract suite for the data-access layer, run against SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from bot.clock import FrozenClock
+from storage import repositories
+from storage.db import Database, head_revision
+from storage.models import Dataset, Notification, Team, TrainingJob
+
+
+async def test_migrate_creates_the_schema_and_is_harmless_when_repeated(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        before, after = await database.migrate()
+        assert before is None
+        assert after == head_revision()
+        again = await database.migrate()
+        assert again == (after, after)
+        await database.ping()
+    finally:
+        await database.dispose()
+
+
+async def test_schema_matches_the_models(db: Database) -> None:
+    """A model change without its migration would pass on SQLite create_all and fail in production."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    def diff(connection: object) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})  # type: ignore[arg-type]
+        return list(compare_metadata(context, SQLModel.metadata))
+
+    async with db.engine.connect() as connection:
+        assert await connection.run_sync(diff) == []
+
+
+async def test_ensure_team_creates_once_and_updates_the_name(db: Database) -> None:
+    async with db.session() as session, session.begin():
+        first = await repositories.ensure_team(session, team_id="T1")
+        assert first.name == ""
+    async with db.session() as session, session.begin():
+        renamed = await repositories.ensure_team(session, team_id="T1", name="Acme")
+        assert renamed.name == "Acme"
+    async with db.session() as session:
+        assert (await session.get(Team, "T1")) is not None
+
+
+async def test_a_slack_event_is_claimed_once(db: Database, clock: FrozenClock) -> None:
+    async with db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id="T1")
+        assert await repositories.claim_slack_event(session, event_id="Ev1", team_id="T1", now=clock.now())
+        assert not await repositories.claim_slack_event(session, event_id="Ev1", team_id="T1", now=clock.now())
+        assert await repositories.claim_slack_event(session, event_id="Ev2", team_id="T1", now=clock.now())
+    async with db.session() as session, session.begin():
+        assert not await repositories.claim_slack_event(session, event_id="Ev2", team_id="T1", now=clock.now())
+
+
+async def test_timestamps_come_back_timezone_aware_utc(db: Database, clock: FrozenClock) -> None:
+    async with db.session() as session, session.begin():
+        session.add(Team(team_id="T1", created_at=clock.now() + timedelta(hours=1)))
+    async with db.session() as session:
+        team = await session.get(Team, "T1")
+        assert team is not None
+        assert team.created_at.utcoffset() == timedelta(0)
+        assert team.created_at == clock.now() + timedelta(hours=1)
+
+
+def _dataset(**overrides: object) -> Dataset:
+    values: dict[str, object] = {
+        "team_id": "T1",
+        "channel_id": "C1",
+        "message_ts": "1.1",
+        "uploaded_by": "U1",
+        "filename": "train.jsonl",
+        "bytes": 10,
+        "sha256": "a" * 64,
+    }
+    values.update(overrides)
+    return Dataset(**values)  # type: ignore[arg-type]
+
+
+async def test_the_database_enforces_the_design_invariants(db: Database) -> None:
+    """DESIGN.md's invariants are unique constraints, checked here on each backend."""
+    async with db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id="T1")
+        session.add(_dataset())
+    with pytest.raises(IntegrityError):
+        async with db.session() as session, session.begin():
+            session.add(_dataset(message_ts="2.2"))  # same team, same sha256
+
+    async with db.session() as session, session.begin():
+        dataset = _dataset(sha256="b" * 64)
+        session.add(dataset)
+        await session.flush()
+        assert dataset.id is not None
+        job = {"team_id": "T1", "dataset_id": dataset.id, "provider": "openai", "base_model": "gpt-4o-mini"}
+        job |= {"requested_by": "U1", "channel_id": "C1", "thread_ts": "1.1"}
+        session.add(TrainingJob(request_id="r1", provider_job_id="ftjob-1", **job))  # type: ignore[arg-type]
+        dataset_id = dataset.id
+    with pytest.raises(IntegrityError):
+        async with db.session() as session, session.begin():
+            session.add(TrainingJob(request_id="r1", **job))  # type: ignore[arg-type]
+    with pytest.raises(IntegrityError):
+        async with db.session() as session, session.begin():
+            session.add(TrainingJob(request_id="r2", provider_job_id="ftjob-1", **job))  # type: ignore[arg-type]
+
+    note = {"team_id": "T1", "subject": f"job:{dataset_id}", "kind": "result", "key": "", "channel_id": "C1"}
+    async with db.session() as session, session.begin():
+        session.add(Notification(**note))  # type: ignore[arg-type]
+    with pytest.raises(IntegrityError):
+        async with db.session() as session, session.begin():
+            session.add(Notification(**note))  # type: ignore[arg-type]
+
+
+async def test_foreign_keys_are_enforced(db: Database) -> None:
+    with pytest.raises(IntegrityError):
+        async with db.session() as session, session.begin():
+            session.add(_dataset(team_id="T-missing"))
