@@ -35,6 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     sandbox.add_argument("--host", default="127.0.0.1")
     commands.add_parser("migrate", help="create or upgrade the database schema (safe to repeat)")
+    validate = commands.add_parser(
+        "validate",
+        help="check a JSONL training file: exit 0 valid, 1 invalid, 2 unreadable",
+        description="Validate a fine-tuning file as the bot does in Slack. Exit status: 0 valid (warnings "
+        "allowed), 1 invalid, 2 unreadable file or bad usage.",
+    )
+    validate.add_argument("path")
+    validate.add_argument("--model", help="base model to check and price against (default: FINETUNE_DEFAULT_MODEL)")
+    validate.add_argument("--method", choices=["supervised", "dpo"], help="default: dpo for preference data")
+    validate.add_argument("--json", action="store_true", help="print exactly one JSON object")
     return parser
 
 
@@ -73,6 +83,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _sandbox(args.which, args.host, args.port)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "validate":
+        return _validate(settings, args.path, model=args.model, method=args.method, as_json=args.json)
     raise AssertionError(f"unhandled command {args.command}")
 
 
@@ -119,6 +131,36 @@ def _sandbox(which: str, host: str, port: int) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(port, host))
     return 0
+
+
+def _validate(settings: Settings, path: str, *, model: str | None, method: str | None, as_json: bool) -> int:
+    from pathlib import Path
+
+    from bot.datasets.render import report_as_text
+    from bot.datasets.validate import ValidationOptions, validate_path
+
+    options = ValidationOptions(
+        model=model or settings.finetune_default_model,
+        method=method,
+        max_bytes=settings.max_file_bytes,
+        prices=settings.finetune_training_prices,
+    )
+    target = Path(path)
+    if target.is_dir():
+        print(f"finetune-bot: {path} is a folder; give the path of a .jsonl file.", file=sys.stderr)
+        return 2
+    try:
+        report = validate_path(target, options)
+    except OSError as error:
+        print(f"finetune-bot: cannot read {path}: {error.strerror or error}.", file=sys.stderr)
+        return 2
+    if as_json:
+        import json
+
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print(report_as_text(report, name=target.name))
+    return 0 if report.valid else 1
 
 
 def _migrate(settings: Settings) -> int:

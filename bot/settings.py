@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     finetune_provider: ProviderName = "openai"
 
+    finetune_default_model: str = "gpt-4o-mini-2024-07-18"
+    finetune_max_file_mb: int = 512
+    # USD per 1M training tokens, merged over bot/catalog.py's table: {"gpt-4o-mini-2024-07-18": 3.0}
+    finetune_training_prices: dict[str, float] = {}
+
     finetune_data_dir: Path = Path("data")
     database_url: str | None = None
     port: int = 3000
@@ -63,9 +68,15 @@ class Settings(BaseSettings):
                 "SLACK_APP_TOKEN must be an app-level token starting with xapp- with the "
                 "connections:write scope (Slack app settings → Basic Information → App-Level Tokens)"
             )
+        if self.finetune_max_file_mb < 1:
+            raise ValueError("FINETUNE_MAX_FILE_MB must be at least 1")
         if not 0 < self.port < 65536:
             raise ValueError("PORT must be between 1 and 65535")
         return self
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.finetune_max_file_mb * 1024 * 1024
 
     @property
     def sqlite_default_url(self) -> str:

