@@ -26,10 +26,21 @@ def build_app(services: Services) -> AsyncApp:
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
+    app.middleware(_provide_services(services))
     app.middleware(_deduplicate_events(services))
     app.error(_log_unhandled_error)
     handlers.register(app, services)
     return app
+
+
+def _provide_services(services: Services) -> Callable[..., Awaitable[None]]:
+    """Make ``services`` an argument every listener can ask for, as Bolt does for ``client`` or ``say``."""
+
+    async def provide(context: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+        context["services"] = services
+        await next()
+
+    return provide
 
 
 def _deduplicate_events(services: Services) -> Callable[..., Awaitable[BoltResponse | None]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bot.datasets.report import CODE_TITLES
+
 Block = dict[str, Any]
 
 # Slack rejects a section whose text is longer than this (invalid_blocks).
@@ -34,3 +36,187 @@ def help_blocks(command: str, entries: Sequence[tuple[str, str]]) -> list[Block]
 def help_text(command: str, entries: Sequence[tuple[str, str]]) -> str:
     """Plain-text fallback of help_blocks, for notifications and screen readers."""
     return "\n".join([f"What {command} can do:", *(f"{command} {usage} — {summary}" for usage, summary in entries)])
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}}
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def split_text(text: str, limit: int = SECTION_TEXT_LIMIT) -> list[str]:
+    """Split on line breaks into pieces Slack accepts; a single overlong line is cut at ``limit``."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            pieces.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+# --- dataset reports ---------------------------------------------------------------------------------
+
+FORMAT_NAMES = {"chat": "chat", "preference": "preference (DPO)", "prompt_completion": "prompt-completion"}
+
+
+def _code_title(code: str) -> str:
+    return CODE_TITLES.get(code, code)
+
+
+def _issue_lines(issues: list[dict[str, Any]], counts: dict[str, int], *, show_messages: int) -> list[str]:
+    by_code: dict[str, list[dict[str, Any]]] = {}
+    for issue in issues:
+        by_code.setdefault(issue["code"], []).append(issue)
+    lines = []
+    for code, members in by_code.items():
+        total = counts.get(code, len(members))
+        where = ", ".join(str(m["line"]) for m in members if m["line"] is not None)
+        more = total - len(members)
+        location = ""
+        if where:
+            location = f" — line{'s' if total > 1 else ''} {where}" + (f" and {more:,} more" if more > 0 else "")
+        lines.append(f"• *{_code_title(code)}* `{code}`{location}")
+        lines += [f"    _{m['message']}_" for m in members[:show_messages]]
+    return lines
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"${value:,.2f}" if value >= 0.01 else "under $0.01"
+
+
+def report_text(filename: str, report: dict[str, Any]) -> str:
+    """One-line fallback text for notifications."""
+    icon = "✅" if report["valid"] else "❌"
+    billing = report["billing"]
+    if not report["valid"]:
+        problems = sum(report["error_counts"].values())
+        return f"{icon} {filename}: {problems:,} problem(s) to fix before training."
+    return (
+        f"{icon} {filename}: {FORMAT_NAMES.get(report['format'], report['format'])}, {report['examples']:,} examples, "
+        f"{report['tokens']['total']:,} tokens, about {_money(billing['estimated_cost_usd'])} to train."
+    )
+
+
+def report_blocks(*, dataset_id: int, filename: str, report: dict[str, Any]) -> list[Block]:
+    """The validation report: verdict first, then what to fix, then tokens and cost."""
+    valid = report["valid"]
+    fmt = FORMAT_NAMES.get(report["format"], "unknown format")
+    error_total = sum(report["error_counts"].values())
+    title = f"✅ {filename} is ready to train" if valid else f"❌ {filename} needs fixing ({error_total:,} problem"
+    if not valid:
+        title += "s)" if error_total != 1 else ")"
+    result: list[Block] = [
+        header(title),
+        context(
+            f"{fmt} · {report['examples']:,} examples · method {report.get('method', 'supervised')} · "
+            f"dataset #{dataset_id}"
+        ),
+    ]
+    if report["errors"]:
+        lines = _issue_lines(report["errors"], report["error_counts"], show_messages=1)
+        result += [section(piece) for piece in split_text("*Errors*\n" + "\n".join(lines))][:20]
+    if report["warnings"]:
+        warning_counts = report.get("warning_counts", {})
+        lines = _issue_lines(report["warnings"], warning_counts, show_messages=1)
+        result += [
+            section(piece) for piece in split_text("*Warnings* (the file can still train)\n" + "\n".join(lines))
+        ][:10]
+    tokens, billing = report["tokens"], report["billing"]
+    if tokens["total"]:
+        result.append(
+            section(
+                f"*Tokens per example* ({billing['model']}): min {tokens['min']:,} · mean {tokens['mean']:,.1f} · "
+                f"p50 {tokens['p50']:,} · p95 {tokens['p95']:,} · max {tokens['max']:,}\n"
+                f"*Training estimate:* {billing['epochs']} epochs × capped tokens = {billing['billed_tokens']:,} "
+                f"billed tokens ≈ *{_money(billing['estimated_cost_usd'])}*"
+            )
+        )
+    for note in report.get("notes", []):
+        result.append(context(note))
+    actions = [button("Details", "dataset_details", str(dataset_id))]
+    result.append({"type": "actions", "block_id": f"dataset:{dataset_id}", "elements": actions})
+    return result
+
+
+def report_details_blocks(*, dataset_id: int, filename: str, report: dict[str, Any]) -> list[Block]:
+    """Every listed line with its sentence, for the person who clicked Details."""
+    lines = [f"*{filename}* (dataset #{dataset_id}) — first lines per problem, with what is wrong:"]
+    if report["errors"]:
+        lines += ["", "*Errors*", *_issue_lines(report["errors"], report["error_counts"], show_messages=5)]
+    if report["warnings"]:
+        counts = report.get("warning_counts", {})
+        lines += ["", "*Warnings*", *_issue_lines(report["warnings"], counts, show_messages=5)]
+    if not report["errors"] and not report["warnings"]:
+        lines.append("Nothing to fix: no errors and no warnings.")
+    if report.get("common_system_prompt"):
+        prompt = report["common_system_prompt"]
+        lines += ["", f"*Most common system prompt:* _{prompt[:500]}{'…' if len(prompt) > 500 else ''}_"]
+    pieces = split_text("\n".join(lines))
+    return [section(piece) for piece in pieces[:49]]
+
+
+def not_jsonl_text(filename: str) -> str:
+    return (
+        f"`{filename}` looks like plain JSON. I validate fine-tuning data in JSONL: one JSON object per line, "
+        "saved as `.jsonl`. Convert it (for example `jq -c '.[]' data.json > data.jsonl`) and share it again."
+    )
+
+
+def same_data_text(earlier: Any) -> str:
+    return (
+        f"These are the same bytes as dataset #{earlier.id} (`{earlier.filename}`, shared by <@{earlier.uploaded_by}> "
+        f"on {earlier.created_at:%Y-%m-%d}), so I'm reusing it. Its report:"
+    )
+
+
+def too_large_text(filename: str, size: int, limit: int) -> str:
+    return (
+        f"`{filename}` is {size / 2**20:,.1f} MB, over the {limit / 2**20:,.0f} MB limit (FINETUNE_MAX_FILE_MB; "
+        "OpenAI's own limit is 512 MB). Split it into smaller files and share them again."
+    )
+
+
+def download_refused_text(filename: str, status: int) -> str:
+    return (
+        f"Slack refused to let me download `{filename}` (HTTP {status}, or its sign-in page). Check that the app "
+        "has the files:read scope and is a member of this channel, then share the file again."
+    )
+
+
+def datasets_list_blocks(datasets: Sequence[Any], *, workspace_url: str) -> list[Block]:
+    if not datasets:
+        return [section("No datasets yet. Drop a `.jsonl` file in a channel I'm in and I'll validate it.")]
+    lines = []
+    for dataset in datasets:
+        icon = "✅" if dataset.valid else "❌"
+        link = f"{workspace_url}archives/{dataset.channel_id}/p{dataset.message_ts.replace('.', '')}"
+        lines.append(
+            f"{icon} *#{dataset.id}* <{link}|{dataset.filename}> — {FORMAT_NAMES.get(dataset.format, dataset.format)}, "
+            f"{dataset.examples:,} examples, {dataset.total_tokens:,} tokens · <@{dataset.uploaded_by}> · "
+            f"{dataset.created_at:%b %d}"
+        )
+    return [section("*Recent datasets*"), *(section(piece) for piece in split_text("\n".join(lines)))]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
@@ -30,6 +33,15 @@ class Services:
     slack: AsyncWebClient
     clock: Clock
     readiness: Readiness = field(default_factory=Readiness)
+    # One validation at a time: it uses every core already, and a second would only add memory.
+    validation_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    _validation_pool: ProcessPoolExecutor | None = None
+
+    def validation_pool(self) -> ProcessPoolExecutor:
+        """A process for large validations, so they never hold the event loop (spawned: no inherited loop)."""
+        if self._validation_pool is None:
+            self._validation_pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        return self._validation_pool
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Services:
@@ -50,4 +62,6 @@ class Services:
         )
 
     async def aclose(self) -> None:
+        if self._validation_pool is not None:
+            self._validation_pool.shutdown(wait=False, cancel_futures=True)
         await self.db.dispose()

@@ -1,4 +1,7 @@
-"""Slack listeners. ``register`` is the one table of every listener the bot has."""
+"""Slack listeners. ``register`` is the one table of every listener the bot has.
+
+Listeners receive ``services`` like any Bolt argument: bot.app puts it in each request's context.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import commands
+from handlers import commands, datasets
 
 
 async def _acknowledge_event() -> None:
@@ -15,7 +18,12 @@ async def _acknowledge_event() -> None:
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    subcommands = [commands.HELP]
+    subcommands = [commands.HELP, *datasets.SUBCOMMANDS]
     app.command(commands.COMMAND)(commands.make_dispatcher(services, subcommands))
+
+    app.event({"type": "message", "subtype": "file_share"})(datasets.on_file_share)
+    app.event("file_shared")(datasets.on_file_shared)
+    app.action("dataset_details")(datasets.show_details)
+
     # Last: Bolt runs the first listener that matches, so this only catches what nothing above took.
     app.event(re.compile(".*"))(_acknowledge_event)

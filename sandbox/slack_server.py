@@ -135,6 +135,20 @@ class SlackFile:
             "url_private_download": download,
             "permalink": f"{workspace.base_url}/files/{self.user}/{self.id}/{self.name}",
             "channels": list(self.channels),
+            "shares": {
+                "public": {
+                    channel: [
+                        {
+                            "ts": message.ts,
+                            "channel_name": workspace.channels[channel].name,
+                            "team_id": workspace.team_id,
+                        }
+                        for message in workspace.messages
+                        if message.channel == channel and self.id in message.files
+                    ]
+                    for channel in self.channels
+                }
+            },
         }
 
 
@@ -206,6 +220,8 @@ class SlackWorkspace:
         self.signing_secret = secrets.token_hex(16)
         self.base_url = ""  # set when the server starts
         self.streaming_supported = True
+        # As when the app lacks files:read: downloads get Slack's sign-in page instead of the file.
+        self.refuse_downloads = False
         self.users: dict[str, User] = {self.bot_user_id: User(self.bot_user_id, "finetune-bot", "finetune-bot", True)}
         self.channels: dict[str, Channel] = {}
         self.messages: list[Message] = []
@@ -831,7 +847,7 @@ class SlackEmulator:
         ws = self.workspace
         file_id = request.match_info["key"].removeprefix(f"{ws.team_id}-")
         slack_file = ws.files.get(file_id)
-        if _bearer(request) != ws.bot_token:
+        if _bearer(request) != ws.bot_token or ws.refuse_downloads:
             # Slack answers an unauthenticated download with its sign-in page, status 200.
             return web.Response(
                 text="<!DOCTYPE html><html><body>Sign in to Slack</body></html>", content_type="text/html"

@@ -122,3 +122,27 @@ async def test_foreign_keys_are_enforced(db: Database) -> None:
     with pytest.raises(IntegrityError):
         async with db.session() as session, session.begin():
             session.add(_dataset(team_id="T-missing"))
+
+
+async def test_datasets_are_one_row_per_team_and_content(db: Database, clock: FrozenClock) -> None:
+    async with db.session() as session, session.begin():
+        for team in ("T1", "T2"):
+            await repositories.ensure_team(session, team_id=team)
+        first, created = await repositories.add_dataset(session, dataset=_dataset(created_at=clock.now()))
+        assert created
+        again, created_again = await repositories.add_dataset(session, dataset=_dataset(message_ts="9.9"))
+        assert not created_again and again.id == first.id
+        other_team, created_other = await repositories.add_dataset(session, dataset=_dataset(team_id="T2"))
+        assert created_other and other_team.id != first.id
+        clock.advance(timedelta(minutes=1))
+        newer, _ = await repositories.add_dataset(session, dataset=_dataset(sha256="c" * 64, created_at=clock.now()))
+    async with db.session() as session:
+        assert first.id is not None and newer.id is not None
+        assert await repositories.get_dataset(session, team_id="T2", dataset_id=first.id) is None, "team-scoped"
+        found = await repositories.get_dataset(session, team_id="T1", dataset_id=first.id)
+        assert found is not None and found.sha256 == "a" * 64
+        by_name = await repositories.find_datasets_by_name(session, team_id="T1", filename="train.jsonl")
+        assert [d.id for d in by_name] == [newer.id, first.id]
+        assert [d.id for d in await repositories.list_datasets(session, team_id="T1", limit=1)] == [newer.id]
+        by_sha = await repositories.find_dataset_by_sha(session, team_id="T1", sha256="c" * 64)
+        assert by_sha is not None and by_sha.id == newer.id

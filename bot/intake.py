@@ -1,0 +1,289 @@
+"""Dataset intake: a JSONL file shared in Slack becomes a stored dataset with a report in its thread.
+
+The bot never trusts a URL from the event: it asks files.info, downloads only from Slack's file
+host (or the configured emulator) with the bot token, streams to disk under the size cap while
+hashing, and keeps its own content-addressed copy, so the data outlives any provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks
+from bot.datasets.report import Report
+from bot.datasets.validate import PARALLEL_MIN_BYTES, ValidationOptions, validate_path
+from bot.errors import UserFacingError
+from bot.services import Services
+from storage import repositories
+from storage.models import Dataset
+
+logger = logging.getLogger(__name__)
+
+SLACK_FILE_HOSTS = ("files.slack.com",)
+DOWNLOAD_CHUNK = 1 << 20
+
+
+class IntakeError(UserFacingError):
+    """Something about the shared file that its owner can fix; the sentence goes to the file's thread."""
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    team_id: str
+    channel_id: str
+    file_id: str
+    user_id: str
+    message_ts: str | None = None
+
+
+def _share_ts(file: dict[str, Any], channel_id: str) -> str | None:
+    """The ts of the message that shared ``file`` in ``channel_id`` (file_shared events lack it)."""
+    for visibility in ("public", "private"):
+        shares = (file.get("shares") or {}).get(visibility, {}).get(channel_id) or []
+        if shares:
+            return str(shares[0]["ts"])
+    return None
+
+
+def allowed_hosts(services: Services) -> set[str]:
+    hosts = set(SLACK_FILE_HOSTS)
+    api_host = urlsplit(services.settings.slack_api_url).hostname
+    if api_host and api_host != "slack.com":  # the emulator serves its own files
+        hosts.add(api_host)
+    return hosts
+
+
+async def receive_file(services: Services, shared: SharedFile) -> None:
+    """Handle one shared file exactly once, whichever of file_share / file_shared arrives first."""
+    async with services.db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id=shared.team_id)
+        fresh = await repositories.claim_slack_event(
+            session, event_id=f"file:{shared.file_id}", team_id=shared.team_id, now=services.clock.now()
+        )
+    if not fresh:
+        return
+    file = (await services.slack.files_info(file=shared.file_id))["file"]
+    name = str(file.get("name") or "")
+    message_ts = shared.message_ts or _share_ts(file, shared.channel_id)
+    if message_ts is None:
+        logger.warning("file %s has no share in %s; nothing to answer", shared.file_id, shared.channel_id)
+        return
+    if not name.lower().endswith(".jsonl"):
+        if name.lower().endswith(".json"):
+            await _say(services, shared.channel_id, message_ts, blocks.not_jsonl_text(name))
+        return
+    await _react(services, shared.channel_id, message_ts, "eyes")
+    outcome = "x"
+    try:
+        dataset, earlier = await _ingest(services, shared, file, message_ts)
+        if earlier is not None:
+            await _say(services, shared.channel_id, message_ts, blocks.same_data_text(earlier))
+        report = dataset.report
+        await services.slack.chat_postMessage(
+            channel=shared.channel_id,
+            thread_ts=message_ts,
+            text=blocks.report_text(name, report),
+            blocks=blocks.report_blocks(dataset_id=_id(dataset), filename=name, report=report),
+            unfurl_links=False,
+        )
+        outcome = "white_check_mark" if report.get("valid") else "x"
+    except UserFacingError as error:
+        await _say(services, shared.channel_id, message_ts, error.sentence)
+    except Exception:
+        reference = uuid.uuid4().hex[:8]
+        logger.exception("intake of %s failed (reference %s)", shared.file_id, reference)
+        await _say(
+            services,
+            shared.channel_id,
+            message_ts,
+            f"Sorry, I could not check `{name}` because of a problem on my side (reference `{reference}`). "
+            "Please share the file again; if it keeps failing, tell your admin the reference.",
+        )
+    finally:
+        await _unreact(services, shared.channel_id, message_ts, "eyes")
+        await _react(services, shared.channel_id, message_ts, outcome)
+
+
+def _id(dataset: Dataset) -> int:
+    assert dataset.id is not None
+    return dataset.id
+
+
+async def _ingest(
+    services: Services, shared: SharedFile, file: dict[str, Any], message_ts: str
+) -> tuple[Dataset, Dataset | None]:
+    """Download, store and validate; returns the dataset and, for repeated bytes, the earlier one."""
+    settings = services.settings
+    name = str(file["name"])
+    declared = int(file.get("size") or 0)
+    if declared > settings.max_file_bytes:
+        raise IntakeError(blocks.too_large_text(name, declared, settings.max_file_bytes))
+    stored, sha256, size = await download(services, str(file.get("url_private_download") or ""), name)
+    async with services.db.session() as session:
+        earlier = await repositories.find_dataset_by_sha(session, team_id=shared.team_id, sha256=sha256)
+    if earlier is not None:
+        return earlier, earlier
+    report = await run_validation(services, stored, size, validation_options(services))
+    async with services.db.session() as session, session.begin():
+        dataset, created = await repositories.add_dataset(
+            session,
+            dataset=Dataset(
+                team_id=shared.team_id,
+                channel_id=shared.channel_id,
+                message_ts=message_ts,
+                slack_file_id=shared.file_id,
+                uploaded_by=shared.user_id,
+                filename=name,
+                bytes=size,
+                sha256=sha256,
+                format=report.format,
+                valid=report.valid,
+                examples=report.examples,
+                total_tokens=report.tokens.total,
+                report=report.to_storage(),
+                created_at=services.clock.now(),
+            ),
+        )
+    return dataset, (None if created else dataset)
+
+
+def validation_options(services: Services, *, model: str | None = None, method: str | None = None) -> ValidationOptions:
+    settings = services.settings
+    return ValidationOptions(
+        model=model or settings.finetune_default_model,
+        method=method,
+        max_bytes=settings.max_file_bytes,
+        prices=settings.finetune_training_prices,
+    )
+
+
+async def run_validation(services: Services, path: Path, size: int, options: ValidationOptions) -> Report:
+    """Validate off the event loop: a thread for small files, a separate process for large ones."""
+    async with services.validation_slots:
+        if size < PARALLEL_MIN_BYTES:
+            return await asyncio.to_thread(validate_path, path, options)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(services.validation_pool(), validate_path, path, options)
+
+
+def dataset_path(services: Services, sha256: str) -> Path:
+    return services.settings.finetune_data_dir / "datasets" / sha256[:2] / f"{sha256}.jsonl"
+
+
+async def download(services: Services, url: str, name: str) -> tuple[Path, str, int]:
+    """Stream a Slack file to the bot's store; returns (path, sha256, bytes)."""
+    settings = services.settings
+    host = urlsplit(url).hostname or ""
+    if not url or host not in allowed_hosts(services):
+        raise IntakeError(
+            f"I could not download `{name}`: its link does not point to Slack's file host, so I did not follow it."
+        )
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    partial = settings.finetune_data_dir / "incoming" / f"{uuid.uuid4().hex}.part"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(url, headers={"Authorization": f"Bearer {token}"}, allow_redirects=False) as response,
+        ):
+            if response.status != 200 or response.content_type == "text/html":
+                raise IntakeError(blocks.download_refused_text(name, response.status))
+            with partial.open("wb") as sink:
+                async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
+                    size += len(chunk)
+                    if size > settings.max_file_bytes:
+                        raise IntakeError(blocks.too_large_text(name, size, settings.max_file_bytes))
+                    digest.update(chunk)
+                    await asyncio.to_thread(sink.write, chunk)
+        sha256 = digest.hexdigest()
+        final = dataset_path(services, sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        partial.replace(final)
+        return final, sha256, size
+    except aiohttp.ClientError as error:
+        raise IntakeError(
+            f"I could not download `{name}` from Slack ({type(error).__name__}); please share it again."
+        ) from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+async def _say(services: Services, channel: str, thread_ts: str, text: str) -> None:
+    await services.slack.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, unfurl_links=False)
+
+
+async def _react(services: Services, channel: str, ts: str, name: str) -> None:
+    try:
+        await services.slack.reactions_add(channel=channel, timestamp=ts, name=name)
+    except SlackApiError as error:
+        if error.response.get("error") != "already_reacted":
+            logger.warning("could not add :%s: (%s)", name, error.response.get("error"))
+
+
+async def _unreact(services: Services, channel: str, ts: str, name: str) -> None:
+    try:
+        await services.slack.reactions_remove(channel=channel, timestamp=ts, name=name)
+    except SlackApiError as error:
+        logger.info("could not remove :%s: (%s)", name, error.response.get("error"))
+
+
+async def recent_datasets(services: Services, *, team_id: str, limit: int = 15) -> list[Dataset]:
+    async with services.db.session() as session:
+        return await repositories.list_datasets(session, team_id=team_id, limit=limit)
+
+
+async def find_dataset(services: Services, *, team_id: str, reference: str) -> Dataset | None:
+    """A dataset by id (``12`` or ``#12``) or by file name (the newest of that name)."""
+    async with services.db.session() as session:
+        number = reference.removeprefix("#")
+        if number.isdigit():
+            return await repositories.get_dataset(session, team_id=team_id, dataset_id=int(number))
+        matches = await repositories.find_datasets_by_name(session, team_id=team_id, filename=reference)
+        return matches[0] if matches else None
+
+
+async def revalidate(
+    services: Services, *, team_id: str, reference: str, model: str | None, method: str | None
+) -> Dataset:
+    """Run the report again on the bot's stored copy (with another model or method) and post it in the thread."""
+    dataset = await find_dataset(services, team_id=team_id, reference=reference)
+    if dataset is None:
+        raise UserFacingError(f"I have no dataset `{reference}`. `/finetune datasets` lists the team's datasets.")
+    stored = dataset_path(services, dataset.sha256)
+    if not stored.exists():
+        raise UserFacingError(f"The stored copy of `{dataset.filename}` is missing; share the file again.")
+    report = await run_validation(
+        services, stored, dataset.bytes, validation_options(services, model=model, method=method)
+    )
+    async with services.db.session() as session, session.begin():
+        row = await repositories.get_dataset(session, team_id=team_id, dataset_id=_id(dataset))
+        assert row is not None
+        row.report, row.valid, row.format = report.to_storage(), report.valid, report.format
+        row.examples, row.total_tokens = report.examples, report.tokens.total
+        session.add(row)
+    await services.slack.chat_postMessage(
+        channel=dataset.channel_id,
+        thread_ts=dataset.message_ts,
+        text=blocks.report_text(dataset.filename, row.report),
+        blocks=blocks.report_blocks(dataset_id=_id(dataset), filename=dataset.filename, report=row.report),
+        unfurl_links=False,
+    )
+    return row
+
+
+async def workspace_url(services: Services) -> str:
+    """The workspace's web address (for links to threads), from auth.test."""
+    identity = await services.slack.auth_test()
+    return str(identity.get("url") or "https://slack.com/")

@@ -1,0 +1,104 @@
+"""Dataset listeners: files shared in channels, `/finetune datasets`, `/finetune validate`, Details."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot import blocks, intake
+from bot.errors import UsageError
+from bot.services import Services
+from handlers import arguments
+from handlers.commands import CommandRequest, Subcommand
+
+logger = logging.getLogger(__name__)
+
+
+async def on_file_share(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
+    """message/file_share: the message that carries the files (has the ts to answer in)."""
+    for file in event.get("files") or []:
+        await intake.receive_file(
+            services,
+            intake.SharedFile(
+                team_id=body.get("team_id", ""),
+                channel_id=event["channel"],
+                file_id=file["id"],
+                user_id=event.get("user", ""),
+                message_ts=event["ts"],
+            ),
+        )
+
+
+async def on_file_shared(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
+    """file_shared: may arrive first or alone; intake finds the sharing message through files.info."""
+    await intake.receive_file(
+        services,
+        intake.SharedFile(
+            team_id=body.get("team_id", ""),
+            channel_id=event.get("channel_id", ""),
+            file_id=event.get("file_id", ""),
+            user_id=event.get("user_id", ""),
+        ),
+    )
+
+
+async def list_datasets(request: CommandRequest) -> None:
+    datasets = await intake.recent_datasets(request.services, team_id=request.team_id)
+    workspace_url = await intake.workspace_url(request.services)
+    await request.respond(
+        text=f"{len(datasets)} recent dataset(s)",
+        blocks=blocks.datasets_list_blocks(datasets, workspace_url=workspace_url),
+        response_type="ephemeral",
+    )
+
+
+VALIDATE_USAGE = "/finetune validate <dataset> [model=…] [method=supervised|dpo]"
+
+
+async def revalidate(request: CommandRequest) -> None:
+    words, options = arguments.parse(request.args, allowed={"model", "method"}, usage=VALIDATE_USAGE)
+    if len(words) != 1:
+        raise UsageError(f"Which dataset? Usage: `{VALIDATE_USAGE}` (see `/finetune datasets`).")
+    if options.get("method") not in (None, "supervised", "dpo"):
+        raise UsageError(f"method must be supervised or dpo. Usage: `{VALIDATE_USAGE}`")
+    dataset = await intake.revalidate(
+        request.services,
+        team_id=request.team_id,
+        reference=words[0],
+        model=options.get("model"),
+        method=options.get("method"),
+    )
+    await request.respond(
+        text=f"Re-checked `{dataset.filename}` (dataset #{dataset.id}); the report is in the file's thread.",
+        response_type="ephemeral",
+    )
+
+
+SUBCOMMANDS = [
+    Subcommand("datasets", "datasets", "the team's recent datasets", list_datasets),
+    Subcommand(
+        "validate", "validate <dataset> [model=…] [method=…]", "re-run a dataset's report in its thread", revalidate
+    ),
+]
+
+
+async def show_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await ack()
+    action = body["actions"][0]
+    team_id = (body.get("team") or {}).get("id", "")
+    dataset = await intake.find_dataset(services, team_id=team_id, reference=action.get("value", ""))
+    if dataset is None:
+        await respond(
+            text="That dataset is gone from the bot's records.", response_type="ephemeral", replace_original=False
+        )
+        return
+    assert dataset.id is not None
+    await respond(
+        text=f"Details of {dataset.filename}",
+        blocks=blocks.report_details_blocks(dataset_id=dataset.id, filename=dataset.filename, report=dataset.report),
+        response_type="ephemeral",
+        replace_original=False,
+    )
