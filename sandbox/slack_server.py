@@ -641,7 +641,7 @@ class SlackApi:
         if self.ws.bot_user_id in users:
             raise SlackError("already_reacted")
         users.add(self.ws.bot_user_id)
-        await self.ws.notify("reaction", {"message": message, "name": args.get("name")})
+        await self.ws.notify("reaction", {"message": message, "name": args.get("name"), "added": True})
         return {}
 
     async def reactions_remove(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -653,7 +653,7 @@ class SlackApi:
         users.discard(self.ws.bot_user_id)
         if not users:
             message.reactions.pop(args.get("name") or "", None)
-        await self.ws.notify("reaction", {"message": message, "name": args.get("name")})
+        await self.ws.notify("reaction", {"message": message, "name": args.get("name"), "added": False})
         return {}
 
     async def users_info(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
-CACHE_LIMIT = 200_000
+CACHE_LIMIT = 8_192
+SEEN_ONCE_LIMIT = 65_536
 CACHEABLE_LENGTH = 20_000
 
 
@@ -54,6 +55,7 @@ class TokenCounter:
         self.encoding = encoding
         self._tokenizer: _Tokenizer = _load_bindings().tokenizer_for_encoding(encoding)
         self._cache: dict[str, int] = {}
+        self._seen_once: set[int] = set()
 
     def count(self, text: str) -> int:
         cached = self._cache.get(text)
@@ -65,7 +67,15 @@ class TokenCounter:
             # Lone surrogates (legal in JSON escapes) are not UTF-8; tiktoken replaces them, so do we.
             tokens = self._tokenizer.count(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
         if len(text) <= CACHEABLE_LENGTH:
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[text] = tokens
+            # Cache a string the second time it is seen: most strings are unique, and memory must not
+            # grow with the file, while the ones that recur (system prompts, tools, roles) recur a lot.
+            key = hash(text)
+            if key in self._seen_once:
+                if len(self._cache) >= CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[text] = tokens
+            else:
+                if len(self._seen_once) >= SEEN_ONCE_LIMIT:
+                    self._seen_once.clear()
+                self._seen_once.add(key)
         return tokens

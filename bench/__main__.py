@@ -1,0 +1,36 @@
+"""`./dev bench`: run the benchmarks and print their figures as a Markdown table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bench import validator
+
+
+def main() -> int:
+    sizes = tuple(int(size) for size in sys.argv[1:]) or validator.SIZES_MB
+    print("## Validator against the cookbook baseline (same run)\n")
+    print(
+        "| file | examples | validator MB/s | baseline MB/s | speed-up | validator peak RSS (sum) | "
+        "validator peak PSS (sum) | baseline peak RSS | same token total |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in validator.run(sizes):
+        print(
+            f"| {row['megabytes']} MB | {row['examples']:,} | {row['validator_mb_s']} | {row['baseline_mb_s']} | "
+            f"{row['speedup']}× | {row['validator_peak_rss_mib']} MiB | {row['validator_peak_pss_mib']} MiB | "
+            f"{row['baseline_peak_rss_mib']} MiB | {row['same_token_total']} |"
+        )
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_chat_validation.jsonl"
+    if shared.exists():
+        latency = validator.small_file_latency(shared)
+        print(
+            f"\n`finetune-bot validate` on a 36 KB file: {latency['validate_s']} s "
+            f"(a bare `python -c pass`: {latency['bare_python_s']} s)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

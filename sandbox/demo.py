@@ -1,0 +1,263 @@
+"""`finetune-bot demo`: the product's shop window, offline.
+
+Starts the Slack and OpenAI emulators and the real bot (HTTP mode, its own temporary SQLite) on
+free local ports, plays a scripted team session through the Slack driver, and prints what people
+would see in Slack as a transcript. Every step waits for the bot's visible answer; a step that does
+not get one fails the demo (exit 1), so the demo doubles as an end-to-end check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+
+from bot.server import start_bot
+from bot.services import Services
+from bot.settings import Settings
+from sandbox.driver import SlackDriver
+from sandbox.openai_server import OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackWorkspace
+
+ALICE, BOB = "U0ALICE", "U0BOB"
+CHANNEL = "C0MLTEAM"
+STEP_TIMEOUT = 15.0
+
+FACTS = [
+    ("What is the capital of France?", "Paris. As if everyone didn't already know that."),
+    ("Who wrote 'Romeo and Juliet'?", "Oh, just some guy named William Shakespeare. Ever heard of him?"),
+    ("How far is the Moon from Earth?", "Around 384,400 kilometers. Give or take a few, like that really matters."),
+    ("What is the boiling point of water?", "100 °C at sea level. Riveting stuff, I know."),
+    ("How many legs does a spider have?", "Eight. Count them yourself if you don't believe me."),
+    ("What is the largest ocean?", "The Pacific. It's the big wet one covering a third of the planet."),
+    ("Who painted the Mona Lisa?", "Leonardo da Vinci. Next you'll ask who painted the ceiling."),
+    ("What is the speed of light?", "About 299,792 kilometers per second. Faster than your replies, anyway."),
+    ("How many continents are there?", "Seven, last time anyone bothered to count."),
+    ("What gas do plants absorb?", "Carbon dioxide. They're better at breathing than you'd think."),
+    ("What is the tallest mountain?", "Everest, 8,849 meters. Climb it and tell me how it went."),
+    ("Who discovered penicillin?", "Alexander Fleming, in 1928, by leaving his dishes unwashed. Inspiring."),
+    ("What is the chemical symbol for gold?", "Au. From the Latin 'aurum', since you were going to ask."),
+    ("How many days are in a leap year?", "366. One extra day to ask me questions like this."),
+    ("What is the smallest prime number?", "Two. The only even one, which makes it special, unlike this question."),
+    ("Which planet is closest to the Sun?", "Mercury. It's hot there; you wouldn't like it."),
+]
+SYSTEM_PROMPT = "Marv is a factual chatbot that is also sarcastic."
+
+
+def sample_dataset() -> bytes:
+    """A small chat dataset in the spirit of OpenAI's own "Marv" example, written for this demo."""
+    lines = []
+    for question, answer in FACTS:
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+        lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def broken_dataset() -> bytes:
+    good = sample_dataset().decode().splitlines()
+    broken = [
+        good[0],
+        '{"messages": [{"role": "user", "content": "Hi"}, {"role": "bot", "content": "Hello"}]}',
+        good[1][:-10],
+        '{"messages": [{"role": "user", "content": "No answer here"}]}',
+        *good[2:12],
+    ]
+    return ("\n".join(broken) + "\n").encode()
+
+
+class Transcript:
+    """Prints the workspace as the people in it see it, one line per visible change."""
+
+    def __init__(self, workspace: SlackWorkspace, *, width: int = 100) -> None:
+        self.ws = workspace
+        self.width = width
+        self.started = time.monotonic()
+        self.roots: dict[str, str] = {}
+        workspace.on_change(self._on_change)
+
+    def say(self, text: str) -> None:
+        print(f"\n── {text}", flush=True)
+
+    def _who(self, user: str) -> str:
+        return self.ws.users[user].name if user in self.ws.users else user
+
+    def _where(self, channel: str, thread_ts: str | None) -> str:
+        name = f"#{self.ws.channels[channel].name}" if channel in self.ws.channels else channel
+        if thread_ts:
+            return f"{name} › thread “{self.roots.get(thread_ts, thread_ts)}”"
+        return name
+
+    def _readable(self, text: str) -> str:
+        """Slack markup as a person reads it: <@U…> as @name, <url|label> as label."""
+        text = re.sub(r"<@(\w+)>", lambda match: "@" + self._who(match.group(1)), text)
+        return re.sub(r"<[^|>]+\|([^>]+)>", r"\1", text)
+
+    def _print(self, where: str, who: str, text: str) -> None:
+        text = self._readable(text)
+        stamp = f"{time.monotonic() - self.started:5.1f}s"
+        head = f"{stamp}  {where}  {who}: "
+        body = textwrap.indent(text.strip(), " " * 10).strip() if text.strip() else "(no text)"
+        print(head + body, flush=True)
+
+    def _render(self, text: str, blocks: list[dict[str, Any]]) -> str:
+        if not blocks:
+            return text
+        lines = []
+        for block in blocks:
+            kind = block.get("type")
+            if kind in ("header", "section"):
+                lines.append(block["text"]["text"])
+            elif kind == "context":
+                lines.append(" ".join(element.get("text", "") for element in block.get("elements", [])))
+            elif kind == "actions":
+                lines.append("  ".join(f"[{e['text']['text']}]" for e in block.get("elements", [])))
+        return "\n".join(lines)
+
+    def _on_change(self, kind: str, detail: dict[str, Any]) -> None:
+        if kind == "command":
+            self._print(self._where(detail["channel"], None), self._who(detail["user"]), detail["text"])
+        elif kind == "message":
+            message: Message = detail["message"]
+            if message.files:
+                names = ", ".join(self.ws.files[f].name for f in message.files)
+                self.roots.setdefault(message.ts, names)
+                action = "uploaded" if message.user != self.ws.bot_user_id else "attached"
+                text = f"{action} 📎 {names}" + (f" — {message.text}" if message.text else "")
+            else:
+                self.roots.setdefault(message.ts, message.text[:40])
+                text = self._render(message.text, message.blocks)
+            self._print(self._where(message.channel, message.thread_ts), self._who(message.user), text)
+        elif kind == "update":
+            updated: Message = detail["message"]
+            text = self._render(updated.text, updated.blocks)
+            self._print(self._where(updated.channel, updated.thread_ts), self._who(updated.user) + " (edited)", text)
+        elif kind == "ephemeral":
+            ephemeral: Ephemeral = detail["ephemeral"]
+            who = f"finetune-bot → only {self._who(ephemeral.user)} sees this"
+            self._print(
+                self._where(ephemeral.channel, ephemeral.thread_ts), who, self._render(ephemeral.text, ephemeral.blocks)
+            )
+        elif kind == "reaction" and detail["added"]:
+            reacted: Message = detail["message"]
+            target = self.roots.get(reacted.ts, reacted.ts)
+            self._print(
+                self._where(reacted.channel, reacted.thread_ts),
+                "finetune-bot",
+                f"reacts :{detail['name']}: to “{target}”",
+            )
+        elif kind == "click":
+            self._print("", self._who(detail["user"]), f"clicks [{detail['action_id']}]")
+
+
+async def _step(transcript: Transcript, title: str, action: Callable[[], Awaitable[Any]]) -> Any:
+    transcript.say(title)
+    try:
+        return await asyncio.wait_for(action(), STEP_TIMEOUT)
+    except TimeoutError:
+        raise DemoFailure(f"the bot gave no visible answer to “{title}” within {STEP_TIMEOUT:.0f} s") from None
+
+
+class DemoFailure(Exception):
+    pass
+
+
+def _report_of(ws: SlackWorkspace, message: Message) -> Message | None:
+    return next(
+        (m for m in ws.replies_of(message.channel, message.ts) if m.blocks and m.blocks[0]["type"] == "header"), None
+    )
+
+
+async def play(driver: SlackDriver, transcript: Transcript) -> None:
+    ws = driver.ws
+
+    async def help_step() -> None:
+        await driver.slash_command(ALICE, CHANNEL, "help")
+        await ws.wait_for(lambda: ws.ephemerals_for(ALICE))
+
+    await _step(transcript, "Alice asks the bot what it can do", help_step)
+
+    async def upload_good() -> Message:
+        _, message = await driver.upload(ALICE, CHANNEL, "marv.jsonl", sample_dataset(), comment="Our Marv data 🎭")
+        found: Message = await ws.wait_for(lambda: _report_of(ws, message))
+        return found
+
+    report = await _step(transcript, "Alice drops a training file in #ml-team", upload_good)
+
+    async def upload_broken() -> None:
+        _, message = await driver.upload(BOB, CHANNEL, "marv-draft.jsonl", broken_dataset())
+        await ws.wait_for(lambda: _report_of(ws, message))
+
+    await _step(transcript, "Bob drops an older draft with mistakes in it", upload_broken)
+
+    async def details() -> None:
+        await driver.click(BOB, report, "dataset_details")
+        await ws.wait_for(lambda: ws.ephemerals_for(BOB))
+
+    await _step(transcript, "Bob opens the details of Alice's report", details)
+
+    async def listing() -> None:
+        before = len(ws.ephemerals_for(BOB))
+        await driver.slash_command(BOB, CHANNEL, "datasets")
+        await ws.wait_for(lambda: len(ws.ephemerals_for(BOB)) > before)
+
+    await _step(transcript, "Bob lists the team's datasets", listing)
+
+
+async def run_demo(settings: Settings) -> int:
+    started = time.monotonic()
+    print("finetune-bot demo: a team session in the built-in sandbox (offline; no credentials needed)")
+    workspace = SlackWorkspace(team_name="Acme ML")
+    workspace.add_user(ALICE, "alice", "Alice Martin")
+    workspace.add_user(BOB, "bob", "Bob Chen")
+    workspace.add_channel(CHANNEL, "ml-team", members=[ALICE, BOB])
+    slack = await SlackEmulator(workspace).start()
+    openai = await OpenAIEmulator(OpenAIState(clock=SandboxClock(speed=0))).start()
+    with tempfile.TemporaryDirectory(prefix="finetune-demo-") as scratch:
+        demo_settings = settings.model_copy(
+            update={
+                "slack_bot_token": SecretStr(workspace.bot_token),
+                "slack_signing_secret": SecretStr(workspace.signing_secret),
+                "slack_app_token": None,
+                "slack_api_url": slack.api_url,
+                "openai_api_key": SecretStr(openai.state.api_key),
+                "openai_base_url": openai.base_url,
+                "finetune_provider": "sandbox",
+                "finetune_data_dir": Path(scratch),
+                "database_url": None,
+            }
+        )
+        services = Services.create(demo_settings)
+        running = await start_bot(services, host="127.0.0.1", port=0)
+        print(
+            f"  Slack emulator {slack.api_url} · OpenAI emulator {openai.base_url} · "
+            f"bot http://127.0.0.1:{running.port}/slack/events"
+        )
+        transcript = Transcript(workspace)
+        try:
+            async with aiohttp.ClientSession() as session:
+                driver = SlackDriver(slack, session, bot_url=f"http://127.0.0.1:{running.port}/slack/events")
+                await play(driver, transcript)
+        except DemoFailure as failure:
+            print(f"\nThe demo stopped: {failure}.", file=sys.stderr)
+            return 1
+        finally:
+            await running.stop()
+            await services.aclose()
+            await openai.stop()
+            await slack.stop()
+    print(f"\nDone in {time.monotonic() - started:.1f} s. To connect the bot to your own workspace, see README.md.")
+    return 0
