@@ -1,0 +1,20 @@
+"""The shop window must keep working: the demo plays its whole script and exits 0."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_prints_the_team_session_and_exits_0(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    transcript = result.stdout
+    assert "alice: /finetune help" in transcript
+    assert "✅ marv.jsonl is ready to train" in transcript
+    assert "❌ marv-draft.jsonl needs fixing" in transcript
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists(), "the demo keeps its database and files in a temporary folder"
