@@ -99,9 +99,22 @@ def _run(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings) -> None:
+    import time
+
+    from pydantic import SecretStr
+
     from bot.server import start_bot
     from bot.services import Services
 
+    emulator = None
+    if settings.finetune_provider == "sandbox" and not settings.openai_base_url:
+        # The built-in provider: the OpenAI emulator in this process, its jobs running at 60x speed.
+        from sandbox.openai_server import OpenAIEmulator, OpenAIState, SandboxClock
+
+        emulator = await OpenAIEmulator(OpenAIState(clock=SandboxClock(time.time(), speed=60.0))).start()
+        settings = settings.model_copy(
+            update={"openai_base_url": emulator.base_url, "openai_api_key": SecretStr(emulator.state.api_key)}
+        )
     services = Services.create(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -115,6 +128,8 @@ async def _serve(settings: Settings) -> None:
             await running.stop()
     finally:
         await services.aclose()
+        if emulator is not None:
+            await emulator.stop()
 
 
 def _demo(settings: Settings) -> int:

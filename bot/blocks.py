@@ -158,6 +158,8 @@ def report_blocks(*, dataset_id: int, filename: str, report: dict[str, Any]) -> 
     for note in report.get("notes", []):
         result.append(context(note))
     actions = [button("Details", "dataset_details", str(dataset_id))]
+    if valid:
+        actions.insert(0, button("Train…", "dataset_train", str(dataset_id), style="primary"))
     result.append({"type": "actions", "block_id": f"dataset:{dataset_id}", "elements": actions})
     return result
 
@@ -220,3 +222,226 @@ def datasets_list_blocks(datasets: Sequence[Any], *, workspace_url: str) -> list
             f"{dataset.created_at:%b %d}"
         )
     return [section("*Recent datasets*"), *(section(piece) for piece in split_text("\n".join(lines)))]
+
+
+# --- training -----------------------------------------------------------------------------------------
+
+TRAIN_CALLBACK = "train_submit"
+
+
+def _option(text: str, value: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": text[:75], "emoji": True}, "value": value}
+
+
+def _text_input(
+    block_id: str,
+    label: str,
+    *,
+    initial: str,
+    hint: str,
+    optional: bool = False,
+    max_length: int | None = None,
+    dispatch_on_enter: str | None = None,
+) -> Block:
+    element: dict[str, Any] = {"type": "plain_text_input", "action_id": dispatch_on_enter or block_id}
+    if initial:
+        element["initial_value"] = initial
+    if max_length:
+        element["max_length"] = max_length
+    block: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": {"type": "plain_text", "text": label},
+        "hint": {"type": "plain_text", "text": hint},
+        "element": element,
+    }
+    if dispatch_on_enter:
+        element["dispatch_action_config"] = {"trigger_actions_on": ["on_enter_pressed"]}
+        block["dispatch_action"] = True
+    return block
+
+
+def model_label(model: Any) -> str:
+    """e.g. ``gpt-4o-mini-2024-07-18 · training ends 2027-01-06 · shutdown 2027-01-14``."""
+    parts = [model.id]
+    if model.training_retires:
+        parts.append(f"training ends {model.training_retires:%Y-%m-%d}")
+    if model.inference_retires:
+        parts.append(f"shutdown {model.inference_retires:%Y-%m-%d}")
+    return " · ".join(parts)
+
+
+def train_modal(
+    *,
+    dataset: Any,
+    models: Sequence[Any],
+    choice: dict[str, str],
+    validation_choices: Sequence[Any],
+    estimate: str,
+    private_metadata: str,
+) -> Block:
+    """The Train… modal: base model (with retirement dates), method, hyperparameters, suffix, estimate."""
+    model_options = [_option(model_label(model), model.id) for model in models]
+    selected = next((option for option in model_options if option["value"] == choice.get("model")), None)
+    model_select: dict[str, Any] = {"type": "static_select", "action_id": "train_model", "options": model_options}
+    if selected:
+        model_select["initial_option"] = selected
+    methods = [_option("supervised (chat examples)", "supervised"), _option("dpo (preference pairs)", "dpo")]
+    method_select = {
+        "type": "static_select",
+        "action_id": "train_method",
+        "options": methods,
+        "initial_option": next(o for o in methods if o["value"] == choice.get("method", "supervised")),
+    }
+    blocks_: list[Block] = [
+        section(
+            f"*Dataset:* `{dataset.filename}` (#{dataset.id}) — {FORMAT_NAMES.get(dataset.format, dataset.format)}, "
+            f"{dataset.examples:,} examples"
+        ),
+        {
+            "type": "input",
+            "block_id": "model",
+            "dispatch_action": True,
+            "element": model_select,
+            "label": {"type": "plain_text", "text": "Base model"},
+        },
+        {
+            "type": "input",
+            "block_id": "method",
+            "dispatch_action": True,
+            "element": method_select,
+            "label": {"type": "plain_text", "text": "Method"},
+        },
+        _text_input(
+            "n_epochs",
+            "Epochs",
+            initial=choice.get("n_epochs", "auto"),
+            hint="auto, or 1 to 50 (press Enter to update the estimate)",
+            dispatch_on_enter="train_epochs",
+        ),
+        _text_input("batch_size", "Batch size", initial=choice.get("batch_size", "auto"), hint="auto, or 1 to 256"),
+        _text_input(
+            "learning_rate_multiplier",
+            "Learning-rate multiplier",
+            initial=choice.get("learning_rate_multiplier", "auto"),
+            hint="auto, or a number above 0, up to 10",
+        ),
+    ]
+    if choice.get("method") == "dpo":
+        blocks_.append(
+            _text_input(
+                "beta", "Beta (DPO)", initial=choice.get("beta", "auto"), hint="auto, or a number above 0, up to 2"
+            )
+        )
+    blocks_ += [
+        _text_input(
+            "suffix",
+            "Suffix",
+            initial=choice.get("suffix", ""),
+            optional=True,
+            max_length=64,
+            hint="up to 64 characters, becomes part of the model's name",
+        ),
+        _text_input(
+            "seed", "Seed", initial=choice.get("seed", ""), optional=True, hint="a whole number, for repeatable runs"
+        ),
+    ]
+    if validation_choices:
+        options = [_option(f"#{d.id} {d.filename} ({d.examples:,} examples)", str(d.id)) for d in validation_choices]
+        element: dict[str, Any] = {"type": "static_select", "action_id": "train_validation", "options": options}
+        picked = next((o for o in options if o["value"] == choice.get("validation")), None)
+        if picked:
+            element["initial_option"] = picked
+        blocks_.append(
+            {
+                "type": "input",
+                "block_id": "validation",
+                "optional": True,
+                "element": element,
+                "label": {"type": "plain_text", "text": "Validation dataset"},
+            }
+        )
+    blocks_ += [section(estimate)]
+    blocks_[-1]["block_id"] = "estimate"
+    return {
+        "type": "modal",
+        "callback_id": TRAIN_CALLBACK,
+        "title": {"type": "plain_text", "text": "Train a model"},
+        "submit": {"type": "plain_text", "text": "Start training"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": private_metadata,
+        "blocks": blocks_,
+    }
+
+
+def estimate_text(*, model: str, epochs: int, capped_tokens: int, cost: float | None) -> str:
+    return (
+        f"*Estimate on {model}:* {epochs} epoch{'s' if epochs != 1 else ''} × {capped_tokens:,} tokens = "
+        f"{epochs * capped_tokens:,} billed tokens ≈ *{_money(cost)}*"
+    )
+
+
+def _hyperparameters_text(hyperparameters: dict[str, Any]) -> str:
+    names = {"n_epochs": "epochs", "batch_size": "batch", "learning_rate_multiplier": "LR ×", "beta": "beta"}
+    return ", ".join(f"{names.get(key, key)} {value}" for key, value in hyperparameters.items())
+
+
+def job_card(job: Any, *, dataset_name: str, title: str) -> list[Block]:
+    """The card of a job in its dataset's thread, with a Cancel button while it can be cancelled."""
+    fields = [
+        f"*Job*\n`{job.provider_job_id or '—'}` (#{job.id})",
+        f"*Base model*\n`{job.base_model}`",
+        f"*Method*\n{job.method}",
+        f"*Hyperparameters*\n{_hyperparameters_text(job.hyperparameters)}",
+        f"*Estimate*\n{_money(job.estimated_cost_usd)}",
+        f"*Asked by*\n<@{job.requested_by}>",
+    ]
+    result: list[Block] = [
+        section(f"{title} on `{dataset_name}`"),
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
+    ]
+    if job.provider_job_id and job.status in ("validating", "queued", "running", "paused", "unknown"):
+        cancel = button("Cancel", "job_cancel", str(job.id), style="danger")
+        cancel["confirm"] = {
+            "title": {"type": "plain_text", "text": "Cancel this job?"},
+            "text": {"type": "mrkdwn", "text": f"Training of `{job.base_model}` on `{dataset_name}` stops for good."},
+            "confirm": {"type": "plain_text", "text": "Cancel the job"},
+            "deny": {"type": "plain_text", "text": "Keep training"},
+        }
+        result.append({"type": "actions", "block_id": f"job:{job.id}", "elements": [cancel]})
+    return result
+
+
+def approval_request(job: Any, *, dataset_name: str, reason: str) -> list[Block]:
+    return [
+        section(
+            f"⏳ <@{job.requested_by}> asks to train `{job.base_model}` on `{dataset_name}` (job #{job.id}).\n"
+            f"Estimate: *{_money(job.estimated_cost_usd)}*. It needs an admin's approval because {reason}."
+        ),
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Method*\n{job.method}"},
+                {"type": "mrkdwn", "text": f"*Hyperparameters*\n{_hyperparameters_text(job.hyperparameters)}"},
+            ],
+        },
+        {
+            "type": "actions",
+            "block_id": f"approval:{job.id}",
+            "elements": [
+                button("Approve", "job_approve", str(job.id), style="primary"),
+                button("Deny", "job_deny", str(job.id), style="danger"),
+            ],
+        },
+    ]
+
+
+def approval_decided(job: Any, *, dataset_name: str, decision: str, admin: str) -> list[Block]:
+    icon = "✅ Approved" if decision == "approved" else "🚫 Denied"
+    return [
+        section(
+            f"{icon} by <@{admin}>: `{job.base_model}` on `{dataset_name}` for <@{job.requested_by}> "
+            f"(job #{job.id}, estimate {_money(job.estimated_cost_usd)})."
+        )
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from multiprocessing import get_context
 
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -14,8 +15,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, SystemClock
+from bot.providers.openai_compatible import OpenAICompatibleProvider, build_provider
+from bot.providers.types import BaseModelInfo
 from bot.settings import Settings
 from storage.db import Database
+
+BASE_MODELS_TTL = timedelta(minutes=10)
 
 
 @dataclass
@@ -32,10 +37,19 @@ class Services:
     db: Database
     slack: AsyncWebClient
     clock: Clock
+    provider: OpenAICompatibleProvider
     readiness: Readiness = field(default_factory=Readiness)
     # One validation at a time: it uses every core already, and a second would only add memory.
     validation_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     _validation_pool: ProcessPoolExecutor | None = None
+    _base_models: tuple[datetime, list[BaseModelInfo]] | None = None
+
+    async def base_models(self) -> list[BaseModelInfo]:
+        """The provider's trainable base models, asked at most every 10 minutes (pickers open often)."""
+        now = self.clock.now()
+        if self._base_models is None or now - self._base_models[0] > BASE_MODELS_TTL:
+            self._base_models = (now, await self.provider.list_base_models())
+        return self._base_models[1]
 
     def validation_pool(self) -> ProcessPoolExecutor:
         """A process for large validations, so they never hold the event loop (spawned: no inherited loop)."""
@@ -59,9 +73,11 @@ class Services:
             db=Database(settings.effective_database_url),
             slack=slack,
             clock=clock or SystemClock(),
+            provider=build_provider(settings),
         )
 
     async def aclose(self) -> None:
         if self._validation_pool is not None:
             self._validation_pool.shutdown(wait=False, cancel_futures=True)
+        await self.provider.aclose()
         await self.db.dispose()

@@ -6,11 +6,15 @@ the fix; the command line prints it and exits with status 2, never a traceback.
 
 from __future__ import annotations
 
+import json
+import re
+from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 ProviderName = Literal["openai", "azure", "compatible", "sandbox"]
 
@@ -35,6 +39,23 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     finetune_provider: ProviderName = "openai"
+    azure_openai_endpoint: str | None = None
+    azure_openai_api_key: SecretStr | None = None
+    openai_api_version: str = "2025-04-01-preview"
+    # Azure serves a fine-tuned model under a deployment name: {"<model id>": "<deployment>"}
+    azure_openai_deployments: dict[str, str] = {}
+    # Base models offered for training; empty means every model in bot/catalog.py the provider lists.
+    finetune_base_models: Annotated[list[str], NoDecode] = []
+    # Last day each base model can be trained, overriding the provider's and the catalog's: {"model": "2027-01-06"}
+    finetune_training_retirements: dict[str, date] = {}
+    finetune_uploads_threshold_mb: int = 100
+
+    # Team rules: Slack user ids (U…) or user-group ids (S…); empty trainers means everyone may train.
+    finetune_trainers: Annotated[list[str], NoDecode] = []
+    finetune_admins: Annotated[list[str], NoDecode] = []
+    finetune_monthly_budget_usd: float | None = None
+    finetune_approval_threshold_usd: float | None = None
+    finetune_approval_channel: str | None = None
 
     finetune_default_model: str = "gpt-4o-mini-2024-07-18"
     finetune_max_file_mb: int = 512
@@ -51,7 +72,25 @@ class Settings(BaseSettings):
     def _upper_log_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("slack_bot_token", "slack_app_token", "slack_signing_secret", "openai_api_key", mode="before")
+    @field_validator("finetune_trainers", "finetune_admins", "finetune_base_models", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """Accept ``U1,U2`` as well as JSON lists."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator(
+        "slack_bot_token",
+        "slack_app_token",
+        "slack_signing_secret",
+        "openai_api_key",
+        "azure_openai_api_key",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -68,11 +107,25 @@ class Settings(BaseSettings):
                 "SLACK_APP_TOKEN must be an app-level token starting with xapp- with the "
                 "connections:write scope (Slack app settings → Basic Information → App-Level Tokens)"
             )
+        if self.finetune_approval_threshold_usd is not None and not self.finetune_approval_channel:
+            raise ValueError(
+                "FINETUNE_APPROVAL_THRESHOLD_USD is set but FINETUNE_APPROVAL_CHANNEL is not: set the channel "
+                "(C…) where admins approve jobs"
+            )
+        if self.finetune_monthly_budget_usd is not None and not self.finetune_approval_channel:
+            raise ValueError(
+                "FINETUNE_MONTHLY_BUDGET_USD is set but FINETUNE_APPROVAL_CHANNEL is not: set the channel "
+                "(C…) where admins approve jobs over budget"
+            )
         if self.finetune_max_file_mb < 1:
             raise ValueError("FINETUNE_MAX_FILE_MB must be at least 1")
         if not 0 < self.port < 65536:
             raise ValueError("PORT must be between 1 and 65535")
         return self
+
+    @property
+    def admins(self) -> set[str]:
+        return set(self.finetune_admins)
 
     @property
     def max_file_bytes(self) -> int:
@@ -119,6 +172,17 @@ class Settings(BaseSettings):
         """Raise ConfigError naming what the chosen fine-tuning provider still needs."""
         if self.finetune_provider == "sandbox":
             return
+        if self.finetune_provider == "azure":
+            if not self.azure_openai_endpoint:
+                raise ConfigError(
+                    "FINETUNE_PROVIDER=azure needs AZURE_OPENAI_ENDPOINT, e.g. https://<resource>.openai.azure.com "
+                    "(Azure portal → your Azure OpenAI resource → Keys and Endpoint)."
+                )
+            if self.azure_openai_api_key is None:
+                raise ConfigError(
+                    "FINETUNE_PROVIDER=azure needs AZURE_OPENAI_API_KEY (Azure portal → Keys and Endpoint)."
+                )
+            return
         if self.finetune_provider == "compatible" and not self.openai_base_url:
             raise ConfigError(
                 "FINETUNE_PROVIDER=compatible needs OPENAI_BASE_URL: set it to the host's "
@@ -137,6 +201,11 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         raise ConfigError(_one_line(error)) from None
+    except SettingsError as error:
+        # Raised for a value that should be JSON and is not; its text names the field in lower case.
+        match = re.search(r'field "(\w+)"', str(error))
+        variable = match.group(1).upper() if match else "a setting"
+        raise ConfigError(f"{variable} is not valid JSON; fix it in the environment or .env.") from None
 
 
 def _one_line(error: ValidationError) -> str:

@@ -10,7 +10,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import commands, datasets
+from handlers import commands, datasets, training
 
 
 async def _acknowledge_event() -> None:
@@ -18,12 +18,20 @@ async def _acknowledge_event() -> None:
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    subcommands = [commands.HELP, *datasets.SUBCOMMANDS]
+    subcommands = [commands.HELP, *datasets.SUBCOMMANDS, *training.SUBCOMMANDS]
     app.command(commands.COMMAND)(commands.make_dispatcher(services, subcommands))
 
     app.event({"type": "message", "subtype": "file_share"})(datasets.on_file_share)
     app.event("file_shared")(datasets.on_file_shared)
     app.action("dataset_details")(datasets.show_details)
+
+    app.action("dataset_train")(training.train_button)
+    for changed in ("train_model", "train_method", "train_epochs"):
+        app.action(changed)(training.modal_changed)
+    app.view("train_submit")(training.modal_submitted)
+    app.action("job_approve")(training.approve_button)
+    app.action("job_deny")(training.deny_button)
+    app.action("job_cancel")(training.cancel_button)
 
     # Last: Bolt runs the first listener that matches, so this only catches what nothing above took.
     app.event(re.compile(".*"))(_acknowledge_event)

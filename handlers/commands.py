@@ -34,6 +34,7 @@ class CommandRequest:
     args: str
     respond: AsyncRespond
     subcommands: Sequence[Subcommand]
+    trigger_id: str | None = None
 
 
 SubcommandHandler = Callable[[CommandRequest], Awaitable[None]]
@@ -75,6 +76,7 @@ def make_dispatcher(services: Services, subcommands: Sequence[Subcommand]) -> Ca
             args=args.strip(),
             respond=respond,
             subcommands=subcommands,
+            trigger_id=command.get("trigger_id"),
         )
         if entry is None:
             await respond(

@@ -27,7 +27,7 @@ from bot.services import Services
 from bot.settings import Settings
 from sandbox.driver import SlackDriver
 from sandbox.openai_server import OpenAIEmulator, OpenAIState, SandboxClock
-from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackWorkspace
+from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackWorkspace, View
 
 ALICE, BOB = "U0ALICE", "U0BOB"
 CHANNEL = "C0MLTEAM"
@@ -119,8 +119,10 @@ class Transcript:
         lines = []
         for block in blocks:
             kind = block.get("type")
-            if kind in ("header", "section"):
+            if kind in ("header", "section") and "text" in block:
                 lines.append(block["text"]["text"])
+            if kind == "section" and "fields" in block:
+                lines.append(" · ".join(field["text"].replace("\n", ": ", 1) for field in block["fields"]))
             elif kind == "context":
                 lines.append(" ".join(element.get("text", "") for element in block.get("elements", [])))
             elif kind == "actions":
@@ -161,6 +163,13 @@ class Transcript:
             )
         elif kind == "click":
             self._print("", self._who(detail["user"]), f"clicks [{detail['action_id']}]")
+        elif kind == "view":
+            view: View = detail["view"]
+            shown = self._render("", [b for b in view.view.get("blocks", []) if b.get("type") == "section"])
+            title = view.view.get("title", {}).get("text", "")
+            self._print("", f"finetune-bot → a form for {self._who(view.user)}", f"“{title}”\n{shown}")
+        elif kind == "submit":
+            self._print("", self._who(detail["user"]), "submits the form")
 
 
 async def _step(transcript: Transcript, title: str, action: Callable[[], Awaitable[Any]]) -> Any:
@@ -208,6 +217,18 @@ async def play(driver: SlackDriver, transcript: Transcript) -> None:
         await ws.wait_for(lambda: ws.ephemerals_for(BOB))
 
     await _step(transcript, "Bob opens the details of Alice's report", details)
+
+    async def train() -> None:
+        before = len(ws.views)
+        await driver.click(ALICE, report, "dataset_train")
+        await ws.wait_for(lambda: len(ws.views) > before)
+        form = list(ws.views.values())[-1]
+        await driver.submit_form(ALICE, form, {"suffix": "marv"})
+        await ws.wait_for(
+            lambda: any("Training started" in m.text for m in ws.replies_of(report.channel, report.thread_ts or ""))
+        )
+
+    await _step(transcript, "Alice clicks Train… on her report and starts training", train)
 
     async def listing() -> None:
         before = len(ws.ephemerals_for(BOB))

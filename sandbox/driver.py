@@ -264,6 +264,29 @@ class SlackDriver:
         await self.ws.notify("click", {"user": user, "action_id": action_id, "view": view})
         return await self._deliver("interactive", self._block_actions(user, action, container))
 
+    async def choose_in_view(self, user: str, view: View, block_id: str, value: str) -> Delivery:
+        """A person picks an option in a modal's select that dispatches actions (like the base model)."""
+        block = next(b for b in view.view["blocks"] if b.get("block_id") == block_id)
+        element = block["element"]
+        option = next(o for o in element["options"] if o["value"] == value)
+        element["initial_option"] = option
+        action = {
+            "action_id": element["action_id"],
+            "block_id": block_id,
+            "type": "static_select",
+            "selected_option": option,
+        }
+        state = {
+            b["block_id"]: {b["element"]["action_id"]: _element_state(b["element"])}
+            for b in view.view["blocks"]
+            if b.get("type") == "input"
+        }
+        container = {
+            "container": {"type": "view", "view_id": view.id},
+            "view": {**view.to_api(self.ws), "state": {"values": state}},
+        }
+        return await self._deliver("interactive", self._block_actions(user, action, container))
+
     async def submit_view(self, user: str, view: View, values: dict[str, dict[str, Any]]) -> Delivery:
         """A person submits a modal; ``values`` is Slack's ``state.values`` (block_id → action_id → value)."""
         payload = {
@@ -280,6 +303,31 @@ class SlackDriver:
         await self.ws.notify("submit", {"user": user, "view": view})
         return await self._deliver("interactive", payload)
 
+    async def submit_form(self, user: str, view: View, changes: dict[str, str] | None = None) -> Delivery:
+        """Submit a modal as a person would: every field keeps what it shows, except the ``changes``.
+
+        ``changes`` maps block ids to a value (an option's value for selects, text for inputs).
+        """
+        changes = changes or {}
+        values: dict[str, dict[str, Any]] = {}
+        for block in view.view.get("blocks", []):
+            if block.get("type") != "input":
+                continue
+            element = block["element"]
+            block_id, action_id = block["block_id"], element["action_id"]
+            if element["type"] == "static_select":
+                wanted = changes.get(block_id)
+                option = element.get("initial_option")
+                if wanted is not None:
+                    option = next((o for o in element["options"] if o["value"] == wanted), None)
+                    if option is None:
+                        raise LookupError(f"{block_id} has no option {wanted!r}")
+                values[block_id] = {action_id: {"type": "static_select", "selected_option": option}}
+            else:
+                text = changes.get(block_id, element.get("initial_value"))
+                values[block_id] = {action_id: {"type": element["type"], "value": text or None}}
+        return await self.submit_view(user, view, values)
+
     async def open_home(self, user: str) -> list[Delivery]:
         channel = "D" + user[1:]
         return await self.send_event(
@@ -291,6 +339,12 @@ class SlackDriver:
                 "event_ts": f"{time.time():.6f}",
             }
         )
+
+
+def _element_state(element: dict[str, Any]) -> dict[str, Any]:
+    if element["type"] == "static_select":
+        return {"type": "static_select", "selected_option": element.get("initial_option")}
+    return {"type": element["type"], "value": element.get("initial_value")}
 
 
 def _find_action(blocks: list[dict[str, Any]], action_id: str) -> dict[str, Any] | None:

@@ -114,6 +114,9 @@ class FaultRule:
     rate_500: float = 0.0
     delay_seconds: float = 0.0
     retry_after_ms: int = 20
+    times: int | None = None  # at most this many faults, then the endpoint behaves
+    # Fail after doing the work: the answer is lost but the job exists (a timeout seen from the client).
+    after_processing: bool = False
     random: random.Random = field(default_factory=lambda: random.Random(7))
 
 
@@ -729,32 +732,43 @@ class OpenAIEmulator:
             endpoint = f"{request.method} {_endpoint_name(request)}"
             state.calls.append((request.method, request.path))
             rule = state.faults.get(endpoint) or state.faults.get("*")
-            if rule is not None:
-                if rule.delay_seconds:
-                    await asyncio.sleep(rule.delay_seconds)
-                roll = rule.random.random()
-                if roll < rule.rate_429:
-                    raise ApiError(
-                        429,
-                        "Rate limit reached for requests. Please try again in 20ms.",
-                        type="requests",
-                        code="rate_limit_exceeded",
-                        headers={"retry-after-ms": str(rule.retry_after_ms), "retry-after": "1"},
-                    )
-                if roll < rule.rate_429 + rule.rate_500:
-                    raise ApiError(
-                        500,
-                        "The server had an error while processing your request. Sorry about that!",
-                        type="server_error",
-                        code="server_error",
-                    )
+            if rule is not None and rule.delay_seconds:
+                await asyncio.sleep(rule.delay_seconds)
+            if rule is not None and not rule.after_processing:
+                self._maybe_fail(rule)
             state.advance_jobs()
             response = await handler(request)
+            if rule is not None and rule.after_processing:
+                self._maybe_fail(rule)
         except ApiError as error:
             body = {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
             response = web.json_response(body, status=error.status, headers=error.headers)
         response.headers["x-request-id"] = request_id
         return response
+
+    @staticmethod
+    def _maybe_fail(rule: FaultRule) -> None:
+        if rule.times is not None and rule.times <= 0:
+            return
+        roll = rule.random.random()
+        if roll >= rule.rate_429 + rule.rate_500:
+            return
+        if rule.times is not None:
+            rule.times -= 1
+        if roll < rule.rate_429:
+            raise ApiError(
+                429,
+                "Rate limit reached for requests. Please try again in 20ms.",
+                type="requests",
+                code="rate_limit_exceeded",
+                headers={"retry-after-ms": str(rule.retry_after_ms), "retry-after": "1"},
+            )
+        raise ApiError(
+            500,
+            "The server had an error while processing your request. Sorry about that!",
+            type="server_error",
+            code="server_error",
+        )
 
     async def _json(self, request: web.Request) -> dict[str, Any]:
         try:

@@ -29,7 +29,7 @@ BLOCKS_PER_VIEW = 100
 SECTION_TEXT_LIMIT = 3000
 BOT_SCOPES = (
     "app_mentions:read,channels:history,chat:write,commands,files:read,files:write,groups:history,"
-    "im:history,mpim:history,reactions:write,users:read"
+    "im:history,mpim:history,reactions:write,usergroups:read,users:read"
 )
 
 
@@ -229,6 +229,7 @@ class SlackWorkspace:
         self.files: dict[str, SlackFile] = {}
         self.views: dict[str, View] = {}
         self.home_views: dict[str, str] = {}
+        self.usergroups: dict[str, list[str]] = {}
         self.statuses: list[dict[str, Any]] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.faults: dict[str, Fault] = {}
@@ -672,6 +673,12 @@ class SlackApi:
                 "profile": {"display_name": user.name, "real_name": user.real_name},
             }
         }
+
+    async def usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        members = self.ws.usergroups.get(args.get("usergroup") or "")
+        if members is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(members)}
 
     async def assistant_threads_setStatus(self, args: dict[str, Any]) -> dict[str, Any]:
         self._channel(args.get("channel_id"))

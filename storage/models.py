@@ -72,7 +72,9 @@ class TrainingJob(SQLModel, table=True):
     base_model: str = Field(max_length=200)
     method: str = Field(default="supervised", max_length=32)
     hyperparameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="requested", max_length=32, index=True)
+    suffix: str | None = Field(default=None, max_length=64)
+    seed: int | None = None
+    status: str = Field(default="starting", max_length=32, index=True)
     raw_status: str = Field(default="", max_length=64)
     error_message: str = Field(default="")
     fine_tuned_model: str | None = Field(default=None, max_length=255)

@@ -8,12 +8,14 @@ hold across processes and replicas, rather than on a read-then-write check.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Dataset, SlackEvent, Team
+from storage.models import AuditEntry, Dataset, SlackEvent, Team, TrainingJob
 
 
 async def ensure_team(session: AsyncSession, *, team_id: str, name: str = "") -> Team:
@@ -82,6 +84,79 @@ async def list_datasets(session: AsyncSession, *, team_id: str, limit: int = 10)
         select(Dataset)
         .where(Dataset.team_id == team_id)
         .order_by(col(Dataset.created_at).desc(), col(Dataset.id).desc())
+        .limit(limit)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def add_job(session: AsyncSession, *, job: TrainingJob) -> tuple[TrainingJob, bool]:
+    """Insert a job request; if its request id exists already (a double submit), return that row and False."""
+    try:
+        async with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        existing = await get_job_by_request_id(session, request_id=job.request_id)
+        assert existing is not None
+        return existing, False
+    return job, True
+
+
+async def get_job_by_request_id(session: AsyncSession, *, request_id: str) -> TrainingJob | None:
+    return (await session.exec(select(TrainingJob).where(TrainingJob.request_id == request_id))).first()
+
+
+async def get_job(session: AsyncSession, *, team_id: str, job_id: int) -> TrainingJob | None:
+    job = await session.get(TrainingJob, job_id)
+    return job if job is not None and job.team_id == team_id else None
+
+
+async def move_job_status(
+    session: AsyncSession, *, job_id: int, expected: str, new: str, now: datetime, **changes: object
+) -> bool:
+    """Change a job's status only if it is still ``expected``: two clicks racing, one wins."""
+    statement = (
+        update(TrainingJob)
+        .where(col(TrainingJob.id) == job_id, col(TrainingJob.status) == expected)
+        .values(status=new, updated_at=now, **changes)
+    )
+    result = await session.exec(statement)
+    return bool(result.rowcount)
+
+
+async def committed_spend(session: AsyncSession, *, team_id: str, since: datetime, exclude: tuple[str, ...]) -> float:
+    """Estimated cost of the team's jobs created since ``since``, leaving out the statuses in ``exclude``."""
+    statement = select(func.coalesce(func.sum(TrainingJob.estimated_cost_usd), 0.0)).where(
+        TrainingJob.team_id == team_id,
+        col(TrainingJob.created_at) >= since,
+        col(TrainingJob.status).not_in(exclude),
+    )
+    total = (await session.exec(statement)).one()
+    return float(total or 0.0)
+
+
+async def add_audit_entry(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    actor: str,
+    action: str,
+    subject: str,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    entry = AuditEntry(
+        team_id=team_id, actor=actor, action=action, subject=subject, detail=detail or {}, created_at=now
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def list_audit_entries(session: AsyncSession, *, team_id: str, limit: int = 20) -> list[AuditEntry]:
+    statement = (
+        select(AuditEntry)
+        .where(AuditEntry.team_id == team_id)
+        .order_by(col(AuditEntry.created_at).desc(), col(AuditEntry.id).desc())
         .limit(limit)
     )
     return list((await session.exec(statement)).all())

@@ -21,6 +21,7 @@ from bot.server import RunningBot, start_bot
 from bot.services import Services
 from bot.settings import Settings
 from sandbox.driver import SlackDriver
+from sandbox.openai_server import OpenAIEmulator, OpenAIState, SandboxClock
 from sandbox.slack_server import SlackEmulator, SlackWorkspace
 from storage.db import Database
 
@@ -100,6 +101,14 @@ async def slack() -> AsyncIterator[SlackEmulator]:
 
 
 @pytest.fixture
+async def openai_emulator(clock: FrozenClock) -> AsyncIterator[OpenAIEmulator]:
+    """The OpenAI emulator, its virtual time starting at the bot's frozen clock."""
+    emulator = await OpenAIEmulator(OpenAIState(clock=SandboxClock(start=clock.now().timestamp()))).start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture
 async def http_session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
@@ -111,6 +120,7 @@ class BotUnderTest:
     running: RunningBot
     slack: SlackEmulator
     driver: SlackDriver
+    openai: OpenAIEmulator
 
     @property
     def workspace(self) -> SlackWorkspace:
@@ -121,18 +131,25 @@ class BotUnderTest:
         return f"http://127.0.0.1:{self.running.port}"
 
 
-def bot_settings(tmp_path: Path, slack: SlackEmulator, *, socket_mode: bool, **overrides: Any) -> Settings:
+def bot_settings(
+    tmp_path: Path, slack: SlackEmulator, openai: OpenAIEmulator, *, socket_mode: bool, **overrides: Any
+) -> Settings:
     ws = slack.workspace
-    credentials: dict[str, Any] = {"slack_bot_token": ws.bot_token, "slack_api_url": slack.api_url}
+    credentials: dict[str, Any] = {
+        "slack_bot_token": ws.bot_token,
+        "slack_api_url": slack.api_url,
+        "openai_api_key": openai.state.api_key,
+        "openai_base_url": openai.base_url,
+    }
     if socket_mode:
         credentials["slack_app_token"] = ws.app_token
     else:
         credentials["slack_signing_secret"] = ws.signing_secret
-    return make_settings(tmp_path, **credentials, **overrides)
+    return make_settings(tmp_path, **{**credentials, **overrides})
 
 
 async def start_test_bot(
-    settings: Settings, slack: SlackEmulator, session: aiohttp.ClientSession, clock: FrozenClock
+    settings: Settings, slack: SlackEmulator, openai: OpenAIEmulator, session: aiohttp.ClientSession, clock: FrozenClock
 ) -> BotUnderTest:
     services = Services.create(settings, clock=clock)
     running = await start_bot(services, host="127.0.0.1", port=0)
@@ -140,7 +157,7 @@ async def start_test_bot(
         driver = SlackDriver(slack, session, socket_mode=True)
     else:
         driver = SlackDriver(slack, session, bot_url=f"http://127.0.0.1:{running.port}/slack/events")
-    return BotUnderTest(services, running, slack, driver)
+    return BotUnderTest(services, running, slack, driver, openai)
 
 
 @pytest.fixture(params=["http", "socket"])
@@ -148,12 +165,13 @@ async def bot(
     request: pytest.FixtureRequest,
     tmp_path: Path,
     slack: SlackEmulator,
+    openai_emulator: OpenAIEmulator,
     http_session: aiohttp.ClientSession,
     clock: FrozenClock,
 ) -> AsyncIterator[BotUnderTest]:
     """The whole bot, started as `finetune-bot run` starts it, in HTTP mode and in Socket Mode."""
-    settings = bot_settings(tmp_path, slack, socket_mode=request.param == "socket")
-    under_test = await start_test_bot(settings, slack, http_session, clock)
+    settings = bot_settings(tmp_path, slack, openai_emulator, socket_mode=request.param == "socket")
+    under_test = await start_test_bot(settings, slack, openai_emulator, http_session, clock)
     yield under_test
     await under_test.running.stop()
     await under_test.services.aclose()
@@ -161,10 +179,14 @@ async def bot(
 
 @pytest.fixture
 async def http_bot(
-    tmp_path: Path, slack: SlackEmulator, http_session: aiohttp.ClientSession, clock: FrozenClock
+    tmp_path: Path,
+    slack: SlackEmulator,
+    openai_emulator: OpenAIEmulator,
+    http_session: aiohttp.ClientSession,
+    clock: FrozenClock,
 ) -> AsyncIterator[BotUnderTest]:
-    settings = bot_settings(tmp_path, slack, socket_mode=False)
-    under_test = await start_test_bot(settings, slack, http_session, clock)
+    settings = bot_settings(tmp_path, slack, openai_emulator, socket_mode=False)
+    under_test = await start_test_bot(settings, slack, openai_emulator, http_session, clock)
     yield under_test
     await under_test.running.stop()
     await under_test.services.aclose()
@@ -175,3 +197,26 @@ def shared_data() -> Iterator[Path]:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"the shared test data is not at {SHARED_DATA}")
     yield SHARED_DATA
+
+
+@pytest.fixture
+async def bot_factory(
+    tmp_path: Path,
+    slack: SlackEmulator,
+    openai_emulator: OpenAIEmulator,
+    http_session: aiohttp.ClientSession,
+    clock: FrozenClock,
+) -> AsyncIterator[Any]:
+    """Start a bot with settings of the test's choosing (team rules, provider variant, …)."""
+    started: list[BotUnderTest] = []
+
+    async def start(*, socket_mode: bool = False, **overrides: Any) -> BotUnderTest:
+        settings = bot_settings(tmp_path, slack, openai_emulator, socket_mode=socket_mode, **overrides)
+        under_test = await start_test_bot(settings, slack, openai_emulator, http_session, clock)
+        started.append(under_test)
+        return under_test
+
+    yield start
+    for under_test in started:
+        await under_test.running.stop()
+        await under_test.services.aclose()

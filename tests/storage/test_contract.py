@@ -146,3 +146,59 @@ async def test_datasets_are_one_row_per_team_and_content(db: Database, clock: Fr
         assert [d.id for d in await repositories.list_datasets(session, team_id="T1", limit=1)] == [newer.id]
         by_sha = await repositories.find_dataset_by_sha(session, team_id="T1", sha256="c" * 64)
         assert by_sha is not None and by_sha.id == newer.id
+
+
+async def test_jobs_requests_status_moves_spend_and_audit(db: Database, clock: FrozenClock) -> None:
+    async with db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id="T1")
+        dataset, _ = await repositories.add_dataset(session, dataset=_dataset())
+        assert dataset.id is not None
+        common = {
+            "team_id": "T1",
+            "dataset_id": dataset.id,
+            "provider": "openai",
+            "base_model": "gpt-4o-mini",
+            "requested_by": "U1",
+            "channel_id": "C1",
+            "thread_ts": "1.1",
+            "created_at": clock.now(),
+        }
+        first, created = await repositories.add_job(
+            session,
+            job=TrainingJob(request_id="r1", status="starting", estimated_cost_usd=2.5, **common),  # type: ignore[arg-type]
+        )
+        assert created
+        again, created_again = await repositories.add_job(
+            session,
+            job=TrainingJob(request_id="r1", status="starting", **common),  # type: ignore[arg-type]
+        )
+        assert not created_again and again.id == first.id
+        await repositories.add_job(
+            session,
+            job=TrainingJob(request_id="r2", status="denied", estimated_cost_usd=9.0, **common),  # type: ignore[arg-type]
+        )
+    assert first.id is not None
+    async with db.session() as session, session.begin():
+        assert await repositories.move_job_status(
+            session, job_id=first.id, expected="starting", new="validating", now=clock.now(), provider_job_id="ftjob-9"
+        )
+        assert not await repositories.move_job_status(
+            session, job_id=first.id, expected="starting", new="failed", now=clock.now()
+        ), "a second, stale move loses"
+        spent = await repositories.committed_spend(
+            session, team_id="T1", since=clock.now() - timedelta(days=1), exclude=("denied",)
+        )
+        assert spent == 2.5
+        await repositories.add_audit_entry(
+            session, team_id="T1", actor="U1", action="start", subject=f"job:{first.id}", now=clock.now()
+        )
+        clock.advance(timedelta(seconds=1))
+        await repositories.add_audit_entry(
+            session, team_id="T1", actor="U2", action="cancel", subject=f"job:{first.id}", now=clock.now()
+        )
+    async with db.session() as session:
+        row = await repositories.get_job(session, team_id="T1", job_id=first.id)
+        assert row is not None and (row.status, row.provider_job_id) == ("validating", "ftjob-9")
+        assert await repositories.get_job(session, team_id="T2", job_id=first.id) is None
+        entries = await repositories.list_audit_entries(session, team_id="T1")
+        assert [entry.action for entry in entries] == ["cancel", "start"]

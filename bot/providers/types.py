@@ -1,0 +1,124 @@
+"""Provider-neutral types: what the bot knows of models, jobs, events and errors, whoever hosts them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot.jobs import JobStatus
+
+
+@dataclass(frozen=True)
+class BaseModelInfo:
+    """A base model that can be fine-tuned, and when it stops being trainable and answering."""
+
+    id: str
+    methods: tuple[str, ...]
+    training_retires: date | None
+    inference_retires: date | None
+
+    def trainable_on(self, day: date) -> bool:
+        return self.training_retires is None or day < self.training_retires
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    model: str
+    training_file: str
+    method: str
+    hyperparameters: dict[str, Any]
+    metadata: dict[str, str]
+    validation_file: str | None = None
+    suffix: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderJob:
+    """A job as the provider reports it: a normalized status and the raw one, verbatim."""
+
+    id: str
+    status: JobStatus
+    raw_status: str
+    model: str
+    created_at: datetime
+    fine_tuned_model: str | None = None
+    finished_at: datetime | None = None
+    estimated_finish: datetime | None = None
+    trained_tokens: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    result_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    id: str
+    created_at: datetime
+    level: str
+    message: str
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    id: str
+    step: int
+    model: str
+    metrics: dict[str, float | None]
+
+
+class ProviderErrorKind(StrEnum):
+    AUTH = "auth"
+    QUOTA = "quota"
+    RATE_LIMITED = "rate_limited"
+    INVALID_FILE = "invalid_file"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    BAD_REQUEST = "bad_request"
+    NOT_FOUND = "not_found"
+    OUTAGE = "outage"
+
+
+class ProviderError(Exception):
+    """A provider call that failed, with the provider's own words kept verbatim.
+
+    ``ambiguous`` means the request may have been carried out anyway (a timeout, a dropped
+    connection, a 5xx): callers that create things must look before they retry.
+    """
+
+    def __init__(self, kind: ProviderErrorKind, message: str, *, code: str | None = None, ambiguous: bool = False):
+        super().__init__(message)
+        self.kind = kind
+        self.provider_message = message
+        self.code = code
+        self.ambiguous = ambiguous
+
+
+class FineTuneProvider(Protocol):
+    """What the bot needs from a fine-tuning host."""
+
+    name: str
+
+    async def list_base_models(self) -> list[BaseModelInfo]: ...
+
+    async def upload_dataset(self, path: Path, *, filename: str, size: int) -> str:
+        """Upload a training file; returns the provider's file id once the file is processed."""
+        ...
+
+    async def create_job(self, request: JobRequest) -> ProviderJob:
+        """One attempt, without retries: the caller decides, after looking for the job by metadata."""
+        ...
+
+    async def find_jobs(self, *, metadata: dict[str, str]) -> list[ProviderJob]: ...
+
+    async def get_job(self, job_id: str) -> ProviderJob: ...
+
+    async def cancel_job(self, job_id: str) -> ProviderJob: ...
+
+    async def aclose(self) -> None: ...

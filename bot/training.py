@@ -1,0 +1,622 @@
+"""Starting fine-tuning jobs from Slack: the Train… modal, team rules, approvals, and never twice.
+
+A request id is minted when the modal opens and stored (unique) before the provider is called, so
+a double submit finds the first request. The provider's create call is never retried blindly: after
+an ambiguous failure (timeout, dropped connection, 5xx) the provider's job list is searched by the
+request id in the job's metadata first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from bot import blocks, catalog, policy
+from bot.datasets.report import default_epochs, default_method
+from bot.errors import UserFacingError
+from bot.intake import dataset_path, find_dataset, run_validation, validation_options
+from bot.jobs import JobStatus
+from bot.providers import BaseModelInfo, JobRequest, ProviderError, ProviderErrorKind, ProviderJob
+from bot.services import Services
+from storage import repositories
+from storage.models import Dataset, TrainingJob
+
+logger = logging.getLogger(__name__)
+
+HYPERPARAMETER_BOUNDS: dict[str, tuple[type, float, float, bool]] = {
+    # name: (type, low, high, low is exclusive)
+    "n_epochs": (int, 1, 50, False),
+    "batch_size": (int, 1, 256, False),
+    "learning_rate_multiplier": (float, 0, 10, True),
+    "beta": (float, 0, 2, True),
+}
+CREATE_ATTEMPTS = 4
+SUFFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CHOICE_FIELDS = (
+    "model",
+    "method",
+    "n_epochs",
+    "batch_size",
+    "learning_rate_multiplier",
+    "beta",
+    "suffix",
+    "seed",
+    "validation",
+)
+
+
+@dataclass(frozen=True)
+class ModalContext:
+    """What the modal carries in private_metadata: which dataset, which request, where to answer."""
+
+    dataset_id: int
+    request_id: str
+
+    def encode(self) -> str:
+        return json.dumps({"dataset_id": self.dataset_id, "request_id": self.request_id})
+
+    @classmethod
+    def decode(cls, raw: str) -> ModalContext:
+        data = json.loads(raw)
+        return cls(dataset_id=int(data["dataset_id"]), request_id=str(data["request_id"]))
+
+
+def _dataset_id(dataset: Dataset) -> int:
+    assert dataset.id is not None
+    return dataset.id
+
+
+def _other_providers(services: Services) -> str:
+    current = services.settings.finetune_provider
+    others = [name for name in ("azure", "compatible") if name != current]
+    return " or ".join(f"FINETUNE_PROVIDER={name}" for name in others)
+
+
+def retired_text(services: Services, model: BaseModelInfo | None, model_id: str) -> str:
+    today = services.clock.now().date()
+    if model is None:
+        return (
+            f"`{model_id}` cannot be fine-tuned with {services.provider.label}. Pick one of the models in the "
+            f"Train… dialog, or switch to another provider ({_other_providers(services)})."
+        )
+    shutdown = f" and stops answering on {model.inference_retires:%Y-%m-%d}" if model.inference_retires else ""
+    return (
+        f"`{model.id}` can no longer be trained with {services.provider.label}: training ended on "
+        f"{model.training_retires:%Y-%m-%d} (today is {today:%Y-%m-%d}){shutdown}. Azure OpenAI keeps training "
+        f"the same models longer; set {_other_providers(services)} to use another provider."
+    )
+
+
+async def _trainable(services: Services) -> tuple[list[BaseModelInfo], dict[str, BaseModelInfo]]:
+    models = await services.base_models()
+    today = services.clock.now().date()
+    return [m for m in models if m.trainable_on(today)], {m.id: m for m in models}
+
+
+async def _require_dataset(services: Services, team_id: str, reference: str) -> Dataset:
+    dataset = await find_dataset(services, team_id=team_id, reference=reference)
+    if dataset is None:
+        raise UserFacingError(f"I have no dataset `{reference}`. `/finetune datasets` lists the team's datasets.")
+    if not dataset.valid:
+        raise UserFacingError(
+            f"`{dataset.filename}` (#{dataset.id}) has problems to fix before it can train; see its report."
+        )
+    return dataset
+
+
+def _estimate_from(report: dict[str, Any], *, epochs: str, price: float | None) -> tuple[int, int, float | None]:
+    """(epochs, capped tokens per epoch, cost) from a stored report for the chosen model."""
+    billing = report["billing"]
+    capped = billing["billed_tokens"] // max(1, billing["epochs"])
+    chosen = int(epochs) if epochs.isdigit() else default_epochs(report["examples"])
+    cost = None if price is None else round(chosen * capped / 1_000_000 * price, 4)
+    return chosen, capped, cost
+
+
+async def estimate(
+    services: Services, dataset: Dataset, *, model: str, method: str, epochs: str
+) -> tuple[int, int, float | None]:
+    """Tokens and cost for this model: the stored report when it was made for it, else a fresh count."""
+    report = dataset.report
+    if catalog.base_model_id(report["billing"]["model"]) != catalog.base_model_id(model):
+        fresh = await run_validation(
+            services,
+            dataset_path(services, dataset.sha256),
+            dataset.bytes,
+            validation_options(services, model=model, method=method),
+        )
+        report = fresh.to_storage()
+    info = catalog.lookup(model)
+    price = services.settings.finetune_training_prices.get(catalog.base_model_id(model))
+    if price is None and info is not None:
+        price = info.training_price_per_million
+    return _estimate_from(report, epochs=epochs, price=price)
+
+
+async def _validation_choices(services: Services, team_id: str, dataset: Dataset) -> list[Dataset]:
+    async with services.db.session() as session:
+        recent = await repositories.list_datasets(session, team_id=team_id, limit=50)
+    return [d for d in recent if d.valid and d.id != dataset.id and d.format == dataset.format][:20]
+
+
+async def _render_modal(
+    services: Services,
+    *,
+    team_id: str,
+    dataset: Dataset,
+    choice: dict[str, str],
+    context: ModalContext,
+    fresh_estimate: bool,
+) -> dict[str, Any]:
+    models, _ = await _trainable(services)
+    if fresh_estimate:
+        epochs, capped, cost = await estimate(
+            services, dataset, model=choice["model"], method=choice["method"], epochs=choice.get("n_epochs", "auto")
+        )
+    else:
+        epochs, capped, cost = _estimate_from(
+            dataset.report, epochs=choice.get("n_epochs", "auto"), price=dataset.report.get("price_per_million")
+        )
+    return blocks.train_modal(
+        dataset=dataset,
+        models=models,
+        choice=choice,
+        validation_choices=await _validation_choices(services, team_id, dataset),
+        estimate=blocks.estimate_text(model=choice["model"], epochs=epochs, capped_tokens=capped, cost=cost),
+        private_metadata=context.encode(),
+    )
+
+
+async def open_train_modal(
+    services: Services, *, team_id: str, user_id: str, trigger_id: str, reference: str, overrides: dict[str, str]
+) -> None:
+    """Open the Train… modal, prefilled from the button or from `/finetune train … key=value`."""
+    if not await policy.may_train(services, user_id):
+        raise UserFacingError("Only the team's trainers can start fine-tuning jobs (FINETUNE_TRAINERS); ask an admin.")
+    dataset = await _require_dataset(services, team_id, reference)
+    models, known = await _trainable(services)
+    if not models:
+        default_model = services.settings.finetune_default_model
+        raise UserFacingError(retired_text(services, known.get(default_model), default_model))
+    wanted = overrides.get("model")
+    if wanted:
+        resolved = catalog.ALIASES.get(wanted, wanted)
+        if resolved not in {m.id for m in models}:
+            raise UserFacingError(retired_text(services, known.get(resolved), wanted))
+        overrides = {**overrides, "model": resolved}
+    default_model = services.settings.finetune_default_model
+    choice = {
+        "model": default_model if default_model in {m.id for m in models} else models[0].id,
+        "method": default_method(dataset.format),
+        **{key: value for key, value in overrides.items() if key in CHOICE_FIELDS},
+    }
+    if "validation" in choice:
+        validation = await find_dataset(services, team_id=team_id, reference=choice["validation"])
+        choice["validation"] = str(validation.id) if validation else ""
+    context = ModalContext(dataset_id=_dataset_id(dataset), request_id=uuid.uuid4().hex)
+    reuse = catalog.base_model_id(choice["model"]) == catalog.base_model_id(dataset.report["billing"]["model"])
+    view = await _render_modal(
+        services, team_id=team_id, dataset=dataset, choice=choice, context=context, fresh_estimate=not reuse
+    )
+    await services.slack.views_open(trigger_id=trigger_id, view=view)
+
+
+def read_choice(view: dict[str, Any]) -> dict[str, str]:
+    """The person's picks from a modal's state, as strings."""
+    values = view.get("state", {}).get("values", {})
+    choice: dict[str, str] = {}
+    for block_id, actions in values.items():
+        for state in actions.values():
+            if state.get("type") == "static_select":
+                selected = state.get("selected_option")
+                choice[block_id] = selected["value"] if selected else ""
+            else:
+                choice[block_id] = (state.get("value") or "").strip()
+    return choice
+
+
+async def refresh_modal(services: Services, *, team_id: str, view: dict[str, Any]) -> None:
+    """Recompute the estimate after the model, method or epochs changed."""
+    context = ModalContext.decode(view["private_metadata"])
+    dataset = await _require_dataset(services, team_id, str(context.dataset_id))
+    choice = read_choice(view)
+    choice.setdefault("method", default_method(dataset.format))
+    if not choice.get("model"):
+        return
+    new_view = await _render_modal(
+        services, team_id=team_id, dataset=dataset, choice=choice, context=context, fresh_estimate=True
+    )
+    await services.slack.views_update(view_id=view["id"], hash=view.get("hash"), view=new_view)
+
+
+def _number(raw: str, name: str) -> tuple[int | float | str | None, str | None]:
+    kind, low, high, exclusive = HYPERPARAMETER_BOUNDS[name]
+    if raw in ("", "auto"):
+        return "auto", None
+    try:
+        value: int | float = int(raw) if kind is int else float(raw)
+    except ValueError:
+        whole = "a whole number" if kind is int else "a number"
+        return None, f"Enter auto or {whole}."
+    in_range = (value > low if exclusive else value >= low) and value <= high
+    if not in_range:
+        lowest = f"above {low:g}" if exclusive else f"at least {low:g}"
+        return None, f"Must be auto or {lowest} and at most {high:g}."
+    return value, None
+
+
+async def check_choice(
+    services: Services, *, dataset: Dataset, choice: dict[str, str]
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Field errors keyed by block id (empty when all is well), and the hyperparameters to send."""
+    errors: dict[str, str] = {}
+    models, known = await _trainable(services)
+    model = choice.get("model", "")
+    if model not in {m.id for m in models}:
+        errors["model"] = retired_text(services, known.get(model), model)[:150]
+    method = choice.get("method") or default_method(dataset.format)
+    info = known.get(model)
+    if dataset.format == "preference" and method != "dpo":
+        errors["method"] = "Preference data trains with dpo only."
+    elif dataset.format == "chat" and method == "dpo":
+        errors["method"] = "dpo needs preference data (preferred and non-preferred answers); use supervised."
+    elif info is not None and method not in info.methods:
+        errors["method"] = f"{model} cannot be trained with {method}."
+    hyperparameters: dict[str, Any] = {}
+    for name in ("n_epochs", "batch_size", "learning_rate_multiplier", *(("beta",) if method == "dpo" else ())):
+        value, problem = _number(choice.get(name, "auto"), name)
+        if problem:
+            errors[name] = problem
+        else:
+            hyperparameters[name] = value
+    suffix = choice.get("suffix", "")
+    if suffix and not SUFFIX_PATTERN.match(suffix):
+        errors["suffix"] = "Use up to 64 letters, digits, - or _."
+    seed = choice.get("seed", "")
+    if seed and not (seed.isdigit() and int(seed) <= 2_147_483_647):
+        errors["seed"] = "A whole number from 0 to 2147483647."
+    return errors, hyperparameters
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A checked modal: what to train, on what, with which settings."""
+
+    dataset: Dataset
+    context: ModalContext
+    choice: dict[str, str]
+    hyperparameters: dict[str, Any]
+
+
+async def check_submission(
+    services: Services, *, team_id: str, view: dict[str, Any]
+) -> tuple[dict[str, str], Submission | None]:
+    """Field errors keyed by block id, or a submission ready to start."""
+    context = ModalContext.decode(view["private_metadata"])
+    dataset = await _require_dataset(services, team_id, str(context.dataset_id))
+    choice = read_choice(view)
+    errors, hyperparameters = await check_choice(services, dataset=dataset, choice=choice)
+    if errors:
+        return errors, None
+    return {}, Submission(dataset, context, choice, hyperparameters)
+
+
+async def start(services: Services, *, team_id: str, user_id: str, submission: Submission) -> None:
+    """Record the request (once), then start it or send it to the admins."""
+    dataset, context = submission.dataset, submission.context
+    choice, hyperparameters = submission.choice, submission.hyperparameters
+    method = choice.get("method") or default_method(dataset.format)
+    _, _, cost = await estimate(
+        services, dataset, model=choice["model"], method=method, epochs=str(hyperparameters.get("n_epochs", "auto"))
+    )
+    reason = await policy.approval_reason(services, team_id=team_id, estimate=cost)
+    now = services.clock.now()
+    validation = choice.get("validation") or ""
+    job = TrainingJob(
+        team_id=team_id,
+        dataset_id=_dataset_id(dataset),
+        validation_dataset_id=int(validation) if validation.isdigit() else None,
+        request_id=context.request_id,
+        provider=services.provider.name,
+        base_model=choice["model"],
+        method=method,
+        hyperparameters=hyperparameters,
+        status=JobStatus.AWAITING_APPROVAL if reason else JobStatus.STARTING,
+        requested_by=user_id,
+        channel_id=dataset.channel_id,
+        thread_ts=dataset.message_ts,
+        estimated_cost_usd=cost,
+        suffix=choice.get("suffix") or None,
+        seed=int(choice["seed"]) if choice.get("seed") else None,
+        created_at=now,
+        updated_at=now,
+    )
+    async with services.db.session() as session, session.begin():
+        job, created = await repositories.add_job(session, job=job)
+        if created:
+            await repositories.add_audit_entry(
+                session,
+                team_id=team_id,
+                actor=user_id,
+                action="request" if reason else "start",
+                subject=f"job:{job.id}",
+                now=now,
+                detail={"dataset": dataset.id, "model": job.base_model, "estimate_usd": cost, "reason": reason},
+            )
+    if not created:
+        logger.info("request %s was already recorded as job %s", context.request_id, job.id)
+        return
+    if reason:
+        await _ask_for_approval(services, job, dataset, reason)
+        return
+    await launch(services, job_id=_job_id(job))
+
+
+def _job_id(job: TrainingJob) -> int:
+    assert job.id is not None
+    return job.id
+
+
+async def _ask_for_approval(services: Services, job: TrainingJob, dataset: Dataset, reason: str) -> None:
+    channel = services.settings.finetune_approval_channel or ""
+    await services.slack.chat_postMessage(
+        channel=channel,
+        text=f"Approval needed: {job.base_model} on {dataset.filename} for {job.requested_by}",
+        blocks=blocks.approval_request(job, dataset_name=dataset.filename, reason=reason),
+    )
+    await services.slack.chat_postMessage(
+        channel=job.channel_id,
+        thread_ts=job.thread_ts,
+        text=(
+            f"⏳ <@{job.requested_by}>, your training request (job #{job.id}, `{job.base_model}`, estimate "
+            f"{blocks._money(job.estimated_cost_usd)}) waits for an admin's approval because {reason}."
+        ),
+    )
+
+
+async def _create_once(services: Services, request: JobRequest) -> ProviderJob:
+    """Create the job without ever creating it twice, whatever the network does."""
+    last: ProviderError | None = None
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return await services.provider.create_job(request)
+        except ProviderError as error:
+            last = error
+            if error.ambiguous:
+                found = await services.provider.find_jobs(metadata={"request_id": request.metadata["request_id"]})
+                if found:
+                    logger.info(
+                        "job for request %s existed despite the error; adopting it", request.metadata["request_id"]
+                    )
+                    return found[0]
+            elif error.kind != ProviderErrorKind.RATE_LIMITED:
+                raise
+            await asyncio.sleep(0.2 * 2**attempt)
+    assert last is not None
+    raise last
+
+
+async def launch(services: Services, *, job_id: int) -> None:
+    """Upload the bot's stored copy, create the job at the provider, post the job card in the thread."""
+    async with services.db.session() as session:
+        job = await session.get(TrainingJob, job_id)
+        assert job is not None
+        dataset = await session.get(Dataset, job.dataset_id)
+        validation = await session.get(Dataset, job.validation_dataset_id) if job.validation_dataset_id else None
+    assert dataset is not None
+    try:
+        training_file = await services.provider.upload_dataset(
+            dataset_path(services, dataset.sha256), filename=dataset.filename, size=dataset.bytes
+        )
+        validation_file = None
+        if validation is not None:
+            validation_file = await services.provider.upload_dataset(
+                dataset_path(services, validation.sha256), filename=validation.filename, size=validation.bytes
+            )
+        sent = {k: v for k, v in job.hyperparameters.items() if v != "auto"}
+        created = await _create_once(
+            services,
+            JobRequest(
+                model=job.base_model,
+                training_file=training_file,
+                validation_file=validation_file,
+                method=job.method,
+                hyperparameters=sent,
+                suffix=job.suffix,
+                seed=job.seed,
+                metadata={
+                    "team": job.team_id,
+                    "dataset": str(dataset.id),
+                    "requested_by": job.requested_by,
+                    "request_id": job.request_id,
+                },
+            ),
+        )
+    except ProviderError as error:
+        await _not_started(services, job, dataset, error)
+        return
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        moved = await repositories.move_job_status(
+            session,
+            job_id=job_id,
+            expected=JobStatus.STARTING,
+            new=created.status,
+            now=now,
+            provider_job_id=created.id,
+            raw_status=created.raw_status,
+            next_poll_at=now,
+        )
+        row = await session.get(TrainingJob, job_id)
+    assert row is not None
+    if not moved:
+        logger.warning("job %s changed while starting; leaving it as %s", job_id, row.status)
+        return
+    card = await services.slack.chat_postMessage(
+        channel=row.channel_id,
+        thread_ts=row.thread_ts,
+        text=f"🚀 Training started: {row.base_model} on {dataset.filename} (job {created.id})",
+        blocks=blocks.job_card(row, dataset_name=dataset.filename, title="🚀 *Training started*"),
+    )
+    async with services.db.session() as session, session.begin():
+        saved = await session.get(TrainingJob, job_id)
+        assert saved is not None
+        saved.progress_message_ts = str(card["ts"])
+        session.add(saved)
+
+
+FAILURE_ADVICE = {
+    ProviderErrorKind.AUTH: "An admin needs to check the provider key (OPENAI_API_KEY or AZURE_OPENAI_API_KEY).",
+    ProviderErrorKind.QUOTA: "The provider account is out of quota: add credit or raise its limit, then try again.",
+    ProviderErrorKind.INVALID_FILE: "Fix the file as the message says and share it again.",
+    ProviderErrorKind.MODEL_UNAVAILABLE: "Pick another base model with Train… on the report.",
+    ProviderErrorKind.RATE_LIMITED: "The provider is busy even after several tries; wait a minute and try again.",
+    ProviderErrorKind.OUTAGE: "The provider seems to be having trouble; try again in a few minutes.",
+    ProviderErrorKind.BAD_REQUEST: "Change what the message points at and try again.",
+    ProviderErrorKind.NOT_FOUND: "Try again with Train… on the report.",
+}
+
+
+async def _not_started(services: Services, job: TrainingJob, dataset: Dataset, error: ProviderError) -> None:
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        await repositories.move_job_status(
+            session,
+            job_id=_job_id(job),
+            expected=JobStatus.STARTING,
+            new=JobStatus.NOT_STARTED,
+            now=now,
+            error_message=error.provider_message,
+            finished_at=now,
+        )
+    await services.slack.chat_postMessage(
+        channel=job.channel_id,
+        thread_ts=job.thread_ts,
+        text=(
+            f"❌ <@{job.requested_by}>, {services.provider.label} did not start the job on `{dataset.filename}`: "
+            f"“{error.provider_message}”\n{FAILURE_ADVICE[error.kind]} Nothing was started, and the dataset is still "
+            "ready: click Train… on its report to try again."
+        ),
+    )
+
+
+async def decide(
+    services: Services, *, team_id: str, admin: str, job_id: int, approve: bool, approval_message: tuple[str, str]
+) -> str:
+    """An admin approves or denies a request; returns the sentence for the clicker.
+
+    The approval message shows the decision before a long start (upload, create) begins.
+    """
+    if not policy.is_admin(services.settings, admin):
+        raise UserFacingError("Only admins (FINETUNE_ADMINS) can approve or deny training requests.")
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        job = await repositories.get_job(session, team_id=team_id, job_id=job_id)
+        if job is None:
+            raise UserFacingError("That request is gone from the bot's records.")
+        moved = await repositories.move_job_status(
+            session,
+            job_id=job_id,
+            expected=JobStatus.AWAITING_APPROVAL,
+            new=JobStatus.STARTING if approve else JobStatus.DENIED,
+            now=now,
+            **({} if approve else {"finished_at": now}),
+        )
+        if moved:
+            await repositories.add_audit_entry(
+                session,
+                team_id=team_id,
+                actor=admin,
+                action="approve" if approve else "deny",
+                subject=f"job:{job_id}",
+                now=now,
+                detail={"requested_by": job.requested_by},
+            )
+        dataset = await session.get(Dataset, job.dataset_id)
+    assert dataset is not None
+    if not moved:
+        state = job.status.replace("_", " ")
+        return f"This request was already decided (job #{job_id} is {state}); nothing changed."
+    verdict = "approved" if approve else "denied"
+    channel, ts = approval_message
+    await services.slack.chat_update(
+        channel=channel,
+        ts=ts,
+        text=f"Job #{job_id} {verdict} by {admin}",
+        blocks=blocks.approval_decided(job, dataset_name=dataset.filename, decision=verdict, admin=admin),
+    )
+    await services.slack.chat_postMessage(
+        channel=job.channel_id,
+        thread_ts=job.thread_ts,
+        text=(
+            f"{'✅' if approve else '🚫'} <@{job.requested_by}>, <@{admin}> {verdict} your training request "
+            f"(job #{job_id})." + (" Starting it now." if approve else "")
+        ),
+    )
+    if approve:
+        await launch(services, job_id=job_id)
+    return f"You {verdict} job #{job_id}."
+
+
+async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int) -> str:
+    """The requester or an admin cancels a running job; returns the sentence for the clicker."""
+    async with services.db.session() as session:
+        job = await repositories.get_job(session, team_id=team_id, job_id=job_id)
+    if job is None:
+        raise UserFacingError("That job is gone from the bot's records.")
+    if user_id != job.requested_by and not policy.is_admin(services.settings, user_id):
+        raise UserFacingError(f"Only <@{job.requested_by}>, who started it, or an admin can cancel job #{job_id}.")
+    if (
+        job.status
+        not in (JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.UNKNOWN)
+        or not job.provider_job_id
+    ):
+        return f"Job #{job_id} is {job.status.replace('_', ' ')}; there is nothing to cancel."
+    try:
+        remote = await services.provider.cancel_job(job.provider_job_id)
+    except ProviderError as error:
+        raise UserFacingError(
+            f"{services.provider.label} did not cancel job #{job_id}: “{error.provider_message}”"
+        ) from None
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        moved = await repositories.move_job_status(
+            session,
+            job_id=job_id,
+            expected=job.status,
+            new=JobStatus.CANCELLED,
+            now=now,
+            raw_status=remote.raw_status,
+            finished_at=now,
+        )
+        if moved:
+            await repositories.add_audit_entry(
+                session,
+                team_id=team_id,
+                actor=user_id,
+                action="cancel",
+                subject=f"job:{job_id}",
+                now=now,
+                detail={"provider_job_id": job.provider_job_id},
+            )
+        row = await session.get(TrainingJob, job_id)
+        dataset = await session.get(Dataset, job.dataset_id)
+    assert row is not None and dataset is not None
+    if row.progress_message_ts:
+        await services.slack.chat_update(
+            channel=row.channel_id,
+            ts=row.progress_message_ts,
+            text=f"🛑 Training cancelled by {user_id}",
+            blocks=blocks.job_card(row, dataset_name=dataset.filename, title=f"🛑 *Cancelled by <@{user_id}>*"),
+        )
+    await services.slack.chat_postMessage(
+        channel=row.channel_id,
+        thread_ts=row.thread_ts,
+        text=f"🛑 <@{user_id}> cancelled job #{job_id} (`{row.base_model}`).",
+    )
+    return f"Job #{job_id} is cancelled."

@@ -1,0 +1,137 @@
+"""Training listeners: Train… button, `/finetune train`, the modal, approvals and Cancel."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot import training
+from bot.errors import UsageError, UserFacingError
+from bot.services import Services
+from handlers import arguments
+from handlers.commands import CommandRequest, Subcommand
+
+logger = logging.getLogger(__name__)
+
+TRAIN_USAGE = (
+    "/finetune train <dataset> [model=…] [method=supervised|dpo] [epochs=…] [batch_size=…] [lr_multiplier=…] "
+    "[beta=…] [suffix=…] [validation=<dataset>] [seed=…]"
+)
+# What people type → the modal's field names.
+TRAIN_OPTIONS = {
+    "model": "model",
+    "method": "method",
+    "epochs": "n_epochs",
+    "batch_size": "batch_size",
+    "lr_multiplier": "learning_rate_multiplier",
+    "beta": "beta",
+    "suffix": "suffix",
+    "validation": "validation",
+    "seed": "seed",
+}
+
+
+def _team(body: dict[str, Any]) -> str:
+    return str((body.get("team") or {}).get("id") or body.get("team_id") or "")
+
+
+async def train_command(request: CommandRequest) -> None:
+    words, options = arguments.parse(request.args, allowed=set(TRAIN_OPTIONS), usage=TRAIN_USAGE)
+    if len(words) != 1:
+        raise UsageError(f"Which dataset? Usage: `{TRAIN_USAGE}`")
+    assert request.trigger_id is not None
+    await training.open_train_modal(
+        request.services,
+        team_id=request.team_id,
+        user_id=request.user_id,
+        trigger_id=request.trigger_id,
+        reference=words[0],
+        overrides={TRAIN_OPTIONS[key]: value for key, value in options.items()},
+    )
+
+
+SUBCOMMANDS = [
+    Subcommand("train", "train <dataset> [model=…] [epochs=…] …", "start fine-tuning (opens a form)", train_command)
+]
+
+
+async def _answer(respond: AsyncRespond, text: str) -> None:
+    await respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+async def train_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await ack()
+    try:
+        await training.open_train_modal(
+            services,
+            team_id=_team(body),
+            user_id=body["user"]["id"],
+            trigger_id=body["trigger_id"],
+            reference=body["actions"][0]["value"],
+            overrides={},
+        )
+    except UserFacingError as error:
+        await _answer(respond, error.sentence)
+
+
+async def modal_changed(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
+    """The model, method or epochs changed in the modal: recompute the estimate."""
+    await ack()
+    await training.refresh_modal(services, team_id=_team(body), view=body["view"])
+
+
+async def modal_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
+    team_id = _team(body)
+    try:
+        errors, submission = await training.check_submission(services, team_id=team_id, view=view)
+    except UserFacingError as error:
+        await ack(response_action="errors", errors={"model": error.sentence[:150]})
+        return
+    if submission is None:
+        await ack(response_action="errors", errors=errors)
+        return
+    await ack()
+    await training.start(services, team_id=team_id, user_id=body["user"]["id"], submission=submission)
+
+
+async def _decide(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services, *, approve: bool
+) -> None:
+    await ack()
+    admin = body["user"]["id"]
+    job_id = int(body["actions"][0]["value"])
+    container = body.get("container") or {}
+    try:
+        sentence = await training.decide(
+            services,
+            team_id=_team(body),
+            admin=admin,
+            job_id=job_id,
+            approve=approve,
+            approval_message=(container.get("channel_id", ""), container.get("message_ts", "")),
+        )
+    except UserFacingError as error:
+        sentence = error.sentence
+    await _answer(respond, sentence)
+
+
+async def approve_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await _decide(ack, body, respond, services, approve=True)
+
+
+async def deny_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await _decide(ack, body, respond, services, approve=False)
+
+
+async def cancel_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await ack()
+    try:
+        sentence = await training.cancel(
+            services, team_id=_team(body), user_id=body["user"]["id"], job_id=int(body["actions"][0]["value"])
+        )
+    except UserFacingError as error:
+        sentence = error.sentence
+    await _answer(respond, sentence)
