@@ -1,15 +1,14 @@
-"""`./dev bench`: run the benchmarks and print their figures as a Markdown table."""
+"""`./dev bench [validator [MB …] | ticks]`: run the benchmarks and print their figures as Markdown."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from bench import validator
+from bench import ticks, validator
 
 
-def main() -> int:
-    sizes = tuple(int(size) for size in sys.argv[1:]) or validator.SIZES_MB
+def validator_table(sizes: tuple[int, ...]) -> None:
     print("## Validator against the cookbook baseline (same run)\n")
     print(
         "| file | examples | validator MB/s | baseline MB/s | speed-up | validator peak RSS (sum) | "
@@ -29,6 +28,23 @@ def main() -> int:
             f"\n`finetune-bot validate` on a 36 KB file: {latency['validate_s']} s "
             f"(a bare `python -c pass`: {latency['bare_python_s']} s)"
         )
+
+
+def ticks_table() -> None:
+    figures = ticks.main()
+    print("\n## One tick with 1,000 active jobs (emulators on loopback, SQLite)\n")
+    print("| figure | value |\n|---|---|")
+    for name, value in figures.items():
+        print(f"| {name} | {value} |")
+
+
+def main() -> int:
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if which in ("all", "validator"):
+        sizes = tuple(int(size) for size in sys.argv[2:]) or validator.SIZES_MB
+        validator_table(sizes)
+    if which in ("all", "ticks"):
+        ticks_table()
     return 0
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.datasets.report import CODE_TITLES
+from bot.jobs import STATUS_ICONS, JobStatus
 
 Block = dict[str, Any]
 
@@ -387,7 +388,48 @@ def _hyperparameters_text(hyperparameters: dict[str, Any]) -> str:
     return ", ".join(f"{names.get(key, key)} {value}" for key, value in hyperparameters.items())
 
 
-def job_card(job: Any, *, dataset_name: str, title: str) -> list[Block]:
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+STATUS_WORDS = {
+    "validating": "validating files",
+    "queued": "queued",
+    "running": "running",
+    "paused": "paused",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "unknown": "status unknown",
+    "starting": "starting",
+    "awaiting_approval": "awaiting approval",
+    "denied": "denied",
+    "not_started": "not started",
+}
+
+
+def progress_line(job: Any, *, now: Any) -> str:
+    """``⏳ running · step 12/48 · train loss 0.84 · valid loss 0.91 · 6 min elapsed · ETA 14:32 UTC``."""
+    parts = [f"{STATUS_ICONS.get(JobStatus(job.status), '❔')} *{STATUS_WORDS.get(job.status, job.status)}*"]
+    if job.step and job.total_steps:
+        parts.append(f"step {job.step}/{job.total_steps}")
+    if job.train_loss is not None:
+        parts.append(f"train loss {job.train_loss:.3f}")
+    if job.valid_loss is not None:
+        parts.append(f"valid loss {job.valid_loss:.3f}")
+    end = job.finished_at or now
+    parts.append(f"{_duration((end - job.created_at).total_seconds())} elapsed")
+    if job.estimated_finish and not job.finished_at:
+        parts.append(f"ETA {job.estimated_finish:%H:%M} UTC")
+    return " · ".join(parts)
+
+
+def job_card(job: Any, *, dataset_name: str, title: str, now: Any = None) -> list[Block]:
     """The card of a job in its dataset's thread, with a Cancel button while it can be cancelled."""
     fields = [
         f"*Job*\n`{job.provider_job_id or '—'}` (#{job.id})",
@@ -401,6 +443,8 @@ def job_card(job: Any, *, dataset_name: str, title: str) -> list[Block]:
         section(f"{title} on `{dataset_name}`"),
         {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
     ]
+    if now is not None:
+        result.append(context(progress_line(job, now=now)))
     if job.provider_job_id and job.status in ("validating", "queued", "running", "paused", "unknown"):
         cancel = button("Cancel", "job_cancel", str(job.id), style="danger")
         cancel["confirm"] = {
@@ -445,3 +489,81 @@ def approval_decided(job: Any, *, dataset_name: str, decision: str, admin: str) 
             f"(job #{job.id}, estimate {_money(job.estimated_cost_usd)})."
         )
     ]
+
+
+def milestone_text(job: Any) -> str:
+    icon = STATUS_ICONS.get(JobStatus(job.status), "❔")
+    return f"{icon} Job #{job.id} is {STATUS_WORDS.get(job.status, job.status)}."
+
+
+def result_blocks(
+    job: Any,
+    *,
+    dataset_name: str,
+    checkpoints: Sequence[Any],
+    provider_label: str,
+    now: Any,
+    error_code: str | None = None,
+) -> tuple[str, list[Block]]:
+    """The outcome in the thread: who asked, what came out, and what to do next."""
+    who = f"<@{job.requested_by}>"
+    if job.status == "succeeded":
+        duration = _duration(((job.finished_at or now) - job.created_at).total_seconds())
+        losses = " · ".join(
+            part
+            for part in (
+                f"train {job.train_loss:.3f}" if job.train_loss is not None else "",
+                f"valid {job.valid_loss:.3f}" if job.valid_loss is not None else "",
+            )
+            if part
+        )
+        fields = [
+            f"*Model*\n`{job.fine_tuned_model}`",
+            f"*Base model*\n`{job.base_model}`",
+            f"*Trained tokens*\n{job.trained_tokens or 0:,}",
+            f"*Cost*\n{_money(job.actual_cost_usd)} (estimate {_money(job.estimated_cost_usd)})",
+            f"*Duration*\n{duration}",
+            f"*Final loss*\n{losses or '—'}",
+        ]
+        text = f"✅ {who}, your model is ready: {job.fine_tuned_model}"
+        result: list[Block] = [
+            section(f"✅ {who}, fine-tuning on `{dataset_name}` succeeded."),
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": field} for field in fields]},
+        ]
+        if checkpoints:
+            lines = ["*Checkpoints*"]
+            for checkpoint in checkpoints[:3]:
+                metrics = checkpoint.metrics
+                train = metrics.get("train_loss")
+                valid = metrics.get("valid_loss")
+                detail = ", ".join(
+                    part
+                    for part in (
+                        f"train loss {train:.3f}" if train is not None else "",
+                        f"valid loss {valid:.3f}" if valid is not None else "",
+                    )
+                    if part
+                )
+                lines.append(f"• step {checkpoint.step}: `{checkpoint.model}` — {detail}")
+            result.append(section("\n".join(lines)))
+        return text, result
+    if job.status == "failed":
+        message = job.error_message or "(no reason given)"
+        file_problem = error_code in ("invalid_training_file", "invalid_file") or "training file" in message.lower()
+        advice = (
+            "Fix the training file as the message says, share it again, and click Train… on the new report."
+            if file_problem
+            else "Nothing is billed for a failed job. Click Train… on the report to try again; if it fails the same "
+            "way, the message above is what to fix."
+        )
+        text = f"❌ {who}, fine-tuning on {dataset_name} failed: {message}"
+        return text, [
+            section(
+                f"❌ {who}, fine-tuning on `{dataset_name}` failed. {provider_label[:1].upper()}{provider_label[1:]} "
+                f"says:\n> {message}"
+            ),
+            context(advice),
+        ]
+    by = f"<@{job.cancelled_by}>" if job.cancelled_by else f"someone at {provider_label} (not from Slack)"
+    text = f"🛑 {who}, fine-tuning on {dataset_name} was cancelled by {by}."
+    return text, [section(text)]

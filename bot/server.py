@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.app import build_app
+from bot.providers import ProviderError
+from bot.scheduler import start_scheduler
 from bot.services import Services
 from bot.settings import ConfigError
+from storage import repositories
 
 logger = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
+WEBHOOK_PATH = "/webhooks/openai"
 
 
 @dataclass
@@ -32,8 +38,11 @@ class RunningBot:
     port: int
     runner: web.AppRunner
     socket_mode: AsyncSocketModeHandler | None
+    scheduler: AsyncIOScheduler | None
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
         if self.socket_mode is not None:
             await self.socket_mode.close_async()  # type: ignore[no-untyped-call]
         await self.runner.cleanup()
@@ -75,8 +84,13 @@ def health_routes(services: Services, socket_mode: AsyncSocketModeHandler | None
     return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
 
 
-async def start_bot(services: Services, *, host: str = "0.0.0.0", port: int | None = None) -> RunningBot:
-    """Migrate, connect to Slack and start serving; returns once the bot is up."""
+async def start_bot(
+    services: Services, *, host: str = "0.0.0.0", port: int | None = None, schedule: bool = True
+) -> RunningBot:
+    """Migrate, connect to Slack and start serving; returns once the bot is up.
+
+    ``schedule=False`` leaves the ticks to the caller (tests call them directly with a frozen clock).
+    """
     settings = services.settings
     before, after = await services.db.migrate()
     if before != after:
@@ -95,7 +109,7 @@ async def start_bot(services: Services, *, host: str = "0.0.0.0", port: int | No
         async def slack_events(request: web.Request) -> web.Response:
             return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
 
-        web_app.add_routes([web.post(SLACK_EVENTS_PATH, slack_events)])
+        web_app.add_routes([web.post(SLACK_EVENTS_PATH, slack_events), web.post(WEBHOOK_PATH, _webhook(services))])
 
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
@@ -107,4 +121,29 @@ async def start_bot(services: Services, *, host: str = "0.0.0.0", port: int | No
         logger.info("connected to Slack in Socket Mode; health on port %s", bound_port)
     else:
         logger.info("listening for Slack on http://%s:%s%s", host, bound_port, SLACK_EVENTS_PATH)
-    return RunningBot(app=app, port=bound_port, runner=runner, socket_mode=socket_mode)
+    scheduler = start_scheduler(services) if schedule else None
+    return RunningBot(app=app, port=bound_port, runner=runner, socket_mode=socket_mode, scheduler=scheduler)
+
+
+def _webhook(services: Services) -> Any:
+    """POST /webhooks/openai: a verified event only marks its job due now; polling stays the truth."""
+
+    async def receive(request: web.Request) -> web.Response:
+        secret = services.settings.openai_webhook_secret
+        if secret is None:
+            return web.json_response({"error": "webhooks are not configured (OPENAI_WEBHOOK_SECRET)"}, status=404)
+        body = await request.read()
+        try:
+            event = services.provider.verify_webhook(body, dict(request.headers), secret=secret.get_secret_value())
+        except ProviderError as error:
+            logger.warning("rejected a webhook: %s", error.provider_message)
+            return web.json_response({"error": "invalid signature"}, status=400)
+        job_id = str((event.get("data") or {}).get("id") or "")
+        if event.get("type", "").startswith("fine_tuning.job.") and job_id:
+            async with services.db.session() as session, session.begin():
+                await repositories.mark_job_due(
+                    session, provider=services.provider.name, provider_job_id=job_id, now=services.clock.now()
+                )
+        return web.json_response({"ok": True})
+
+    return receive

@@ -36,6 +36,8 @@ class Services:
     settings: Settings
     db: Database
     slack: AsyncWebClient
+    # For posts that must not be repeated: only a 429 (which Slack did not act on) is retried.
+    slack_once: AsyncWebClient
     clock: Clock
     provider: OpenAICompatibleProvider
     readiness: Readiness = field(default_factory=Readiness)
@@ -68,10 +70,16 @@ class Services:
                 AsyncServerErrorRetryHandler(max_retry_count=1),
             ],
         )
+        slack_once = AsyncWebClient(
+            token=token,
+            base_url=settings.slack_api_url,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+        )
         return cls(
             settings=settings,
             db=Database(settings.effective_database_url),
             slack=slack,
+            slack_once=slack_once,
             clock=clock or SystemClock(),
             provider=build_provider(settings),
         )

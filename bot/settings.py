@@ -38,6 +38,7 @@ class Settings(BaseSettings):
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
+    openai_webhook_secret: SecretStr | None = None
     finetune_provider: ProviderName = "openai"
     azure_openai_endpoint: str | None = None
     azure_openai_api_key: SecretStr | None = None
@@ -56,6 +57,9 @@ class Settings(BaseSettings):
     finetune_monthly_budget_usd: float | None = None
     finetune_approval_threshold_usd: float | None = None
     finetune_approval_channel: str | None = None
+
+    finetune_poll_seconds: int = 30
+    finetune_dm_on_finish: bool = False
 
     finetune_default_model: str = "gpt-4o-mini-2024-07-18"
     finetune_max_file_mb: int = 512
@@ -117,6 +121,8 @@ class Settings(BaseSettings):
                 "FINETUNE_MONTHLY_BUDGET_USD is set but FINETUNE_APPROVAL_CHANNEL is not: set the channel "
                 "(C…) where admins approve jobs over budget"
             )
+        if self.finetune_poll_seconds < 1:
+            raise ValueError("FINETUNE_POLL_SECONDS must be at least 1")
         if self.finetune_max_file_mb < 1:
             raise ValueError("FINETUNE_MAX_FILE_MB must be at least 1")
         if not 0 < self.port < 65536:

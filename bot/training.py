@@ -593,6 +593,7 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
             now=now,
             raw_status=remote.raw_status,
             finished_at=now,
+            cancelled_by=user_id,
         )
         if moved:
             await repositories.add_audit_entry(

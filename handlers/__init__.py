@@ -10,7 +10,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import commands, datasets, training
+from handlers import commands, datasets, jobs, training
 
 
 async def _acknowledge_event() -> None:
@@ -18,7 +18,7 @@ async def _acknowledge_event() -> None:
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    subcommands = [commands.HELP, *datasets.SUBCOMMANDS, *training.SUBCOMMANDS]
+    subcommands = [commands.HELP, *datasets.SUBCOMMANDS, *training.SUBCOMMANDS, *jobs.SUBCOMMANDS]
     app.command(commands.COMMAND)(commands.make_dispatcher(services, subcommands))
 
     app.event({"type": "message", "subtype": "file_share"})(datasets.on_file_share)

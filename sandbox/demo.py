@@ -16,12 +16,15 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from pydantic import SecretStr
 
+from bot import ticks
+from bot.clock import FrozenClock
 from bot.server import start_bot
 from bot.services import Services
 from bot.settings import Settings
@@ -145,7 +148,7 @@ class Transcript:
             self._print(self._where(message.channel, message.thread_ts), self._who(message.user), text)
         elif kind == "update":
             updated: Message = detail["message"]
-            text = self._render(updated.text, updated.blocks)
+            text = updated.text if updated.edits > 1 else self._render(updated.text, updated.blocks)
             self._print(self._where(updated.channel, updated.thread_ts), self._who(updated.user) + " (edited)", text)
         elif kind == "ephemeral":
             ephemeral: Ephemeral = detail["ephemeral"]
@@ -190,7 +193,9 @@ def _report_of(ws: SlackWorkspace, message: Message) -> Message | None:
     )
 
 
-async def play(driver: SlackDriver, transcript: Transcript) -> None:
+async def play(
+    driver: SlackDriver, transcript: Transcript, services: Services, openai: OpenAIEmulator, clock: FrozenClock
+) -> None:
     ws = driver.ws
 
     async def help_step() -> None:
@@ -230,6 +235,20 @@ async def play(driver: SlackDriver, transcript: Transcript) -> None:
 
     await _step(transcript, "Alice clicks Train… on her report and starts training", train)
 
+    async def follow() -> None:
+        def finished() -> bool:
+            return any(
+                m.text.startswith("✅") and "<@" in m.text
+                for m in ws.replies_of(report.channel, report.thread_ts or "")
+            )
+
+        while not finished():
+            clock.advance(timedelta(seconds=90))
+            openai.state.clock.advance(90)
+            await ticks.tick(services, owner="demo")
+
+    await _step(transcript, "The bot follows the job (the sandbox runs 90 s of training per tick)", follow)
+
     async def listing() -> None:
         before = len(ws.ephemerals_for(BOB))
         await driver.slash_command(BOB, CHANNEL, "datasets")
@@ -246,7 +265,7 @@ async def run_demo(settings: Settings) -> int:
     workspace.add_user(BOB, "bob", "Bob Chen")
     workspace.add_channel(CHANNEL, "ml-team", members=[ALICE, BOB])
     slack = await SlackEmulator(workspace).start()
-    openai = await OpenAIEmulator(OpenAIState(clock=SandboxClock(speed=0))).start()
+    openai = await OpenAIEmulator(OpenAIState(clock=SandboxClock(start=time.time()))).start()
     with tempfile.TemporaryDirectory(prefix="finetune-demo-") as scratch:
         demo_settings = settings.model_copy(
             update={
@@ -261,8 +280,9 @@ async def run_demo(settings: Settings) -> int:
                 "database_url": None,
             }
         )
-        services = Services.create(demo_settings)
-        running = await start_bot(services, host="127.0.0.1", port=0)
+        clock = FrozenClock(datetime.now(UTC))
+        services = Services.create(demo_settings, clock=clock)
+        running = await start_bot(services, host="127.0.0.1", port=0, schedule=False)
         print(
             f"  Slack emulator {slack.api_url} · OpenAI emulator {openai.base_url} · "
             f"bot http://127.0.0.1:{running.port}/slack/events"
@@ -271,7 +291,7 @@ async def run_demo(settings: Settings) -> int:
         try:
             async with aiohttp.ClientSession() as session:
                 driver = SlackDriver(slack, session, bot_url=f"http://127.0.0.1:{running.port}/slack/events")
-                await play(driver, transcript)
+                await play(driver, transcript, services, openai, clock)
         except DemoFailure as failure:
             print(f"\nThe demo stopped: {failure}.", file=sys.stderr)
             return 1

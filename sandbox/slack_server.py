@@ -204,6 +204,8 @@ class Fault:
     times: int
     error: str = "ratelimited"
     retry_after: int = 0
+    # Fail after doing the work: Slack posted the message but the answer was lost on the way back.
+    after_processing: bool = False
 
 
 class SlackWorkspace:
@@ -256,9 +258,17 @@ class SlackWorkspace:
         self.channels[channel.id] = channel
         return channel
 
-    def fail(self, method: str, *, status: int = 429, times: int = 1, error: str = "ratelimited") -> None:
+    def fail(
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        times: int = 1,
+        error: str = "ratelimited",
+        after_processing: bool = False,
+    ) -> None:
         """Make the next ``times`` calls of ``method`` fail (429 with Retry-After, 5xx, or ok:false)."""
-        self.faults[method] = Fault(status=status, times=times, error=error)
+        self.faults[method] = Fault(status=status, times=times, error=error, after_processing=after_processing)
 
     def on_change(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
         """Call ``listener(kind, detail)`` on every visible change (the demo prints a transcript from it)."""
@@ -405,6 +415,9 @@ class SlackApi:
         self.ws = workspace
 
     def _channel(self, channel_id: str | None, *, need_member: bool = True) -> Channel:
+        if channel_id in self.ws.users and channel_id != self.ws.bot_user_id:
+            # Posting to a user id posts in the bot's direct conversation with them, as Slack does.
+            channel_id = self._im(channel_id).id
         channel = self.ws.channels.get(channel_id or "")
         if channel is None:
             raise SlackError("channel_not_found")
@@ -674,6 +687,16 @@ class SlackApi:
             }
         }
 
+    def _im(self, user: str) -> Channel:
+        existing = next((c for c in self.ws.channels.values() if c.is_im and user in c.members), None)
+        return existing or self.ws.add_im(user)
+
+    async def conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("users") or "").split(",")[0]
+        if user not in self.ws.users:
+            raise SlackError("user_not_found")
+        return {"channel": {"id": self._im(user).id, "is_im": True}}
+
     async def usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         members = self.ws.usergroups.get(args.get("usergroup") or "")
         if members is None:
@@ -818,18 +841,10 @@ class SlackEmulator:
                 return _slack_error("invalid_form_data")
         ws = self.workspace
         fault = ws.faults.get(method)
-        if fault is not None and fault.times > 0:
+        if fault is not None and fault.times > 0 and not fault.after_processing:
             fault.times -= 1
             ws.calls.append((method, {**args, "_fault": fault.status}))
-            if fault.status == 429:
-                return web.json_response(
-                    {"ok": False, "error": "ratelimited"},
-                    status=429,
-                    headers={"Retry-After": str(fault.retry_after)},
-                )
-            if fault.status >= 500:
-                return web.Response(status=fault.status, text="upstream trouble")
-            return _slack_error(fault.error)
+            return _fault_response(fault)
         token = _bearer(request) or args.pop("token", None)
         expected = ws.app_token if method in APP_TOKEN_METHODS else ws.bot_token
         if not token:
@@ -847,6 +862,9 @@ class SlackEmulator:
             result = await handler(args)
         except SlackError as error:
             return _slack_error(error.code, **error.extra)
+        if fault is not None and fault.times > 0 and fault.after_processing:
+            fault.times -= 1
+            return _fault_response(fault)
         headers = {"x-oauth-scopes": BOT_SCOPES} if method == "auth.test" else {}
         return web.json_response({"ok": True, **result}, headers=headers)
 
@@ -969,6 +987,16 @@ class SlackEmulator:
             return await asyncio.wait_for(waiter, timeout)
         finally:
             self._acks.pop(envelope_id, None)
+
+
+def _fault_response(fault: Fault) -> web.Response:
+    if fault.status == 429:
+        return web.json_response(
+            {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(fault.retry_after)}
+        )
+    if fault.status >= 500:
+        return web.Response(status=fault.status, text="upstream trouble")
+    return _slack_error(fault.error)
 
 
 def _bearer(request: web.Request) -> str | None:

@@ -83,9 +83,18 @@ class TrainingJob(SQLModel, table=True):
     thread_ts: str = Field(max_length=32)
     progress_message_ts: str | None = Field(default=None, max_length=32)
     estimated_cost_usd: float | None = None
+    actual_cost_usd: float | None = None
     trained_tokens: int | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    train_loss: float | None = None
+    valid_loss: float | None = None
+    estimated_finish: datetime | None = None
+    result_file_id: str | None = Field(default=None, max_length=128)
+    cancelled_by: str | None = Field(default=None, max_length=32)
     last_event_id: str | None = Field(default=None, max_length=128)
     next_poll_at: datetime | None = Field(default=None, index=True)
+    poll_failures: int = 0
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_expires_at: datetime | None = None
     created_at: datetime = Field(default_factory=utc_now)
@@ -132,6 +141,8 @@ class Notification(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16, index=True)
     slack_ts: str | None = Field(default=None, max_length=32)
     attempts: int = 0
+    # While a replica is posting it: until then nobody else may.
+    claimed_until: datetime | None = None
     created_at: datetime = Field(default_factory=utc_now)
     sent_at: datetime | None = None
 

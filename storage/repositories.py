@@ -7,15 +7,17 @@ hold across processes and replicas, rather than on a read-then-write check.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditEntry, Dataset, SlackEvent, Team, TrainingJob
+from storage.models import AuditEntry, Dataset, JobEvent, Notification, SlackEvent, Team, TrainingJob
 
 
 async def ensure_team(session: AsyncSession, *, team_id: str, name: str = "") -> Team:
@@ -159,4 +161,137 @@ async def list_audit_entries(session: AsyncSession, *, team_id: str, limit: int 
         .order_by(col(AuditEntry.created_at).desc(), col(AuditEntry.id).desc())
         .limit(limit)
     )
+    return list((await session.exec(statement)).all())
+
+
+# --- following jobs ---------------------------------------------------------------------------------
+
+
+async def claim_due_jobs(
+    session: AsyncSession, *, owner: str, now: datetime, lease: timedelta, statuses: tuple[str, ...], limit: int
+) -> list[int]:
+    """Lease up to ``limit`` due jobs to ``owner``; replicas sharing a database never get the same job.
+
+    PostgreSQL skips rows another replica has locked (FOR UPDATE SKIP LOCKED); SQLite serialises
+    writers, so the same UPDATE is atomic there. An expired lease is free to take.
+    """
+    due = (
+        select(TrainingJob.id)
+        .where(
+            col(TrainingJob.status).in_(statuses),
+            col(TrainingJob.next_poll_at) <= now,
+            (col(TrainingJob.lease_expires_at).is_(None)) | (col(TrainingJob.lease_expires_at) < now),
+        )
+        .order_by(col(TrainingJob.next_poll_at))
+        .limit(limit)
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    statement = (
+        update(TrainingJob)
+        .where(col(TrainingJob.id).in_(due.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+        .returning(col(TrainingJob.id))
+    )
+    return [int(row) for row in (await session.exec(statement)).scalars()]
+
+
+async def release_job(session: AsyncSession, *, job_id: int, owner: str, next_poll_at: datetime | None) -> bool:
+    """Give the lease back (only if still ours) and say when the job is due again."""
+    statement = (
+        update(TrainingJob)
+        .where(col(TrainingJob.id) == job_id, col(TrainingJob.lease_owner) == owner)
+        .values(lease_owner=None, lease_expires_at=None, next_poll_at=next_poll_at)
+    )
+    return bool((await session.exec(statement)).rowcount)
+
+
+async def mark_job_due(session: AsyncSession, *, provider: str, provider_job_id: str, now: datetime) -> bool:
+    """A webhook's nudge: poll this job at the next tick."""
+    statement = (
+        update(TrainingJob)
+        .where(col(TrainingJob.provider) == provider, col(TrainingJob.provider_job_id) == provider_job_id)
+        .values(next_poll_at=now)
+    )
+    return bool((await session.exec(statement)).rowcount)
+
+
+def _insert_ignoring_duplicates(session: AsyncSession, table: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, in the dialect of the session's database."""
+    assert session.bind is not None
+    insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing()
+
+
+async def add_job_events(session: AsyncSession, *, events: list[JobEvent]) -> int:
+    """Record provider events, each once per job (repeats from an overlapping poll are skipped), in one statement."""
+    if not events:
+        return 0
+    rows = [event.model_dump(exclude={"id"}) for event in events]
+    table = JobEvent.__table__  # type: ignore[attr-defined]
+    result: Any = await session.exec(_insert_ignoring_duplicates(session, table).values(rows))
+    return int(result.rowcount or 0)
+
+
+async def list_job_events(session: AsyncSession, *, job_id: int, kind: str | None = None) -> list[JobEvent]:
+    statement = select(JobEvent).where(JobEvent.job_id == job_id)
+    if kind is not None:
+        statement = statement.where(JobEvent.type == kind)
+    statement = statement.order_by(col(JobEvent.created_at), col(JobEvent.id))
+    return list((await session.exec(statement)).all())
+
+
+async def enqueue_notification(session: AsyncSession, *, notification: Notification) -> bool:
+    """Add to the outbox unless the same (subject, kind, key) is already there; False for a repeat."""
+    try:
+        async with session.begin_nested():
+            session.add(notification)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _deliverable(now: datetime) -> Any:
+    return (col(Notification.status) == "pending") | (
+        (col(Notification.status) == "sending") & (col(Notification.claimed_until) < now)
+    )
+
+
+async def pending_notifications(session: AsyncSession, *, now: datetime, limit: int = 100) -> list[Notification]:
+    """Notifications to post: pending ones, and ones whose poster vanished while posting."""
+    statement = select(Notification).where(_deliverable(now)).order_by(col(Notification.id)).limit(limit)
+    return list((await session.exec(statement)).all())
+
+
+async def claim_notification(
+    session: AsyncSession, *, notification_id: int, now: datetime, lease: timedelta
+) -> int | None:
+    """Take a notification for posting; returns its attempt number, or None if someone else has it."""
+    statement = (
+        update(Notification)
+        .where(col(Notification.id) == notification_id, _deliverable(now))
+        .values(status="sending", claimed_until=now + lease, attempts=Notification.attempts + 1)
+        .returning(col(Notification.attempts))
+    )
+    row = (await session.exec(statement)).first()
+    return None if row is None else int(row[0])
+
+
+async def finish_notification(
+    session: AsyncSession, *, notification_id: int, status: str, now: datetime, slack_ts: str | None = None
+) -> None:
+    """Record the outcome: ``sent`` (with its ts), ``failed`` for good, or ``pending`` to try again."""
+    values: dict[str, Any] = {"status": status, "claimed_until": None}
+    if status == "sent":
+        values |= {"slack_ts": slack_ts, "sent_at": now}
+    await session.exec(update(Notification).where(col(Notification.id) == notification_id).values(**values))
+
+
+async def list_jobs(
+    session: AsyncSession, *, team_id: str, limit: int = 15, statuses: tuple[str, ...] | None = None
+) -> list[TrainingJob]:
+    statement = select(TrainingJob).where(TrainingJob.team_id == team_id)
+    if statuses is not None:
+        statement = statement.where(col(TrainingJob.status).in_(statuses))
+    statement = statement.order_by(col(TrainingJob.created_at).desc(), col(TrainingJob.id).desc()).limit(limit)
     return list((await session.exec(statement)).all())

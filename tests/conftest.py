@@ -152,7 +152,7 @@ async def start_test_bot(
     settings: Settings, slack: SlackEmulator, openai: OpenAIEmulator, session: aiohttp.ClientSession, clock: FrozenClock
 ) -> BotUnderTest:
     services = Services.create(settings, clock=clock)
-    running = await start_bot(services, host="127.0.0.1", port=0)
+    running = await start_bot(services, host="127.0.0.1", port=0, schedule=False)
     if settings.socket_mode:
         driver = SlackDriver(slack, session, socket_mode=True)
     else:

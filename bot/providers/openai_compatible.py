@@ -8,6 +8,7 @@ emulator). All run on the SDK's aiohttp transport.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,12 +20,22 @@ from openai.types.fine_tuning import FineTuningJob
 
 from bot import catalog
 from bot.jobs import JobStatus
-from bot.providers.types import BaseModelInfo, JobRequest, ProviderError, ProviderErrorKind, ProviderJob
+from bot.providers.types import (
+    BaseModelInfo,
+    Checkpoint,
+    JobRequest,
+    ProviderError,
+    ProviderErrorKind,
+    ProviderEvent,
+    ProviderJob,
+)
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 UPLOAD_PART_BYTES = 64 * 1024 * 1024
+# A job emits a metrics event per step; a first poll of a long job may page through many of them.
+MAX_EVENT_PAGES = 50
 
 RAW_STATUS = {
     "validating_files": JobStatus.VALIDATING,
@@ -210,6 +221,59 @@ class OpenAICompatibleProvider:
 
     async def cancel_job(self, job_id: str) -> ProviderJob:
         return _job(await self._call(self.client.fine_tuning.jobs.cancel(job_id)))
+
+    async def events_since(self, job_id: str, *, last_seen: str | None) -> list[ProviderEvent]:
+        """Events newer than ``last_seen``, oldest first (the API lists newest first, in pages)."""
+        newer: list[ProviderEvent] = []
+        page = await self._call(self.client.fine_tuning.jobs.list_events(job_id, limit=100))
+        for _ in range(MAX_EVENT_PAGES):
+            for event in page.data:
+                if event.id == last_seen:
+                    return newer[::-1]
+                newer.append(
+                    ProviderEvent(
+                        id=event.id,
+                        created_at=_time(event.created_at) or datetime.now(UTC),
+                        level=str(event.level or "info"),
+                        message=str(event.message or ""),
+                        type=str(event.type or "message"),
+                        data=event.data if isinstance(event.data, dict) else {},
+                    )
+                )
+            if not page.has_next_page():
+                break
+            page = await self._call(page.get_next_page())
+        return newer[::-1]
+
+    async def checkpoints(self, job_id: str) -> list[Checkpoint]:
+        page = await self._call(self.client.fine_tuning.jobs.checkpoints.list(job_id, limit=10))
+        found = []
+        for checkpoint in page.data:
+            metrics = checkpoint.metrics.model_dump() if checkpoint.metrics else {}
+            found.append(
+                Checkpoint(
+                    id=checkpoint.id,
+                    step=int(checkpoint.step_number or 0),
+                    model=str(checkpoint.fine_tuned_model_checkpoint or ""),
+                    metrics=metrics,
+                )
+            )
+        return found
+
+    async def file_content(self, file_id: str) -> bytes:
+        response = await self._call(self.client.files.content(file_id))
+        return bytes(response.read())
+
+    def verify_webhook(self, body: bytes, headers: dict[str, str], *, secret: str) -> dict[str, Any]:
+        """Check a Standard Webhooks signature (300 s tolerance); returns the event, raises ProviderError."""
+        try:
+            self.client.webhooks.verify_signature(payload=body, headers=headers, secret=secret, tolerance=300)
+        except (openai.InvalidWebhookSignatureError, ValueError) as error:
+            raise ProviderError(ProviderErrorKind.BAD_REQUEST, str(error)) from None
+        event = json.loads(body)
+        if not isinstance(event, dict):
+            raise ProviderError(ProviderErrorKind.BAD_REQUEST, "The webhook body is not a JSON object.")
+        return event
 
 
 def build_provider(settings: Settings, *, base_url: str | None = None) -> OpenAICompatibleProvider:

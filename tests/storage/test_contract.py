@@ -202,3 +202,131 @@ async def test_jobs_requests_status_moves_spend_and_audit(db: Database, clock: F
         assert await repositories.get_job(session, team_id="T2", job_id=first.id) is None
         entries = await repositories.list_audit_entries(session, team_id="T1")
         assert [entry.action for entry in entries] == ["cancel", "start"]
+
+
+async def _one_job(db: Database, clock: FrozenClock, **fields: object) -> int:
+    async with db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id="T1")
+        dataset, _ = await repositories.add_dataset(session, dataset=_dataset())
+        values: dict[str, object] = {
+            "team_id": "T1",
+            "dataset_id": dataset.id,
+            "provider": "openai",
+            "base_model": "gpt-4o-mini",
+            "requested_by": "U1",
+            "channel_id": "C1",
+            "thread_ts": "1.1",
+            "request_id": "r1",
+            "status": "running",
+            "provider_job_id": "ftjob-1",
+            "next_poll_at": clock.now(),
+            "created_at": clock.now(),
+        }
+        values.update(fields)
+        job = TrainingJob(**values)  # type: ignore[arg-type]
+        session.add(job)
+        await session.flush()
+        assert job.id is not None
+        return job.id
+
+
+async def test_leases_give_a_due_job_to_one_owner_until_it_expires(db: Database, clock: FrozenClock) -> None:
+    job_id = await _one_job(db, clock)
+    lease = timedelta(minutes=5)
+    active = ("running",)
+    async with db.session() as session, session.begin():
+        assert await repositories.claim_due_jobs(
+            session, owner="a", now=clock.now(), lease=lease, statuses=active, limit=10
+        ) == [job_id]
+    async with db.session() as session, session.begin():
+        assert (
+            await repositories.claim_due_jobs(
+                session, owner="b", now=clock.now(), lease=lease, statuses=active, limit=10
+            )
+            == []
+        ), "leased to a"
+    clock.advance(timedelta(minutes=6))
+    async with db.session() as session, session.begin():
+        assert await repositories.claim_due_jobs(
+            session, owner="b", now=clock.now(), lease=lease, statuses=active, limit=10
+        ) == [job_id], "an expired lease is free to take"
+        assert not await repositories.release_job(session, job_id=job_id, owner="a", next_poll_at=None), "not a's"
+        assert await repositories.release_job(
+            session, job_id=job_id, owner="b", next_poll_at=clock.now() + timedelta(hours=1)
+        )
+    async with db.session() as session, session.begin():
+        assert (
+            await repositories.claim_due_jobs(
+                session, owner="a", now=clock.now(), lease=lease, statuses=active, limit=10
+            )
+            == []
+        ), "not due yet"
+        assert await repositories.mark_job_due(session, provider="openai", provider_job_id="ftjob-1", now=clock.now())
+        assert await repositories.claim_due_jobs(
+            session, owner="a", now=clock.now(), lease=lease, statuses=active, limit=10
+        ) == [job_id], "a webhook made it due"
+        assert (
+            await repositories.claim_due_jobs(
+                session, owner="c", now=clock.now(), lease=lease, statuses=("succeeded",), limit=10
+            )
+            == []
+        )
+
+
+async def test_events_and_notifications_are_recorded_once(db: Database, clock: FrozenClock) -> None:
+    from storage.models import JobEvent, Notification
+
+    job_id = await _one_job(db, clock)
+
+    def event(event_id: str, step: int) -> JobEvent:
+        return JobEvent(
+            team_id="T1",
+            job_id=job_id,
+            provider_event_id=event_id,
+            created_at=clock.now(),
+            type="metrics",
+            step=step,
+            train_loss=1.0 / step,
+        )
+
+    async with db.session() as session, session.begin():
+        assert await repositories.add_job_events(session, events=[event("e1", 1), event("e2", 2)]) == 2
+        assert await repositories.add_job_events(session, events=[event("e2", 2), event("e3", 3)]) == 1
+        note = {
+            "team_id": "T1",
+            "subject": f"job:{job_id}",
+            "kind": "milestone",
+            "key": "running",
+            "channel_id": "C1",
+            "thread_ts": "1.1",
+            "payload": {"text": "running"},
+        }
+        assert await repositories.enqueue_notification(session, notification=Notification(**note))  # type: ignore[arg-type]
+        assert not await repositories.enqueue_notification(session, notification=Notification(**note))  # type: ignore[arg-type]
+    async with db.session() as session, session.begin():
+        metrics = await repositories.list_job_events(session, job_id=job_id, kind="metrics")
+        assert [m.step for m in metrics] == [1, 2, 3]
+        [pending] = await repositories.pending_notifications(session, now=clock.now())
+        assert pending.id is not None
+        lease = timedelta(minutes=2)
+        assert (
+            await repositories.claim_notification(session, notification_id=pending.id, now=clock.now(), lease=lease)
+            == 1
+        )
+        assert (
+            await repositories.claim_notification(session, notification_id=pending.id, now=clock.now(), lease=lease)
+            is None
+        )
+    clock.advance(timedelta(minutes=3))
+    async with db.session() as session, session.begin():
+        assert [n.id for n in await repositories.pending_notifications(session, now=clock.now())] == [pending.id]
+        assert (
+            await repositories.claim_notification(session, notification_id=pending.id, now=clock.now(), lease=lease)
+            == 2
+        )
+        await repositories.finish_notification(
+            session, notification_id=pending.id, status="sent", now=clock.now(), slack_ts="9.9"
+        )
+    async with db.session() as session:
+        assert await repositories.pending_notifications(session, now=clock.now() + timedelta(hours=1)) == []
+        assert [j.id for j in await repositories.list_jobs(session, team_id="T1", statuses=("running",))] == [job_id]

@@ -1,0 +1,237 @@
+"""Following one job: ask the provider, record what is new, owe the team the right messages.
+
+Everything here is idempotent: events are stored once (unique per job), status moves only
+forward (bot.jobs.transition), and notifications are queued once per (job, kind, key). A poll that
+is repeated after a crash, or made by another replica, changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, catalog
+from bot.jobs import TERMINAL, JobStatus, transition
+from bot.providers import ProviderError, ProviderEvent
+from bot.services import Services
+from storage import repositories
+from storage.models import Dataset, JobEvent, Notification, TrainingJob
+
+logger = logging.getLogger(__name__)
+
+MILESTONES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED)
+MAX_BACKOFF = timedelta(minutes=30)
+
+
+def _metric(data: dict[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _event_row(job: TrainingJob, event: ProviderEvent) -> JobEvent:
+    data = event.data
+    assert job.id is not None
+    return JobEvent(
+        team_id=job.team_id,
+        job_id=job.id,
+        provider_event_id=event.id,
+        created_at=event.created_at,
+        level=event.level,
+        type=event.type,
+        message=event.message[:2000],
+        step=int(data["step"]) if isinstance(data.get("step"), int | float) else None,
+        train_loss=_metric(data, "train_loss"),
+        valid_loss=_metric(data, "valid_loss"),
+        train_accuracy=_metric(data, "train_mean_token_accuracy"),
+        valid_accuracy=_metric(data, "valid_mean_token_accuracy"),
+    )
+
+
+def _rows_from_results_csv(job: TrainingJob, content: bytes) -> list[JobEvent]:
+    """Metrics from the result file, for providers that do not send metrics events."""
+    assert job.id is not None
+    rows = []
+    for record in csv.DictReader(io.StringIO(content.decode("utf-8", "replace"))):
+        step = record.get("step", "")
+        if not step.strip().isdigit():
+            continue
+
+        def number(key: str, source: dict[str, str] = record) -> float | None:
+            try:
+                return float(source.get(key) or "")
+            except ValueError:
+                return None
+
+        rows.append(
+            JobEvent(
+                team_id=job.team_id,
+                job_id=job.id,
+                provider_event_id=f"result:{step}",
+                created_at=job.finished_at or datetime.now(UTC),
+                type="metrics",
+                message="",
+                step=int(step),
+                train_loss=number("train_loss"),
+                valid_loss=number("valid_loss"),
+                train_accuracy=number("train_accuracy"),
+                valid_accuracy=number("valid_mean_token_accuracy"),
+            )
+        )
+    return rows
+
+
+def _price(services: Services, model: str) -> float | None:
+    base = catalog.base_model_id(model)
+    price = services.settings.finetune_training_prices.get(base)
+    info = catalog.lookup(model)
+    return price if price is not None else (info.training_price_per_million if info else None)
+
+
+async def follow_job(services: Services, job_id: int) -> bool:
+    """Poll one job and record what changed; returns whether the job is still active."""
+    async with services.db.session() as session:
+        job = await session.get(TrainingJob, job_id)
+        assert job is not None and job.provider_job_id is not None
+        dataset = await session.get(Dataset, job.dataset_id)
+    assert dataset is not None
+    remote = await services.provider.get_job(job.provider_job_id)
+    events = await services.provider.events_since(job.provider_job_id, last_seen=job.last_event_id)
+    now = services.clock.now()
+    new_status = transition(job.status, remote.status)
+    rows = [_event_row(job, event) for event in events]
+    checkpoints = []
+    if new_status == JobStatus.SUCCEEDED:
+        checkpoints = await services.provider.checkpoints(job.provider_job_id)
+        if not any(row.type == "metrics" for row in rows) and remote.result_files:
+            rows += _rows_from_results_csv(job, await services.provider.file_content(remote.result_files[0]))
+
+    async with services.db.session() as session, session.begin():
+        current = await session.get(TrainingJob, job_id)
+        assert current is not None
+        await repositories.add_job_events(session, events=rows)
+        metrics = [row for row in rows if row.type == "metrics" and row.step is not None]
+        if metrics:
+            latest = metrics[-1]
+            current.step, current.train_loss = latest.step, latest.train_loss
+            current.valid_loss = latest.valid_loss if latest.valid_loss is not None else current.valid_loss
+            total = next((e.data.get("total_steps") for e in reversed(events) if e.data.get("total_steps")), None)
+            current.total_steps = int(total) if total else current.total_steps
+        if events:
+            current.last_event_id = events[-1].id
+        current.raw_status = remote.raw_status
+        current.estimated_finish = remote.estimated_finish
+        current.trained_tokens = remote.trained_tokens or current.trained_tokens
+        current.fine_tuned_model = remote.fine_tuned_model or current.fine_tuned_model
+        current.poll_failures = 0
+        current.updated_at = now
+        if new_status is not None:
+            current.status = new_status
+            if new_status in TERMINAL:
+                current.finished_at = remote.finished_at or now
+                current.error_message = remote.error_message or current.error_message
+                price = _price(services, current.base_model)
+                if current.trained_tokens and price is not None:
+                    current.actual_cost_usd = round(current.trained_tokens / 1_000_000 * price, 4)
+        session.add(current)
+        await session.flush()
+        if new_status is not None:
+            await _queue_notifications(
+                services, session, current, dataset, new_status, checkpoints, now, error_code=remote.error_code
+            )
+    if new_status is not None or metrics:
+        await _refresh_card(services, current, dataset, now)
+    return current.status not in TERMINAL
+
+
+async def _queue_notifications(
+    services: Services,
+    session: Any,
+    job: TrainingJob,
+    dataset: Dataset,
+    status: JobStatus,
+    checkpoints: list[Any],
+    now: datetime,
+    *,
+    error_code: str | None,
+) -> None:
+    subject = f"job:{job.id}"
+
+    def note(kind: str, payload: dict[str, Any], *, key: str = "", channel: str | None = None) -> Notification:
+        return Notification(
+            team_id=job.team_id,
+            subject=subject,
+            kind=kind,
+            key=key,
+            channel_id=channel or job.channel_id,
+            thread_ts=None if channel else job.thread_ts,
+            payload=payload,
+            created_at=now,
+        )
+
+    if status in MILESTONES:
+        await repositories.enqueue_notification(
+            session, notification=note("milestone", {"text": blocks.milestone_text(job)}, key=status)
+        )
+        return
+    if status not in TERMINAL:
+        return
+    text, result = blocks.result_blocks(
+        job,
+        dataset_name=dataset.filename,
+        checkpoints=checkpoints,
+        provider_label=services.provider.label,
+        now=now,
+        error_code=error_code,
+    )
+    await repositories.enqueue_notification(session, notification=note("result", {"text": text, "blocks": result}))
+    if status == JobStatus.SUCCEEDED and job.step:
+        title = f"Loss curve of job #{job.id} ({job.fine_tuned_model})"
+        chart = {"job_id": job.id, "title": title, "filename": f"loss-curve-job-{job.id}.png"}
+        await repositories.enqueue_notification(session, notification=note("chart", chart))
+    if services.settings.finetune_dm_on_finish:
+        direct = {"text": f"{text} (in <#{job.channel_id}>)", "blocks": result}
+        await repositories.enqueue_notification(session, notification=note("direct", direct, channel=job.requested_by))
+
+
+async def _refresh_card(services: Services, job: TrainingJob, dataset: Dataset, now: datetime) -> None:
+    """Edit the job card in place: one chat.update per poll at most, never a new message."""
+    if not job.progress_message_ts:
+        return
+    title = {
+        JobStatus.SUCCEEDED: "✅ *Training finished*",
+        JobStatus.FAILED: "❌ *Training failed*",
+        JobStatus.CANCELLED: "🛑 *Training cancelled*",
+    }.get(JobStatus(job.status), "🚀 *Training*")
+    try:
+        await services.slack.chat_update(
+            channel=job.channel_id,
+            ts=job.progress_message_ts,
+            text=f"{title}: {blocks.progress_line(job, now=now)}",
+            blocks=blocks.job_card(job, dataset_name=dataset.filename, title=title, now=now),
+        )
+    except SlackApiError as error:
+        # The card catches up at the next poll; the outcome itself goes through the outbox.
+        logger.warning("job card of %s not updated: %s", job.id, error.response.get("error"))
+
+
+def backoff(failures: int, interval: timedelta) -> timedelta:
+    """Wait longer after each failed poll of a job: 2, 4, 8 … intervals, at most 30 minutes."""
+    wait: timedelta = interval * (2 ** min(failures, 10))
+    return min(wait, MAX_BACKOFF)
+
+
+async def record_failure(services: Services, job_id: int, error: ProviderError) -> int:
+    async with services.db.session() as session, session.begin():
+        job = await session.get(TrainingJob, job_id)
+        assert job is not None
+        job.poll_failures += 1
+        session.add(job)
+        logger.warning(
+            "poll of job %s failed (%s, %s times): %s", job_id, error.kind, job.poll_failures, error.provider_message
+        )
+        return job.poll_failures

@@ -1,0 +1,92 @@
+"""Looking at jobs from Slack: `/finetune status`, `/finetune jobs`, and the cancel confirmation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import blocks
+from bot.errors import UserFacingError
+from bot.jobs import ACTIVE
+from bot.services import Services
+from storage import repositories
+from storage.models import Dataset, TrainingJob
+
+
+async def find_job(services: Services, *, team_id: str, reference: str) -> TrainingJob:
+    """A job by ``#12``, ``12`` or the provider's id (``ftjob-…``)."""
+    async with services.db.session() as session:
+        number = reference.removeprefix("#")
+        if number.isdigit():
+            job = await repositories.get_job(session, team_id=team_id, job_id=int(number))
+        else:
+            job = next(
+                (
+                    j
+                    for j in await repositories.list_jobs(session, team_id=team_id, limit=500)
+                    if j.provider_job_id == reference
+                ),
+                None,
+            )
+    if job is None:
+        raise UserFacingError(f"I have no job `{reference}`. `/finetune jobs` lists the team's jobs.")
+    return job
+
+
+async def status_blocks(services: Services, *, team_id: str, reference: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """One job's card (the newest job when no reference is given)."""
+    if reference is None:
+        async with services.db.session() as session:
+            newest = await repositories.list_jobs(session, team_id=team_id, limit=1)
+        if not newest:
+            raise UserFacingError("No jobs yet. Click Train… on a dataset's report to start one.")
+        job = newest[0]
+    else:
+        job = await find_job(services, team_id=team_id, reference=reference)
+    async with services.db.session() as session:
+        dataset = await session.get(Dataset, job.dataset_id)
+    assert dataset is not None
+    now = services.clock.now()
+    title = f"*Job #{job.id}*"
+    card = blocks.job_card(job, dataset_name=dataset.filename, title=title, now=now)
+    if job.error_message:
+        card.append(blocks.context(f"{services.provider.label} said: {job.error_message}"))
+    return f"Job #{job.id}: {blocks.progress_line(job, now=now)}", card
+
+
+async def jobs_list_blocks(services: Services, *, team_id: str) -> tuple[str, list[dict[str, Any]]]:
+    async with services.db.session() as session:
+        jobs = await repositories.list_jobs(session, team_id=team_id, limit=15)
+        names = {d.id: d.filename for d in await repositories.list_datasets(session, team_id=team_id, limit=200)}
+    if not jobs:
+        return "No jobs yet.", [blocks.section("No jobs yet. Click Train… on a dataset's report to start one.")]
+    now = services.clock.now()
+    lines = [
+        f"*#{job.id}* `{job.base_model}` on `{names.get(job.dataset_id, job.dataset_id)}` · <@{job.requested_by}> · "
+        f"{blocks.progress_line(job, now=now)}"
+        + (f" · {blocks._money(job.actual_cost_usd or job.estimated_cost_usd)}" if job.estimated_cost_usd else "")
+        for job in jobs
+    ]
+    active = sum(1 for job in jobs if job.status in ACTIVE)
+    return (
+        f"{len(jobs)} recent job(s), {active} active",
+        [
+            blocks.section(f"*Recent jobs* ({active} active)"),
+            *(blocks.section(p) for p in blocks.split_text("\n".join(lines))),
+        ],
+    )
+
+
+async def cancel_confirmation(
+    services: Services, *, team_id: str, user_id: str, reference: str
+) -> list[dict[str, Any]]:
+    """The question before cancelling: a button that asks once more, for the requester or an admin."""
+    job = await find_job(services, team_id=team_id, reference=reference)
+    if job.status not in ACTIVE or not job.provider_job_id:
+        raise UserFacingError(f"Job #{job.id} is {blocks.STATUS_WORDS.get(job.status, job.status)}; nothing to cancel.")
+    if user_id != job.requested_by and user_id not in services.settings.admins:
+        raise UserFacingError(f"Only <@{job.requested_by}>, who started it, or an admin can cancel job #{job.id}.")
+    async with services.db.session() as session:
+        dataset = await session.get(Dataset, job.dataset_id)
+    assert dataset is not None
+    card = blocks.job_card(job, dataset_name=dataset.filename, title=f"Cancel job #{job.id}?", now=services.clock.now())
+    return card

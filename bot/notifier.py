@@ -1,0 +1,135 @@
+"""The outbox: every message the bot owes the team, posted exactly once.
+
+A notification is claimed (so two replicas never post it together), posted with Slack message
+metadata carrying its outbox id, then recorded as sent. If the bot dies between posting and
+recording, the claim expires, the next attempt finds the message in the thread by that metadata,
+and records it instead of posting it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot import charts
+from bot.services import Services
+from storage import repositories
+from storage.models import Notification
+
+logger = logging.getLogger(__name__)
+
+METADATA_EVENT = "finetune_notification"
+CLAIM = timedelta(minutes=2)
+# Slack errors that no retry will fix: the notification is given up, and the reason logged.
+PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long", "no_text"}
+
+
+def _metadata(notification_id: int) -> dict[str, Any]:
+    return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": notification_id}}
+
+
+async def deliver_pending(services: Services, *, limit: int = 100) -> int:
+    """Post what the outbox holds, oldest first; returns how many were sent now."""
+    async with services.db.session() as session:
+        pending = await repositories.pending_notifications(session, now=services.clock.now(), limit=limit)
+    sent = 0
+    for notification in pending:
+        sent += await _deliver(services, notification)
+    return sent
+
+
+async def _deliver(services: Services, notification: Notification) -> int:
+    assert notification.id is not None
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        attempt = await repositories.claim_notification(session, notification_id=notification.id, now=now, lease=CLAIM)
+    if attempt is None:
+        return 0  # another replica has it
+    try:
+        channel = await _channel(services, notification)
+        posted = await _already_posted(services, notification, channel) if attempt > 1 else None
+        if posted is None:
+            posted = await _post(services, notification, channel)
+    except SlackApiError as error:
+        code = str(error.response.get("error") or error.response.status_code)
+        status = "failed" if code in PERMANENT else "pending"
+        logger.warning("notification %s (%s) not posted: %s; %s", notification.id, notification.kind, code, status)
+        async with services.db.session() as session, session.begin():
+            await repositories.finish_notification(
+                session, notification_id=notification.id, status=status, now=services.clock.now()
+            )
+        return 0
+    async with services.db.session() as session, session.begin():
+        await repositories.finish_notification(
+            session, notification_id=notification.id, status="sent", now=services.clock.now(), slack_ts=posted
+        )
+    return 1
+
+
+async def _channel(services: Services, notification: Notification) -> str:
+    """Direct messages are addressed to a user; Slack posts them in the conversation it opens."""
+    if notification.channel_id.startswith(("U", "W")):
+        opened = await services.slack.conversations_open(users=notification.channel_id)
+        return str(opened["channel"]["id"])
+    return notification.channel_id
+
+
+async def _post(services: Services, notification: Notification, channel: str) -> str:
+    assert notification.id is not None
+    payload = notification.payload
+    if notification.kind == "chart":
+        png = await _chart(services, payload)
+        uploaded = await services.slack_once.files_upload_v2(
+            channel=channel,
+            thread_ts=notification.thread_ts,
+            content=png,
+            filename=payload["filename"],
+            title=payload["title"],
+        )
+        return str(uploaded["file"]["id"])
+    response = await services.slack_once.chat_postMessage(
+        channel=channel,
+        thread_ts=notification.thread_ts,
+        text=payload["text"],
+        blocks=payload.get("blocks"),
+        metadata=_metadata(notification.id),
+        unfurl_links=False,
+    )
+    return str(response["ts"])
+
+
+async def _already_posted(services: Services, notification: Notification, channel: str) -> str | None:
+    """Look in the thread (or the conversation) for what an earlier attempt may have posted."""
+    assert notification.id is not None
+    if notification.thread_ts:
+        pages = await services.slack.conversations_replies(
+            channel=channel, ts=notification.thread_ts, include_all_metadata=True, limit=200
+        )
+    else:
+        pages = await services.slack.conversations_history(channel=channel, include_all_metadata=True, limit=200)
+    async for page in pages:
+        for message in page.get("messages", []):
+            if notification.kind == "chart":
+                titles = [f.get("title") for f in message.get("files", [])]
+                if notification.payload["title"] in titles:
+                    return str(message["files"][0]["id"])
+                continue
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("outbox_id") == notification.id:
+                logger.info("notification %s was already posted (%s); recording it", notification.id, message["ts"])
+                return str(message["ts"])
+    return None
+
+
+async def _chart(services: Services, payload: dict[str, Any]) -> bytes:
+    async with services.db.session() as session:
+        metrics = await repositories.list_job_events(session, job_id=int(payload["job_id"]), kind="metrics")
+    return charts.loss_curve_png(
+        title=payload["title"],
+        steps=[event.step or 0 for event in metrics],
+        train=[event.train_loss for event in metrics],
+        valid=[event.valid_loss for event in metrics],
+    )
