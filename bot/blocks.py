@@ -546,6 +546,7 @@ def result_blocks(
                 )
                 lines.append(f"• step {checkpoint.step}: `{checkpoint.model}` — {detail}")
             result.append(section("\n".join(lines)))
+        result.append(model_actions(job.id, job.fine_tuned_model))
         return text, result
     if job.status == "failed":
         message = job.error_message or "(no reason given)"
@@ -567,3 +568,44 @@ def result_blocks(
     by = f"<@{job.cancelled_by}>" if job.cancelled_by else f"someone at {provider_label} (not from Slack)"
     text = f"🛑 {who}, fine-tuning on {dataset_name} was cancelled by {by}."
     return text, [section(text)]
+
+
+def chat_root(
+    *, model: str, compare_model: str | None, system_prompt: str | None, user: str
+) -> tuple[str, list[Block]]:
+    """The root message of a chat (or compare) thread: which model(s), which system prompt, how to talk."""
+    if compare_model:
+        text = f"⚖️ Compare `{model}` with `{compare_model}`"
+        how = "Reply in this thread: each message is answered by both models, one after the other."
+    else:
+        text = f"💬 Chat with `{model}`"
+        how = "Reply in this thread (or mention me in it) to talk to the model."
+    prompt = (
+        f"*System prompt:* _{system_prompt[:1500]}{'…' if len(system_prompt) > 1500 else ''}_"
+        if system_prompt
+        else "*System prompt:* none"
+    )
+    return text, [section(text), section(prompt), context(f"{how} Started by <@{user}>.")]
+
+
+def model_actions(job_id: int, model: str) -> Block:
+    """Chat, Compare with base and Delete model, under a finished job's result."""
+    delete = button("🗑 Delete model", "model_delete", str(job_id), style="danger")
+    delete["confirm"] = {
+        "title": {"type": "plain_text", "text": "Delete this model?"},
+        "text": {
+            "type": "mrkdwn",
+            "text": f"`{model}` will be deleted at the provider for good. Its training data stays in the bot.",
+        },
+        "confirm": {"type": "plain_text", "text": "Delete"},
+        "deny": {"type": "plain_text", "text": "Keep it"},
+    }
+    return {
+        "type": "actions",
+        "block_id": f"model:{job_id}",
+        "elements": [
+            button("💬 Chat", "chat_start", str(job_id), style="primary"),
+            button("⚖️ Compare with base", "compare_start", str(job_id)),
+            delete,
+        ],
+    }

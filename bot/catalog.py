@@ -21,6 +21,7 @@ class ModelInfo:
     training_price_per_million: float | None
     methods: tuple[str, ...] = ("supervised",)
     inference_retires: date | None = None
+    context_window: int = 128_000
 
 
 CATALOG: dict[str, ModelInfo] = {
@@ -28,14 +29,20 @@ CATALOG: dict[str, ModelInfo] = {
     for info in (
         ModelInfo("gpt-4o-mini-2024-07-18", "o200k_base", 65_536, 3.00, ("supervised", "dpo"), date(2027, 1, 14)),
         ModelInfo("gpt-4o-2024-08-06", "o200k_base", 65_536, 25.00, ("supervised", "dpo"), date(2027, 1, 14)),
-        ModelInfo("gpt-4.1-2025-04-14", "o200k_base", 65_536, 25.00, ("supervised", "dpo"), date(2027, 1, 14)),
-        ModelInfo("gpt-4.1-mini-2025-04-14", "o200k_base", 65_536, 5.00, ("supervised", "dpo"), date(2027, 1, 14)),
-        ModelInfo("gpt-4.1-nano-2025-04-14", "o200k_base", 65_536, 1.50, ("supervised", "dpo"), date(2026, 10, 23)),
-        ModelInfo("gpt-3.5-turbo-0125", "cl100k_base", 16_385, 8.00, ("supervised",), date(2026, 10, 23)),
-        ModelInfo("gpt-3.5-turbo-1106", "cl100k_base", 16_385, 8.00, ("supervised",), date(2026, 10, 23)),
-        ModelInfo("gpt-3.5-turbo-0613", "cl100k_base", 4_096, 8.00, ("supervised",), date(2026, 10, 23)),
-        ModelInfo("davinci-002", "cl100k_base", 16_384, 6.00, ("supervised",)),
-        ModelInfo("babbage-002", "cl100k_base", 16_384, 0.40, ("supervised",)),
+        ModelInfo(
+            "gpt-4.1-2025-04-14", "o200k_base", 65_536, 25.00, ("supervised", "dpo"), date(2027, 1, 14), 1_047_576
+        ),
+        ModelInfo(
+            "gpt-4.1-mini-2025-04-14", "o200k_base", 65_536, 5.00, ("supervised", "dpo"), date(2027, 1, 14), 1_047_576
+        ),
+        ModelInfo(
+            "gpt-4.1-nano-2025-04-14", "o200k_base", 65_536, 1.50, ("supervised", "dpo"), date(2026, 10, 23), 1_047_576
+        ),
+        ModelInfo("gpt-3.5-turbo-0125", "cl100k_base", 16_385, 8.00, ("supervised",), date(2026, 10, 23), 16_385),
+        ModelInfo("gpt-3.5-turbo-1106", "cl100k_base", 16_385, 8.00, ("supervised",), date(2026, 10, 23), 16_385),
+        ModelInfo("gpt-3.5-turbo-0613", "cl100k_base", 4_096, 8.00, ("supervised",), date(2026, 10, 23), 4_096),
+        ModelInfo("davinci-002", "cl100k_base", 16_384, 6.00, ("supervised",), context_window=16_384),
+        ModelInfo("babbage-002", "cl100k_base", 16_384, 0.40, ("supervised",), context_window=16_384),
     )
 }
 

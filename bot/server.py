@@ -57,8 +57,9 @@ async def check_slack(services: Services) -> None:
             f"Slack rejected SLACK_BOT_TOKEN ({error.response.get('error')}): copy the Bot User OAuth Token "
             "again from the Slack app settings (OAuth & Permissions)."
         ) from None
-    services.readiness.slack_connected = True
-    services.readiness.slack_detail = f"connected to {identity.get('team', '?')} as {identity.get('user', '?')}"
+    services.slack_state.connected = True
+    services.slack_state.detail = f"connected to {identity.get('team', '?')} as {identity.get('user', '?')}"
+    services.slack_state.bot_user_id = str(identity.get("user_id") or "")
 
 
 def health_routes(services: Services, socket_mode: AsyncSocketModeHandler | None) -> list[web.RouteDef]:
@@ -72,14 +73,14 @@ def health_routes(services: Services, socket_mode: AsyncSocketModeHandler | None
         except Exception as error:  # any driver error means "not ready"; the reason is logged
             logger.warning("readiness: database unreachable: %s", type(error).__name__)
             problems.append("database unreachable")
-        connected = services.readiness.slack_connected
+        connected = services.slack_state.connected
         if socket_mode is not None:
             connected = connected and await socket_mode.client.is_connected()
         if not connected:
-            problems.append(f"slack: {services.readiness.slack_detail}")
+            problems.append(f"slack: {services.slack_state.detail}")
         if problems:
             return web.json_response({"status": "unavailable", "problems": problems}, status=503)
-        return web.json_response({"status": "ready", "slack": services.readiness.slack_detail})
+        return web.json_response({"status": "ready", "slack": services.slack_state.detail})
 
     return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
 

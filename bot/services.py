@@ -24,11 +24,14 @@ BASE_MODELS_TTL = timedelta(minutes=10)
 
 
 @dataclass
-class Readiness:
-    """What /readyz reports besides the database: whether Slack is reachable."""
+class SlackState:
+    """What the bot learned about its Slack workspace while running."""
 
-    slack_connected: bool = False
-    slack_detail: str = "not connected yet"
+    connected: bool = False
+    detail: str = "not connected yet"
+    bot_user_id: str = ""
+    # Cleared the first time Slack refuses chat.startStream: answers are then edited in place.
+    streaming_supported: bool = True
 
 
 @dataclass
@@ -40,7 +43,7 @@ class Services:
     slack_once: AsyncWebClient
     clock: Clock
     provider: OpenAICompatibleProvider
-    readiness: Readiness = field(default_factory=Readiness)
+    slack_state: SlackState = field(default_factory=SlackState)
     # One validation at a time: it uses every core already, and a second would only add memory.
     validation_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     _validation_pool: ProcessPoolExecutor | None = None

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     # Last day each base model can be trained, overriding the provider's and the catalog's: {"model": "2027-01-06"}
     finetune_training_retirements: dict[str, date] = {}
     finetune_uploads_threshold_mb: int = 100
+    # Context window per base model, over bot/catalog.py's: {"gpt-4o-mini-2024-07-18": 128000}
+    finetune_context_windows: dict[str, int] = {}
+    # Longest answer asked of a model in chat; the rest of the window holds the thread's history.
+    finetune_chat_max_tokens: int = 1024
 
     # Team rules: Slack user ids (U…) or user-group ids (S…); empty trainers means everyone may train.
     finetune_trainers: Annotated[list[str], NoDecode] = []

@@ -10,7 +10,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import commands, datasets, jobs, training
+from handlers import chat, commands, datasets, jobs, training
 
 
 async def _acknowledge_event() -> None:
@@ -18,7 +18,7 @@ async def _acknowledge_event() -> None:
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    subcommands = [commands.HELP, *datasets.SUBCOMMANDS, *training.SUBCOMMANDS, *jobs.SUBCOMMANDS]
+    subcommands = [commands.HELP, *datasets.SUBCOMMANDS, *training.SUBCOMMANDS, *jobs.SUBCOMMANDS, *chat.SUBCOMMANDS]
     app.command(commands.COMMAND)(commands.make_dispatcher(services, subcommands))
 
     app.event({"type": "message", "subtype": "file_share"})(datasets.on_file_share)
@@ -32,6 +32,12 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action("job_approve")(training.approve_button)
     app.action("job_deny")(training.deny_button)
     app.action("job_cancel")(training.cancel_button)
+
+    app.event("message", matchers=[chat.is_thread_reply])(chat.on_thread_message)
+    app.event("app_mention")(chat.on_mention)
+    app.action("chat_start")(chat.chat_button)
+    app.action("compare_start")(chat.compare_button)
+    app.action("model_delete")(chat.delete_button)
 
     # Last: Bolt runs the first listener that matches, so this only catches what nothing above took.
     app.event(re.compile(".*"))(_acknowledge_event)

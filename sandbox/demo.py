@@ -90,6 +90,7 @@ class Transcript:
         self.width = width
         self.started = time.monotonic()
         self.roots: dict[str, str] = {}
+        self.printed: set[str] = set()
         workspace.on_change(self._on_change)
 
     def say(self, text: str) -> None:
@@ -137,6 +138,9 @@ class Transcript:
             self._print(self._where(detail["channel"], None), self._who(detail["user"]), detail["text"])
         elif kind == "message":
             message: Message = detail["message"]
+            if message.streaming:
+                return  # printed whole when the stream stops
+            self.printed.add(message.ts)
             if message.files:
                 names = ", ".join(self.ws.files[f].name for f in message.files)
                 self.roots.setdefault(message.ts, names)
@@ -148,6 +152,16 @@ class Transcript:
             self._print(self._where(message.channel, message.thread_ts), self._who(message.user), text)
         elif kind == "update":
             updated: Message = detail["message"]
+            if updated.streaming or updated.text.endswith("▌"):
+                return
+            if updated.ts not in self.printed:  # a streamed or placeholder answer, now complete
+                self.printed.add(updated.ts)
+                only_context = all(block.get("type") == "context" for block in updated.blocks)
+                text = updated.text + ("\n" + self._render("", updated.blocks) if only_context else "")
+                if not only_context:
+                    text = self._render(updated.text, updated.blocks)
+                self._print(self._where(updated.channel, updated.thread_ts), self._who(updated.user), text)
+                return
             text = updated.text if updated.edits > 1 else self._render(updated.text, updated.blocks)
             self._print(self._where(updated.channel, updated.thread_ts), self._who(updated.user) + " (edited)", text)
         elif kind == "ephemeral":
@@ -248,6 +262,39 @@ async def play(
             await ticks.tick(services, owner="demo")
 
     await _step(transcript, "The bot follows the job (the sandbox runs 90 s of training per tick)", follow)
+
+    result = next(
+        m for m in ws.replies_of(report.channel, report.thread_ts or "") if m.text.startswith("✅") and "<@" in m.text
+    )
+
+    def finished_answers(root: Message) -> list[Message]:
+        return [
+            m
+            for m in ws.replies_of(root.channel, root.ts)
+            if m.user == ws.bot_user_id and not m.streaming and not m.text.endswith("▌")
+        ]
+
+    async def chat() -> None:
+        await driver.click(ALICE, result, "chat_start")
+        root = await ws.wait_for(
+            lambda: next((m for m in ws.channel_messages(CHANNEL) if m.text.startswith("💬")), None)
+        )
+        await driver.say(ALICE, CHANNEL, "What is the capital of France?", thread_ts=root.ts)
+        await ws.wait_for(lambda: finished_answers(root))
+        await driver.say(BOB, CHANNEL, "Ok smart one, how many legs does a spider have?", thread_ts=root.ts)
+        await ws.wait_for(lambda: len(finished_answers(root)) == 2)
+
+    await _step(transcript, "Alice opens a chat with the new model; Bob joins the thread", chat)
+
+    async def compare() -> None:
+        await driver.click(BOB, result, "compare_start")
+        root = await ws.wait_for(
+            lambda: next((m for m in ws.channel_messages(CHANNEL) if m.text.startswith("⚖️")), None)
+        )
+        await driver.say(BOB, CHANNEL, "What is the tallest mountain?", thread_ts=root.ts)
+        await ws.wait_for(lambda: len(finished_answers(root)) == 2)
+
+    await _step(transcript, "Bob compares the fine-tuned model with its base on his own question", compare)
 
     async def listing() -> None:
         before = len(ws.ephemerals_for(BOB))

@@ -19,6 +19,7 @@ import asyncio
 import builtins
 import contextlib
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -261,6 +262,23 @@ def approximate_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4)) if text else 0
 
 
+@functools.cache
+def _encoding() -> Any:
+    import bpe_openai  # the same tables OpenAI counts with; loaded on the first chat only
+
+    return bpe_openai.get_encoding("o200k_base")
+
+
+def count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    """Exactly as OpenAI bills a chat prompt: 3 per message, its role and content, and 3 to prime the reply."""
+    encoding = _encoding()
+    total = 3
+    for message in messages:
+        total += 3 + len(encoding.encode_ordinary(str(message.get("role", ""))))
+        total += len(encoding.encode_ordinary(message_text(message)))
+    return total
+
+
 def message_text(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, str):
@@ -294,6 +312,7 @@ class OpenAIState:
         self.faults: dict[str, FaultRule] = {}
         self.scripted_failures: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
+        self.chat_requests: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
 
     def new_id(self, prefix: str, length: int = 24) -> str:
@@ -1123,6 +1142,7 @@ class OpenAIEmulator:
         else:
             model = _require(body, "model")
         messages = _require(body, "messages")
+        state.chat_requests.append({"model": model, "messages": messages})
         if not state.model_exists(model):
             raise ApiError(
                 404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
@@ -1138,7 +1158,7 @@ class OpenAIEmulator:
                 f"The model `{model}` has been deprecated and was shut down on {base.shutdown_date}.",
                 code="model_not_found",
             )
-        prompt_tokens = sum(3 + approximate_tokens(message_text(m)) for m in messages) + 3
+        prompt_tokens = count_prompt_tokens(messages)
         window = base.context_window if base else 128_000
         if prompt_tokens > window:
             raise ApiError(

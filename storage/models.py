@@ -92,6 +92,7 @@ class TrainingJob(SQLModel, table=True):
     estimated_finish: datetime | None = None
     result_file_id: str | None = Field(default=None, max_length=128)
     cancelled_by: str | None = Field(default=None, max_length=32)
+    model_deleted_at: datetime | None = None
     last_event_id: str | None = Field(default=None, max_length=128)
     next_poll_at: datetime | None = Field(default=None, index=True)
     poll_failures: int = 0

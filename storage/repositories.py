@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditEntry, Dataset, JobEvent, Notification, SlackEvent, Team, TrainingJob
+from storage.models import AuditEntry, ChatThread, Dataset, JobEvent, Notification, SlackEvent, Team, TrainingJob
 
 
 async def ensure_team(session: AsyncSession, *, team_id: str, name: str = "") -> Team:
@@ -295,3 +295,22 @@ async def list_jobs(
         statement = statement.where(col(TrainingJob.status).in_(statuses))
     statement = statement.order_by(col(TrainingJob.created_at).desc(), col(TrainingJob.id).desc()).limit(limit)
     return list((await session.exec(statement)).all())
+
+
+# --- chat threads -------------------------------------------------------------------------------------
+
+
+async def add_chat_thread(session: AsyncSession, *, thread: ChatThread) -> ChatThread:
+    session.add(thread)
+    await session.flush()
+    return thread
+
+
+async def get_chat_thread(session: AsyncSession, *, channel_id: str, thread_ts: str) -> ChatThread | None:
+    statement = select(ChatThread).where(ChatThread.channel_id == channel_id, ChatThread.thread_ts == thread_ts)
+    return (await session.exec(statement)).first()
+
+
+async def find_job_by_model(session: AsyncSession, *, team_id: str, model: str) -> TrainingJob | None:
+    statement = select(TrainingJob).where(TrainingJob.team_id == team_id, TrainingJob.fine_tuned_model == model)
+    return (await session.exec(statement)).first()

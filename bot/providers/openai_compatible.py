@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
@@ -22,6 +23,7 @@ from bot import catalog
 from bot.jobs import JobStatus
 from bot.providers.types import (
     BaseModelInfo,
+    ChatUsage,
     Checkpoint,
     JobRequest,
     ProviderError,
@@ -103,6 +105,8 @@ def translate(error: openai.OpenAIError) -> ProviderError:
     if isinstance(error, openai.NotFoundError):
         return ProviderError(ProviderErrorKind.NOT_FOUND, message, code=code)
     if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
+        if code == "context_length_exceeded":
+            return ProviderError(ProviderErrorKind.CONTEXT_TOO_LONG, message, code=code)
         if code == "model_not_available" or param == "model":
             return ProviderError(ProviderErrorKind.MODEL_UNAVAILABLE, message, code=code)
         if code in ("invalid_file", "invalid_training_file") or param in ("training_file", "validation_file"):
@@ -263,6 +267,36 @@ class OpenAICompatibleProvider:
     async def file_content(self, file_id: str) -> bytes:
         response = await self._call(self.client.files.content(file_id))
         return bytes(response.read())
+
+    def chat_target(self, model: str) -> str:
+        """What to call the model in a chat request: Azure serves a fine-tune under its deployment name."""
+        if self.name == "azure":
+            return self.settings.azure_openai_deployments.get(model, model)
+        return model
+
+    async def stream_chat(
+        self, *, model: str, messages: list[dict[str, str]], max_tokens: int
+    ) -> AsyncIterator[str | ChatUsage]:
+        """The answer as it arrives, piece by piece, then its token usage."""
+        request: Any = self.client.chat.completions.create(
+            model=self.chat_target(model),
+            messages=cast(Any, messages),
+            stream=True,
+            stream_options={"include_usage": True},
+            max_completion_tokens=max_tokens,
+        )
+        stream = await self._call(request)
+        try:
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+                if chunk.usage is not None:
+                    yield ChatUsage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+        except openai.OpenAIError as error:
+            raise translate(error) from error
+
+    async def delete_model(self, model: str) -> None:
+        await self._call(self.client.models.delete(model))
 
     def verify_webhook(self, body: bytes, headers: dict[str, str], *, secret: str) -> dict[str, Any]:
         """Check a Standard Webhooks signature (300 s tolerance); returns the event, raises ProviderError."""

@@ -74,8 +74,15 @@ class Checkpoint:
     metrics: dict[str, float | None]
 
 
+@dataclass(frozen=True)
+class ChatUsage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class ProviderErrorKind(StrEnum):
     AUTH = "auth"
+    CONTEXT_TOO_LONG = "context_too_long"
     QUOTA = "quota"
     RATE_LIMITED = "rate_limited"
     INVALID_FILE = "invalid_file"

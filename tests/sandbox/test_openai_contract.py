@@ -322,7 +322,7 @@ async def test_streamed_chat_with_usage_chunk(client: AsyncOpenAI) -> None:
 async def test_context_overflow_is_refused_as_openai_does(client: AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         await client.chat.completions.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "word " * 110_000}]
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "word " * 140_000}]
         )
     assert raised.value.code == "context_length_exceeded"
 

@@ -1,0 +1,445 @@
+"""Chatting with models in Slack threads, and comparing two models on the team's own prompts.
+
+A thread is bound to a model (ChatThread row). Every reply in it goes to the model with the
+thread's history, oldest first, trimmed from the oldest turns to fit the model's context window.
+The answer streams into the thread (chat.startStream/appendStream/stopStream where the workspace
+allows it, otherwise a placeholder edited about once a second), split into several messages
+rather than past Slack's limits, and ends with a small footer of token usage.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, catalog
+from bot.datasets.tokens import TokenCounter
+from bot.errors import UserFacingError
+from bot.providers import ProviderError, ProviderErrorKind
+from bot.providers.types import ChatUsage
+from bot.services import Services
+from storage import repositories
+from storage.models import ChatThread, Dataset, TrainingJob
+
+logger = logging.getLogger(__name__)
+
+ANSWER_EVENT = "finetune_chat"
+NOTICE_EVENT = "finetune_notice"
+# Each message holds at most this much of an answer: a section block takes 3,000 characters.
+PART_CHARS = 2900
+EDIT_EVERY_SECONDS = 1.0
+STREAM_FLUSH_CHARS = 200
+MENTION = re.compile(r"<@[UW][A-Z0-9]+>\s*")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    team_id: str
+    channel_id: str
+    thread_ts: str
+    ts: str
+    user_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ChosenModel:
+    model: str
+    default_system: str | None
+
+
+async def resolve_model(services: Services, *, team_id: str, reference: str) -> ChosenModel:
+    """``#12`` (a job), ``ft:…`` (a fine-tuned model) or a base model id; with the system prompt it learned."""
+    async with services.db.session() as session:
+        number = reference.removeprefix("#")
+        job: TrainingJob | None
+        if number.isdigit():
+            job = await repositories.get_job(session, team_id=team_id, job_id=int(number))
+            if job is None:
+                raise UserFacingError(f"I have no job `{reference}`. `/finetune jobs` lists the team's jobs.")
+            if not job.fine_tuned_model:
+                raise UserFacingError(f"Job #{job.id} has no model yet (it is {job.status.replace('_', ' ')}).")
+        else:
+            job = await repositories.find_job_by_model(session, team_id=team_id, model=reference)
+        model = (
+            job.fine_tuned_model
+            if job is not None and job.fine_tuned_model
+            else catalog.ALIASES.get(reference, reference)
+        )
+        system = None
+        if job is not None:
+            dataset = await session.get(Dataset, job.dataset_id)
+            system = (dataset.report or {}).get("common_system_prompt") if dataset is not None else None
+    return ChosenModel(model, system)
+
+
+async def start_chat(
+    services: Services,
+    *,
+    team_id: str,
+    channel_id: str,
+    user_id: str,
+    reference: str,
+    system: str | None = None,
+    compare_with: str | None = None,
+) -> str:
+    """Post the thread's root message and bind the thread; returns its ts. ``compare_with="base"`` compares."""
+    chosen = await resolve_model(services, team_id=team_id, reference=reference)
+    other = None
+    if compare_with is not None:
+        other = (
+            catalog.base_model_id(chosen.model)
+            if compare_with == "base"
+            else (await resolve_model(services, team_id=team_id, reference=compare_with)).model
+        )
+        if other == chosen.model:
+            raise UserFacingError(f"`{chosen.model}` is its own base; pick another model to compare it with.")
+    prompt = system if system is not None else chosen.default_system
+    text, root_blocks = blocks.chat_root(model=chosen.model, compare_model=other, system_prompt=prompt, user=user_id)
+    root = await services.slack.chat_postMessage(channel=channel_id, text=text, blocks=root_blocks)
+    async with services.db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id=team_id)
+        await repositories.add_chat_thread(
+            session,
+            thread=ChatThread(
+                team_id=team_id,
+                channel_id=str(root["channel"]),
+                thread_ts=str(root["ts"]),
+                model=chosen.model,
+                compare_model=other,
+                system_prompt=prompt,
+                started_by=user_id,
+                created_at=services.clock.now(),
+            ),
+        )
+    return str(root["ts"])
+
+
+async def on_message(services: Services, incoming: Incoming) -> None:
+    """Answer a reply in a chat thread (once, even when Slack sends it as a message and a mention)."""
+    async with services.db.session() as session:
+        thread = await repositories.get_chat_thread(
+            session, channel_id=incoming.channel_id, thread_ts=incoming.thread_ts
+        )
+    if thread is None:
+        return
+    async with services.db.session() as session, session.begin():
+        first = await repositories.claim_slack_event(
+            session,
+            event_id=f"msg:{incoming.channel_id}:{incoming.ts}",
+            team_id=thread.team_id,
+            now=services.clock.now(),
+        )
+    if not first:
+        return
+    history = await _history(services, thread, before=incoming.ts)
+    question = MENTION.sub("", incoming.text).strip()
+    models = [thread.model, *([thread.compare_model] if thread.compare_model else [])]
+    for model in models:
+        await _answer(services, thread, incoming, model, history, question, labelled=len(models) > 1)
+
+
+async def _history(services: Services, thread: ChatThread, *, before: str) -> list[tuple[str, str, str | None]]:
+    """The thread as (role, text, model) turns, oldest first, up to the message being answered."""
+    turns: list[tuple[str, str, str | None]] = []
+    pages = await services.slack.conversations_replies(
+        channel=thread.channel_id, ts=thread.thread_ts, include_all_metadata=True, limit=200
+    )
+    async for page in pages:
+        for message in page.get("messages", []):
+            if message["ts"] == thread.thread_ts or float(message["ts"]) >= float(before):
+                continue
+            metadata = message.get("metadata") or {}
+            if message.get("bot_id") or message.get("user") == services.slack_state.bot_user_id:
+                if metadata.get("event_type") != ANSWER_EVENT:
+                    continue
+                payload = metadata.get("event_payload") or {}
+                text = str(message.get("text") or "")
+                if payload.get("label") and "\n" in text:
+                    text = text.split("\n", 1)[1]
+                model = str(payload.get("model") or "")
+                if payload.get("part", 0) and turns and turns[-1][0] == "assistant" and turns[-1][2] == model:
+                    turns[-1] = ("assistant", turns[-1][1] + text, model)
+                else:
+                    turns.append(("assistant", text, model))
+            elif message.get("subtype") is None:
+                turns.append(("user", MENTION.sub("", str(message.get("text") or "")).strip(), None))
+    return turns
+
+
+def _context_window(services: Services, model: str) -> int:
+    base = catalog.base_model_id(model)
+    configured = services.settings.finetune_context_windows.get(base)
+    if configured:
+        return configured
+    info = catalog.lookup(model)
+    return info.context_window if info else 128_000
+
+
+def fit_to_context(
+    *,
+    system: str | None,
+    turns: list[tuple[str, str]],
+    question: str,
+    window: int,
+    reserve: int,
+    counter: TokenCounter,
+) -> list[dict[str, str]]:
+    """The messages to send: the system prompt, as many recent turns as fit, then the question.
+
+    Counted as OpenAI counts a prompt (3 per message, role and content, 3 to prime the reply); the
+    oldest turns go first. Raises when even the question alone does not fit.
+    """
+
+    def cost(role: str, text: str) -> int:
+        return 3 + counter.count(role) + counter.count(text)
+
+    budget = window - reserve - 3
+    fixed = cost("user", question) + (cost("system", system) if system else 0)
+    if fixed > budget:
+        raise ContextTooLong(fixed, budget)
+    kept: list[tuple[str, str]] = []
+    used = fixed
+    for role, text in reversed(turns):
+        used += cost(role, text)
+        if used > budget:
+            break
+        kept.append((role, text))
+    kept.reverse()
+    while kept and kept[0][0] != "user":  # a trimmed history starts with a question, not an answer
+        kept.pop(0)
+    messages = [{"role": "system", "content": system}] if system else []
+    messages += [{"role": role, "content": text} for role, text in kept]
+    messages.append({"role": "user", "content": question})
+    return messages
+
+
+class ContextTooLong(Exception):
+    def __init__(self, needed: int, budget: int) -> None:
+        super().__init__(f"{needed} > {budget}")
+        self.needed = needed
+        self.budget = budget
+
+
+async def _retired(services: Services, model: str) -> str | None:
+    """The sentence for a model past its shutdown date, or None while it still answers."""
+    base = catalog.base_model_id(model)
+    today = services.clock.now().date()
+    known = {m.id: m for m in await services.base_models()}
+    retires = known[base].inference_retires if base in known else None
+    info = catalog.lookup(model)
+    retires = retires or (info.inference_retires if info else None)
+    if retires is not None and today >= retires:
+        return (
+            f"`{model}` was retired on {retires:%Y-%m-%d} and no longer answers. "
+            "Its training data is still here: `/finetune datasets`."
+        )
+    return None
+
+
+async def _answer(
+    services: Services,
+    thread: ChatThread,
+    incoming: Incoming,
+    model: str,
+    history: list[tuple[str, str, str | None]],
+    question: str,
+    *,
+    labelled: bool,
+) -> None:
+    retired = await _retired(services, model)
+    if retired is not None:
+        await _notice(services, thread, retired)
+        return
+    turns = [(role, text) for role, text, answered_by in history if role == "user" or answered_by == model]
+    counter = TokenCounter(catalog.encoding_for(model))
+    reserve = services.settings.finetune_chat_max_tokens
+    try:
+        messages = fit_to_context(
+            system=thread.system_prompt,
+            turns=turns,
+            question=question,
+            window=_context_window(services, model),
+            reserve=reserve,
+            counter=counter,
+        )
+    except ContextTooLong as too_long:
+        await _notice(
+            services,
+            thread,
+            f"That message is too long for `{model}`: {too_long.needed:,} tokens with the system prompt, and it "
+            f"reads at most {too_long.budget:,} before answering. Please shorten it.",
+        )
+        return
+    label = f"*{model}*\n" if labelled else ""
+    writer = _Writer(services, thread, incoming, model=model, label=label)
+    usage: ChatUsage | None = None
+    try:
+        async for piece in services.provider.stream_chat(model=model, messages=messages, max_tokens=reserve):
+            if isinstance(piece, ChatUsage):
+                usage = piece
+            else:
+                await writer.add(piece)
+    except ProviderError as error:
+        await writer.abandon()
+        await _notice(services, thread, await _failure_text(services, model, error))
+        return
+    footer = f"{model} · {len(messages) - 1} message(s) of context"
+    if usage is not None:
+        footer += f" · {usage.prompt_tokens:,} in · {usage.completion_tokens:,} out tokens"
+    await writer.finish(footer)
+
+
+async def _failure_text(services: Services, model: str, error: ProviderError) -> str:
+    if error.kind == ProviderErrorKind.NOT_FOUND:
+        retired = await _retired(services, model)
+        return retired or f"`{model}` is not available any more (deleted, or retired by {services.provider.label})."
+    if error.kind == ProviderErrorKind.CONTEXT_TOO_LONG:
+        return f"The conversation no longer fits `{model}`'s context: “{error.provider_message}” Start a new chat."
+    if error.kind == ProviderErrorKind.RATE_LIMITED:
+        return f"{services.provider.label} is rate-limiting requests right now; ask again in a minute."
+    return f"`{model}` could not answer: “{error.provider_message}” Try again in a moment."
+
+
+async def _notice(services: Services, thread: ChatThread, text: str) -> None:
+    await services.slack.chat_postMessage(
+        channel=thread.channel_id,
+        thread_ts=thread.thread_ts,
+        text=f"⚠️ {text}",
+        metadata={"event_type": NOTICE_EVENT, "event_payload": {}},
+    )
+
+
+class _Writer:
+    """Writes one model's answer into the thread: streamed when Slack allows it, else edited in place.
+
+    An answer longer than PART_CHARS continues in a new message, so Slack's limits never cut it.
+    """
+
+    def __init__(self, services: Services, thread: ChatThread, incoming: Incoming, *, model: str, label: str) -> None:
+        self.services = services
+        self.thread = thread
+        self.incoming = incoming
+        self.model = model
+        self.label = label
+        self.part = 0
+        self.text = ""  # of the current message
+        self.sent = 0  # characters of self.text already in Slack
+        self.ts: str | None = None
+        self.streaming = services.slack_state.streaming_supported
+        self.last_edit = 0.0
+
+    def _metadata(self) -> dict[str, Any]:
+        payload = {"model": self.model, "part": self.part, "label": bool(self.label)}
+        return {"event_type": ANSWER_EVENT, "event_payload": payload}
+
+    async def add(self, piece: str) -> None:
+        if not self.text:
+            self.text = self.label
+        room = PART_CHARS - len(self.text)
+        if len(piece) > room:
+            head, tail = piece[:room], piece[room:]
+            self.text += head
+            await self._close(footer=None)
+            self.part += 1
+            self.text, self.sent, self.ts = self.label, 0, None
+            await self.add(tail)
+            return
+        self.text += piece
+        await self._flush(final=False)
+
+    async def _flush(self, *, final: bool) -> None:
+        if self.streaming:
+            try:
+                await self._stream(final=final)
+                return
+            except SlackApiError as error:
+                if self.ts is not None:
+                    raise
+                # The workspace does not stream for apps (or not here): edit a message instead, from now on.
+                logger.info("streaming unavailable (%s); editing messages instead", error.response.get("error"))
+                self.services.slack_state.streaming_supported = False
+                self.streaming = False
+        await self._edit(final=final)
+
+    async def _stream(self, *, final: bool) -> None:
+        slack = self.services.slack
+        pending = self.text[self.sent :]
+        if self.ts is None:
+            if not final and len(pending) < STREAM_FLUSH_CHARS // 4:
+                return
+            started = await slack.chat_startStream(
+                channel=self.thread.channel_id,
+                thread_ts=self.thread.thread_ts,
+                markdown_text=pending,
+                recipient_team_id=self.incoming.team_id,
+                recipient_user_id=self.incoming.user_id,
+            )
+            self.ts, self.sent = str(started["ts"]), len(self.text)
+        elif len(pending) >= STREAM_FLUSH_CHARS and not final:
+            await slack.chat_appendStream(channel=self.thread.channel_id, ts=self.ts, markdown_text=pending)
+            self.sent = len(self.text)
+
+    async def _edit(self, *, final: bool) -> None:
+        slack = self.services.slack
+        if self.ts is None:
+            posted = await slack.chat_postMessage(
+                channel=self.thread.channel_id,
+                thread_ts=self.thread.thread_ts,
+                text=self.text + " ▌",
+                metadata=self._metadata(),
+            )
+            self.ts, self.last_edit = str(posted["ts"]), time.monotonic()
+            return
+        if not final and time.monotonic() - self.last_edit < EDIT_EVERY_SECONDS:
+            return
+        await slack.chat_update(channel=self.thread.channel_id, ts=self.ts, text=self.text + ("" if final else " ▌"))
+        self.last_edit = time.monotonic()
+
+    async def _close(self, *, footer: str | None) -> None:
+        """Finish the current message: its whole text, the footer on the last one, the metadata."""
+        parts = blocks.split_text(self.text) or ["…"]
+        final_blocks = [blocks.section(piece) for piece in parts]
+        if footer:
+            final_blocks.append(blocks.context(footer))
+        slack = self.services.slack
+        if self.streaming and self.ts is not None:
+            rest = self.text[self.sent :]
+            await slack.chat_stopStream(
+                channel=self.thread.channel_id,
+                ts=self.ts,
+                markdown_text=rest or None,
+                blocks=[blocks.context(footer)] if footer else None,
+                metadata=self._metadata(),
+            )
+            return
+        if self.ts is None and self.streaming:
+            self.streaming = False  # too short to have started a stream: post it whole
+        if self.ts is None:
+            await slack.chat_postMessage(
+                channel=self.thread.channel_id,
+                thread_ts=self.thread.thread_ts,
+                text=self.text,
+                blocks=final_blocks,
+                metadata=self._metadata(),
+            )
+            return
+        await slack.chat_update(
+            channel=self.thread.channel_id, ts=self.ts, text=self.text, blocks=final_blocks, metadata=self._metadata()
+        )
+
+    async def finish(self, footer: str) -> None:
+        if not self.text.strip() or self.text == self.label:
+            self.text = self.label + "_(no answer)_"
+        await self._close(footer=footer)
+
+    async def abandon(self) -> None:
+        """Close a message the provider stopped feeding, so nothing is left half-streamed."""
+        if self.ts is not None:
+            self.text += "\n_(interrupted)_"
+            await self._close(footer=None)

@@ -1,0 +1,138 @@
+"""Chat listeners: thread replies and mentions, `/finetune chat|compare|delete`, and the result's buttons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot import chat, model_lifecycle
+from bot.errors import UsageError, UserFacingError
+from bot.services import Services
+from handlers import arguments
+from handlers.commands import CommandRequest, Subcommand
+
+CHAT_USAGE = '/finetune chat <model|job> [system="…"]'
+COMPARE_USAGE = "/finetune compare <model|job> [with <other model>]"
+
+
+async def is_thread_reply(event: dict[str, Any]) -> bool:
+    """A person's plain message inside a thread (not an edit, a deletion, a bot or a file share)."""
+    return event.get("subtype") is None and bool(event.get("thread_ts")) and event["thread_ts"] != event.get("ts")
+
+
+async def on_thread_message(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
+    await chat.on_message(services, _incoming(event, body))
+
+
+async def on_mention(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
+    if not event.get("thread_ts"):
+        return  # a mention outside a chat thread is not a question to a model
+    await chat.on_message(services, _incoming(event, body))
+
+
+def _incoming(event: dict[str, Any], body: dict[str, Any]) -> chat.Incoming:
+    return chat.Incoming(
+        team_id=str(body.get("team_id") or event.get("team") or ""),
+        channel_id=event["channel"],
+        thread_ts=event["thread_ts"],
+        ts=event["ts"],
+        user_id=str(event.get("user") or ""),
+        text=str(event.get("text") or ""),
+    )
+
+
+async def chat_command(request: CommandRequest) -> None:
+    words, options = arguments.parse(request.args, allowed={"system"}, usage=CHAT_USAGE)
+    if len(words) != 1:
+        raise UsageError(f"Which model? Usage: `{CHAT_USAGE}`")
+    await chat.start_chat(
+        request.services,
+        team_id=request.team_id,
+        channel_id=request.channel_id,
+        user_id=request.user_id,
+        reference=words[0],
+        system=options.get("system"),
+    )
+
+
+async def compare_command(request: CommandRequest) -> None:
+    words, _ = arguments.parse(request.args, allowed=set(), usage=COMPARE_USAGE)
+    if len(words) == 1:
+        other = "base"
+    elif len(words) == 3 and words[1].lower() == "with":
+        other = words[2]
+    else:
+        raise UsageError(f"Usage: `{COMPARE_USAGE}`")
+    await chat.start_chat(
+        request.services,
+        team_id=request.team_id,
+        channel_id=request.channel_id,
+        user_id=request.user_id,
+        reference=words[0],
+        compare_with=other,
+    )
+
+
+async def delete_command(request: CommandRequest) -> None:
+    words = request.args.split()
+    if len(words) != 1:
+        raise UsageError("Which model? Usage: `/finetune delete <model|job>`")
+    await request.respond(
+        text="Delete this model?",
+        blocks=await model_lifecycle.confirmation(request.services, team_id=request.team_id, reference=words[0]),
+        response_type="ephemeral",
+    )
+
+
+SUBCOMMANDS = [
+    Subcommand("chat", 'chat <model|job> [system="…"]', "talk to a model in a new thread", chat_command),
+    Subcommand("compare", "compare <model|job> [with <model>]", "answer each message with two models", compare_command),
+    Subcommand(
+        "delete",
+        "delete <model|job>",
+        "delete a fine-tuned model (its requester or an admin; asks first)",
+        delete_command,
+    ),
+]
+
+
+async def _from_button(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services, *, compare: bool
+) -> None:
+    await ack()
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
+    try:
+        await chat.start_chat(
+            services,
+            team_id=(body.get("team") or {}).get("id", ""),
+            channel_id=channel,
+            user_id=body["user"]["id"],
+            reference=body["actions"][0]["value"],
+            compare_with="base" if compare else None,
+        )
+    except UserFacingError as error:
+        await respond(text=error.sentence, response_type="ephemeral", replace_original=False)
+
+
+async def chat_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await _from_button(ack, body, respond, services, compare=False)
+
+
+async def compare_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await _from_button(ack, body, respond, services, compare=True)
+
+
+async def delete_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await ack()
+    try:
+        sentence = await model_lifecycle.delete_model(
+            services,
+            team_id=(body.get("team") or {}).get("id", ""),
+            user_id=body["user"]["id"],
+            reference=body["actions"][0]["value"],
+        )
+    except UserFacingError as error:
+        sentence = error.sentence
+    await respond(text=sentence, response_type="ephemeral", replace_original=False)
