@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -609,3 +610,123 @@ def model_actions(job_id: int, model: str) -> Block:
             delete,
         ],
     }
+
+
+# --- models, reminders, App Home -----------------------------------------------------------------------
+
+HOME_PAGE_SIZE = 8
+
+
+def retirement_text(retires: Any, *, today: Any) -> str:
+    """``retires 2027-01-14 (54 days left)``, with ⚠️ under 30 days."""
+    if retires is None:
+        return "no retirement date known"
+    left = (retires - today).days
+    if left < 0:
+        return f"retired on {retires:%Y-%m-%d}"
+    warning = "⚠️ " if left < 30 else ""
+    return f"{warning}retires {retires:%Y-%m-%d} ({left} day{'s' if left != 1 else ''} left)"
+
+
+def model_line(job: Any, *, today: Any) -> str:
+    created = f"{job.finished_at:%Y-%m-%d}" if job.finished_at else "—"
+    return (
+        f"• `{job.fine_tuned_model}` — base `{job.base_model}`, created {created} by <@{job.requested_by}>, "
+        f"{retirement_text(job.model_retires, today=today)}"
+    )
+
+
+def reminder_text(job: Any, *, left: int) -> str:
+    when = "tomorrow" if left == 1 else ("today" if left == 0 else f"in {left} days")
+    return (
+        f"⚠️ `{job.fine_tuned_model}` stops answering {when} ({job.model_retires:%Y-%m-%d}). Keep its behaviour: "
+        f"`/finetune record {job.fine_tuned_model}` records its answers, and `/finetune export "
+        f"{job.fine_tuned_model}` puts its training data and golden set in the thread."
+    )
+
+
+def _page(items: Sequence[Any], page: int) -> tuple[list[Any], int, int]:
+    pages = max(1, -(-len(items) // HOME_PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    return list(items[(page - 1) * HOME_PAGE_SIZE : page * HOME_PAGE_SIZE]), page, pages
+
+
+def _pager(section_name: str, page: int, pages: int, all_pages: dict[str, int]) -> Block | None:
+    if pages <= 1:
+        return None
+    elements = []
+    if page > 1:
+        elements.append(button("◀ Previous", "home_page", json.dumps({**all_pages, section_name: page - 1})))
+    if page < pages:
+        elements.append(button("Next ▶", "home_page", json.dumps({**all_pages, section_name: page + 1})))
+    return {"type": "actions", "block_id": f"pager:{section_name}", "elements": elements}
+
+
+def home_view(
+    *,
+    datasets: Sequence[Any],
+    jobs: Sequence[Any],
+    models: Sequence[Any],
+    spend: float,
+    budget: float | None,
+    pages: dict[str, int],
+    now: Any,
+) -> Block:
+    """The Home tab: datasets, jobs, models (with retirement dates) and this month's spend, paged."""
+    today = now.date()
+    result: list[Block] = [header("Fine-tuning, together")]
+    budget_text = f" of the ${budget:,.2f} monthly budget" if budget is not None else ""
+    result.append(section(f"*This month's training spend:* {_money(spend)}{budget_text}"))
+
+    shown, page, count = _page(datasets, pages.get("datasets", 1))
+    result += [{"type": "divider"}, section(f"*Datasets* ({len(datasets)}) — page {page} of {count}")]
+    for dataset in shown:
+        icon = "✅" if dataset.valid else "❌"
+        block = section(
+            f"{icon} *#{dataset.id}* `{dataset.filename}` — {FORMAT_NAMES.get(dataset.format, dataset.format)}, "
+            f"{dataset.examples:,} examples, {dataset.total_tokens:,} tokens · {dataset.created_at:%b %d}"
+        )
+        if dataset.valid:
+            block["accessory"] = button("Train…", "dataset_train", str(dataset.id))
+        result.append(block)
+    if not datasets:
+        result.append(context("Drop a `.jsonl` file in a channel I'm in to add one."))
+    pager = _pager("datasets", page, count, pages)
+    result += [pager] if pager else []
+
+    shown, page, count = _page(jobs, pages.get("jobs", 1))
+    result += [{"type": "divider"}, section(f"*Jobs* ({len(jobs)}) — page {page} of {count}")]
+    for job in shown:
+        cost = _money(job.actual_cost_usd if job.actual_cost_usd is not None else job.estimated_cost_usd)
+        result.append(
+            section(f"*#{job.id}* `{job.base_model}` · <@{job.requested_by}> · {cost}\n{progress_line(job, now=now)}")
+        )
+    pager = _pager("jobs", page, count, pages)
+    result += [pager] if pager else []
+
+    shown, page, count = _page(models, pages.get("models", 1))
+    result += [{"type": "divider"}, section(f"*Models* ({len(models)}) — page {page} of {count}")]
+    for job in shown:
+        result.append(section(model_line(job, today=today)))
+        result.append(model_actions(job.id, job.fine_tuned_model))
+    pager = _pager("models", page, count, pages)
+    result += [pager] if pager else []
+    return {"type": "home", "private_metadata": json.dumps(pages), "blocks": result[:100]}
+
+
+def golden_progress(golden: Any, *, done: int) -> str:
+    bar = "▓" * int(10 * done / max(golden.total, 1)) + "░" * (10 - int(10 * done / max(golden.total, 1)))
+    icon = {"done": "✅", "failed": "❌"}.get(golden.status, "⏳")
+    return f"{icon} Recording a golden set of `{golden.model}`: {bar} {done:,}/{golden.total:,} prompts answered"
+
+
+def golden_summary(golden: Any, *, done: int) -> str:
+    if golden.status == "done":
+        return (
+            f"📼 <@{golden.started_by}>, golden set #{golden.id} of `{golden.model}` is recorded: {done:,} prompts "
+            "and their answers, kept by the bot. The JSONL file follows; `/finetune export` gets it again later."
+        )
+    return (
+        f"❌ <@{golden.started_by}>, the golden set of `{golden.model}` stopped at {done:,}/{golden.total:,}: "
+        f"“{golden.error_message}” Run `/finetune record {golden.model}` again to finish it."
+    )

@@ -51,6 +51,7 @@ class Incoming:
 class ChosenModel:
     model: str
     default_system: str | None
+    home_channel: str | None = None  # where the model's job was discussed
 
 
 async def resolve_model(services: Services, *, team_id: str, reference: str) -> ChosenModel:
@@ -75,7 +76,7 @@ async def resolve_model(services: Services, *, team_id: str, reference: str) -> 
         if job is not None:
             dataset = await session.get(Dataset, job.dataset_id)
             system = (dataset.report or {}).get("common_system_prompt") if dataset is not None else None
-    return ChosenModel(model, system)
+    return ChosenModel(model, system, job.channel_id if job is not None else None)
 
 
 async def start_chat(
@@ -100,6 +101,7 @@ async def start_chat(
         if other == chosen.model:
             raise UserFacingError(f"`{chosen.model}` is its own base; pick another model to compare it with.")
     prompt = system if system is not None else chosen.default_system
+    channel_id = channel_id or chosen.home_channel or user_id  # from the Home tab: the job's channel, else a DM
     text, root_blocks = blocks.chat_root(model=chosen.model, compare_model=other, system_prompt=prompt, user=user_id)
     root = await services.slack.chat_postMessage(channel=channel_id, text=text, blocks=root_blocks)
     async with services.db.session() as session, session.begin():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -105,8 +105,11 @@ async def follow_job(services: Services, job_id: int) -> bool:
     new_status = transition(job.status, remote.status)
     rows = [_event_row(job, event) for event in events]
     checkpoints = []
+    model_retires = None
     if new_status == JobStatus.SUCCEEDED:
         checkpoints = await services.provider.checkpoints(job.provider_job_id)
+        if remote.fine_tuned_model:
+            model_retires = await _model_retires(services, remote.fine_tuned_model)
         if not any(row.type == "metrics" for row in rows) and remote.result_files:
             rows += _rows_from_results_csv(job, await services.provider.file_content(remote.result_files[0]))
 
@@ -129,6 +132,7 @@ async def follow_job(services: Services, job_id: int) -> bool:
         current.fine_tuned_model = remote.fine_tuned_model or current.fine_tuned_model
         current.poll_failures = 0
         current.updated_at = now
+        current.model_retires = model_retires or current.model_retires
         if new_status is not None:
             current.status = new_status
             if new_status in TERMINAL:
@@ -217,6 +221,23 @@ async def _refresh_card(services: Services, job: TrainingJob, dataset: Dataset, 
     except SlackApiError as error:
         # The card catches up at the next poll; the outcome itself goes through the outbox.
         logger.warning("job card of %s not updated: %s", job.id, error.response.get("error"))
+
+
+async def _model_retires(services: Services, model: str) -> date | None:
+    """The provider's shutdown date for the new model, else its base model's."""
+    try:
+        shutdown = await services.provider.model_shutdown(model)
+    except ProviderError as error:
+        logger.info("no shutdown date for %s: %s", model, error.provider_message)
+        shutdown = None
+    if shutdown is not None:
+        return shutdown
+    base = catalog.base_model_id(model)
+    known = {m.id: m for m in await services.base_models()}
+    if base in known and known[base].inference_retires:
+        return known[base].inference_retires
+    info = catalog.lookup(model)
+    return info.inference_retires if info else None
 
 
 def backoff(failures: int, interval: timedelta) -> timedelta:

@@ -8,6 +8,7 @@ and records it instead of posting it again.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 METADATA_EVENT = "finetune_notification"
 CLAIM = timedelta(minutes=2)
 # Slack errors that no retry will fix: the notification is given up, and the reason logged.
+FILE_KINDS = ("chart", "golden_file")
 PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long", "no_text"}
 
 
@@ -80,12 +82,16 @@ async def _channel(services: Services, notification: Notification) -> str:
 async def _post(services: Services, notification: Notification, channel: str) -> str:
     assert notification.id is not None
     payload = notification.payload
-    if notification.kind == "chart":
-        png = await _chart(services, payload)
+    if notification.kind in FILE_KINDS:
+        content = (
+            await _chart(services, payload)
+            if notification.kind == "chart"
+            else await golden_set_jsonl(services, int(payload["golden_set_id"]))
+        )
         uploaded = await services.slack_once.files_upload_v2(
             channel=channel,
             thread_ts=notification.thread_ts,
-            content=png,
+            content=content,
             filename=payload["filename"],
             title=payload["title"],
         )
@@ -112,7 +118,7 @@ async def _already_posted(services: Services, notification: Notification, channe
         pages = await services.slack.conversations_history(channel=channel, include_all_metadata=True, limit=200)
     async for page in pages:
         for message in page.get("messages", []):
-            if notification.kind == "chart":
+            if notification.kind in FILE_KINDS:
                 titles = [f.get("title") for f in message.get("files", [])]
                 if notification.payload["title"] in titles:
                     return str(message["files"][0]["id"])
@@ -133,3 +139,16 @@ async def _chart(services: Services, payload: dict[str, Any]) -> bytes:
         train=[event.train_loss for event in metrics],
         valid=[event.valid_loss for event in metrics],
     )
+
+
+async def golden_set_jsonl(services: Services, golden_set_id: int) -> bytes:
+    """A recorded golden set as chat JSONL: each prompt with the model's answer as the assistant turn."""
+    async with services.db.session() as session:
+        answers = await repositories.list_golden_answers(session, golden_set_id=golden_set_id)
+    lines = [
+        json.dumps(
+            {"messages": [*answer.messages, {"role": "assistant", "content": answer.answer}]}, ensure_ascii=False
+        )
+        for answer in answers
+    ]
+    return ("\n".join(lines) + "\n").encode()

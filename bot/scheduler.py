@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import uuid
-
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import ticks
 from bot.services import Services
-
-
-def replica_name() -> str:
-    """Who holds a lease: this host and process, unique across restarts."""
-    return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
 
 
 def start_scheduler(services: Services) -> AsyncIOScheduler:
@@ -23,7 +15,7 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
     scheduler.add_job(
         ticks.tick,
         IntervalTrigger(seconds=services.settings.finetune_poll_seconds),
-        kwargs={"services": services, "owner": replica_name()},
+        kwargs={"services": services, "owner": services.owner},
         id="tick",
         max_instances=1,
         coalesce=True,

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+import uuid
+from collections.abc import Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from multiprocessing import get_context
+from typing import Any
 
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
@@ -20,6 +25,7 @@ from bot.providers.types import BaseModelInfo
 from bot.settings import Settings
 from storage.db import Database
 
+logger = logging.getLogger(__name__)
 BASE_MODELS_TTL = timedelta(minutes=10)
 
 
@@ -46,8 +52,21 @@ class Services:
     slack_state: SlackState = field(default_factory=SlackState)
     # One validation at a time: it uses every core already, and a second would only add memory.
     validation_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}")
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _validation_pool: ProcessPoolExecutor | None = None
     _base_models: tuple[datetime, list[BaseModelInfo]] | None = None
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` after the current request has been answered; cancelled when the bot stops."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background work failed", exc_info=task.exception())
 
     async def base_models(self) -> list[BaseModelInfo]:
         """The provider's trainable base models, asked at most every 10 minutes (pickers open often)."""
@@ -88,6 +107,9 @@ class Services:
         )
 
     async def aclose(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._validation_pool is not None:
             self._validation_pool.shutdown(wait=False, cancel_futures=True)
         await self.provider.aclose()

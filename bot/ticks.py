@@ -11,11 +11,12 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from bot import following, notifier
+from bot import following, golden, notifier, team_views
 from bot.jobs import ACTIVE
 from bot.providers import ProviderError
 from bot.services import Services
 from storage import repositories
+from storage.models import TrainingJob
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,10 @@ CONCURRENCY = 16
 
 
 async def poll_due_jobs(services: Services, *, owner: str, limit: int = BATCH) -> int:
-    """Poll every due active job this replica can lease; returns how many it polled."""
+    """Poll every due active job this replica can lease; returns how many it polled.
+
+    Teams whose jobs finished get their App Home refreshed.
+    """
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
         claimed = await repositories.claim_due_jobs(
@@ -33,6 +37,7 @@ async def poll_due_jobs(services: Services, *, owner: str, limit: int = BATCH) -
         )
     interval = timedelta(seconds=services.settings.finetune_poll_seconds)
     slots = asyncio.Semaphore(CONCURRENCY)
+    finished: set[int] = set()
 
     async def poll(job_id: int) -> None:
         async with slots:
@@ -41,6 +46,7 @@ async def poll_due_jobs(services: Services, *, owner: str, limit: int = BATCH) -
                 active = await following.follow_job(services, job_id)
                 if not active:
                     next_poll = None
+                    finished.add(job_id)
             except ProviderError as error:
                 failures = await following.record_failure(services, job_id, error)
                 next_poll = following.backoff(failures, interval)
@@ -56,15 +62,26 @@ async def poll_due_jobs(services: Services, *, owner: str, limit: int = BATCH) -
                 )
 
     await asyncio.gather(*(poll(job_id) for job_id in claimed))
+    if finished:
+        async with services.db.session() as session:
+            teams = {job.team_id for job_id in finished if (job := await session.get(TrainingJob, job_id))}
+        for team_id in teams:
+            await team_views.refresh_homes(services, team_id=team_id)
     return len(claimed)
 
 
 async def tick(services: Services, *, owner: str) -> None:
-    """What the scheduler runs every FINETUNE_POLL_SECONDS: follow jobs, then post what is owed."""
-    try:
-        await poll_due_jobs(services, owner=owner)
-    except Exception:
-        logger.exception("polling jobs failed")
+    """What the scheduler runs every FINETUNE_POLL_SECONDS: follow jobs, resume recordings, owe reminders,
+    then post what is owed. Each part fails alone."""
+    for part, work in (
+        ("polling jobs", poll_due_jobs(services, owner=owner)),
+        ("resuming golden sets", golden.resume_recordings(services)),
+        ("queueing retirement reminders", team_views.queue_reminders(services)),
+    ):
+        try:
+            await work
+        except Exception:
+            logger.exception("%s failed", part)
     try:
         await notifier.deliver_pending(services)
     except Exception:

@@ -10,7 +10,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import chat, commands, datasets, jobs, training
+from handlers import chat, commands, datasets, jobs, team, training
 
 
 async def _acknowledge_event() -> None:
@@ -18,7 +18,14 @@ async def _acknowledge_event() -> None:
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    subcommands = [commands.HELP, *datasets.SUBCOMMANDS, *training.SUBCOMMANDS, *jobs.SUBCOMMANDS, *chat.SUBCOMMANDS]
+    subcommands = [
+        commands.HELP,
+        *datasets.SUBCOMMANDS,
+        *training.SUBCOMMANDS,
+        *jobs.SUBCOMMANDS,
+        *chat.SUBCOMMANDS,
+        *team.SUBCOMMANDS,
+    ]
     app.command(commands.COMMAND)(commands.make_dispatcher(services, subcommands))
 
     app.event({"type": "message", "subtype": "file_share"})(datasets.on_file_share)
@@ -38,6 +45,9 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action("chat_start")(chat.chat_button)
     app.action("compare_start")(chat.compare_button)
     app.action("model_delete")(chat.delete_button)
+
+    app.event("app_home_opened")(team.home_opened)
+    app.action("home_page")(team.home_page)
 
     # Last: Bolt runs the first listener that matches, so this only catches what nothing above took.
     app.event(re.compile(".*"))(_acknowledge_event)

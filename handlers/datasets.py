@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import blocks, intake
+from bot import blocks, intake, team_views
 from bot.errors import UsageError
 from bot.services import Services
 from handlers import arguments
@@ -30,6 +30,7 @@ async def on_file_share(event: dict[str, Any], body: dict[str, Any], services: S
                 message_ts=event["ts"],
             ),
         )
+    await team_views.refresh_homes(services, team_id=body.get("team_id", ""))
 
 
 async def on_file_shared(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:

@@ -185,6 +185,12 @@ class Transcript:
             shown = self._render("", [b for b in view.view.get("blocks", []) if b.get("type") == "section"])
             title = view.view.get("title", {}).get("text", "")
             self._print("", f"finetune-bot → a form for {self._who(view.user)}", f"“{title}”\n{shown}")
+        elif kind == "home":
+            home: View = detail["view"]
+            lines = [
+                b["text"]["text"] for b in home.view.get("blocks", []) if b.get("type") == "section" and "text" in b
+            ]
+            self._print("Home tab", f"finetune-bot → {self._who(home.user)}", "\n".join(lines[:8]) + "\n…")
         elif kind == "submit":
             self._print("", self._who(detail["user"]), "submits the form")
 
@@ -295,6 +301,22 @@ async def play(
         await ws.wait_for(lambda: len(finished_answers(root)) == 2)
 
     await _step(transcript, "Bob compares the fine-tuned model with its base on his own question", compare)
+
+    async def lifecycle() -> None:
+        before = len(ws.ephemerals_for(ALICE))
+        await driver.slash_command(ALICE, CHANNEL, "models")
+        await ws.wait_for(lambda: len(ws.ephemerals_for(ALICE)) > before)
+        await driver.open_home(ALICE)
+        await ws.wait_for(lambda: ALICE in ws.home_views)
+        model = result.text.split("ready: ", 1)[1]
+        await driver.slash_command(ALICE, CHANNEL, f"record {model}")
+        await ws.wait_for(
+            lambda: any(m.text.startswith("📼") for m in ws.replies_of(report.channel, report.thread_ts or ""))
+        )
+
+    await _step(
+        transcript, "Alice checks when the model retires, opens the Home tab and records a golden set", lifecycle
+    )
 
     async def listing() -> None:
         before = len(ws.ephemerals_for(BOB))

@@ -313,6 +313,7 @@ class OpenAIState:
         self.scripted_failures: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.chat_requests: list[dict[str, Any]] = []
+        self._chatted = asyncio.Condition()
         self._ids = itertools.count(1)
 
     def new_id(self, prefix: str, length: int = 24) -> str:
@@ -332,6 +333,15 @@ class OpenAIState:
     def fail_next_job(self, *, code: str = "server_error", message: str, at_step: int = 1) -> None:
         """The next job created fails while running, at ``at_step``, with this error."""
         self.scripted_failures.append({"code": code, "message": message, "at_step": at_step})
+
+    async def wait_for_chats(self, count: int, *, timeout: float = 10.0) -> None:
+        """Wait until ``count`` chat requests have arrived (tests use it instead of sleeping)."""
+
+        async def _wait() -> None:
+            async with self._chatted:
+                await self._chatted.wait_for(lambda: len(self.chat_requests) >= count)
+
+        await asyncio.wait_for(_wait(), timeout)
 
     def deploy(self, model_id: str, deployment: str) -> None:
         """Azure mode: make a (fine-tuned) model callable under a deployment name."""
@@ -1143,6 +1153,8 @@ class OpenAIEmulator:
             model = _require(body, "model")
         messages = _require(body, "messages")
         state.chat_requests.append({"model": model, "messages": messages})
+        async with state._chatted:
+            state._chatted.notify_all()
         if not state.model_exists(model):
             raise ApiError(
                 404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"

@@ -6,7 +6,7 @@ timezone-aware UTC. The invariants DESIGN.md lists are unique constraints here, 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint
@@ -93,6 +93,8 @@ class TrainingJob(SQLModel, table=True):
     result_file_id: str | None = Field(default=None, max_length=128)
     cancelled_by: str | None = Field(default=None, max_length=32)
     model_deleted_at: datetime | None = None
+    # The day the fine-tuned model stops answering (the provider's shutdown_date, else its base model's).
+    model_retires: date | None = None
     last_event_id: str | None = Field(default=None, max_length=128)
     next_poll_at: datetime | None = Field(default=None, index=True)
     poll_failures: int = 0
@@ -174,4 +176,49 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=32)
     subject: str = Field(default="", max_length=255)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class HomeViewer(SQLModel, table=True):
+    """Who has opened the App Home recently, so it can be refreshed for them after a change."""
+
+    __tablename__ = "home_viewer"
+    team_id: str = Field(foreign_key="team.team_id", max_length=32, primary_key=True)
+    user_id: str = Field(max_length=32, primary_key=True)
+    opened_at: datetime = Field(default_factory=utc_now)
+
+
+class GoldenSet(SQLModel, table=True):
+    """A model's recorded answers to a fixed list of prompts: its behaviour, kept after the model is gone."""
+
+    __tablename__ = "golden_set"
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32, index=True)
+    model: str = Field(max_length=255, index=True)
+    dataset_id: int = Field(foreign_key="dataset.id")
+    status: str = Field(default="running", max_length=16, index=True)
+    total: int = 0
+    channel_id: str = Field(max_length=32)
+    thread_ts: str = Field(max_length=32)
+    progress_message_ts: str | None = Field(default=None, max_length=32)
+    started_by: str = Field(max_length=32)
+    error_message: str = ""
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+    finished_at: datetime | None = None
+
+
+class GoldenAnswer(SQLModel, table=True):
+    """One prompt of a golden set and the model's answer to it."""
+
+    __tablename__ = "golden_answer"
+    __table_args__ = (UniqueConstraint("golden_set_id", "position", name="uq_golden_answer_position"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32)
+    golden_set_id: int = Field(foreign_key="golden_set.id", index=True)
+    position: int
+    messages: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    answer: str = ""
+    completion_tokens: int = 0
     created_at: datetime = Field(default_factory=utc_now)

@@ -7,7 +7,7 @@ hold across processes and replicas, rather than on a read-then-write check.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, update
@@ -17,7 +17,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditEntry, ChatThread, Dataset, JobEvent, Notification, SlackEvent, Team, TrainingJob
+from storage.models import (
+    AuditEntry,
+    ChatThread,
+    Dataset,
+    GoldenAnswer,
+    GoldenSet,
+    HomeViewer,
+    JobEvent,
+    Notification,
+    SlackEvent,
+    Team,
+    TrainingJob,
+)
 
 
 async def ensure_team(session: AsyncSession, *, team_id: str, name: str = "") -> Team:
@@ -313,4 +325,99 @@ async def get_chat_thread(session: AsyncSession, *, channel_id: str, thread_ts: 
 
 async def find_job_by_model(session: AsyncSession, *, team_id: str, model: str) -> TrainingJob | None:
     statement = select(TrainingJob).where(TrainingJob.team_id == team_id, TrainingJob.fine_tuned_model == model)
+    return (await session.exec(statement)).first()
+
+
+# --- models, home, golden sets ---------------------------------------------------------------------
+
+
+async def list_models(session: AsyncSession, *, team_id: str, include_deleted: bool = False) -> list[TrainingJob]:
+    """The team's fine-tuned models (as the jobs that made them), newest first."""
+    statement = select(TrainingJob).where(
+        TrainingJob.team_id == team_id, col(TrainingJob.fine_tuned_model).is_not(None)
+    )
+    if not include_deleted:
+        statement = statement.where(col(TrainingJob.model_deleted_at).is_(None))
+    statement = statement.order_by(col(TrainingJob.finished_at).desc(), col(TrainingJob.id).desc())
+    return list((await session.exec(statement)).all())
+
+
+async def models_retiring(session: AsyncSession, *, on_or_before: date) -> list[TrainingJob]:
+    """Every team's live models whose retirement day is on or before ``on_or_before``."""
+    statement = select(TrainingJob).where(
+        col(TrainingJob.fine_tuned_model).is_not(None),
+        col(TrainingJob.model_deleted_at).is_(None),
+        col(TrainingJob.model_retires).is_not(None),
+        col(TrainingJob.model_retires) <= on_or_before,
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def record_home_viewer(session: AsyncSession, *, team_id: str, user_id: str, now: datetime) -> None:
+    viewer = await session.get(HomeViewer, (team_id, user_id))
+    if viewer is None:
+        session.add(HomeViewer(team_id=team_id, user_id=user_id, opened_at=now))
+    else:
+        viewer.opened_at = now
+        session.add(viewer)
+
+
+async def recent_home_viewers(session: AsyncSession, *, team_id: str, since: datetime) -> list[str]:
+    statement = select(HomeViewer.user_id).where(HomeViewer.team_id == team_id, col(HomeViewer.opened_at) >= since)
+    return list((await session.exec(statement)).all())
+
+
+async def month_spend(session: AsyncSession, *, team_id: str, since: datetime) -> float:
+    """What the team's jobs cost since ``since``: actual cost where known, else the estimate."""
+    statement = select(
+        func.coalesce(func.sum(func.coalesce(TrainingJob.actual_cost_usd, TrainingJob.estimated_cost_usd)), 0.0)
+    ).where(
+        TrainingJob.team_id == team_id,
+        col(TrainingJob.created_at) >= since,
+        col(TrainingJob.provider_job_id).is_not(None),
+    )
+    total = (await session.exec(statement)).one()
+    return float(total or 0.0)
+
+
+async def add_golden_answers(session: AsyncSession, *, answers: list[GoldenAnswer]) -> int:
+    """Store answers, each prompt once (a resumed recording never duplicates one)."""
+    if not answers:
+        return 0
+    rows = [answer.model_dump(exclude={"id"}) for answer in answers]
+    table = GoldenAnswer.__table__  # type: ignore[attr-defined]
+    result: Any = await session.exec(_insert_ignoring_duplicates(session, table).values(rows))
+    return int(result.rowcount or 0)
+
+
+async def golden_positions_done(session: AsyncSession, *, golden_set_id: int) -> set[int]:
+    statement = select(GoldenAnswer.position).where(GoldenAnswer.golden_set_id == golden_set_id)
+    return set((await session.exec(statement)).all())
+
+
+async def list_golden_answers(session: AsyncSession, *, golden_set_id: int) -> list[GoldenAnswer]:
+    statement = (
+        select(GoldenAnswer).where(GoldenAnswer.golden_set_id == golden_set_id).order_by(col(GoldenAnswer.position))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def claim_golden_sets(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta) -> list[int]:
+    """Lease unfinished recordings nobody is running (after a restart, their lease has expired)."""
+    free = (col(GoldenSet.lease_expires_at).is_(None)) | (col(GoldenSet.lease_expires_at) < now)
+    statement = (
+        update(GoldenSet)
+        .where(col(GoldenSet.status) == "running", free)
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+        .returning(col(GoldenSet.id))
+    )
+    return [int(row) for row in (await session.exec(statement)).scalars()]
+
+
+async def latest_golden_set(session: AsyncSession, *, team_id: str, model: str) -> GoldenSet | None:
+    statement = (
+        select(GoldenSet)
+        .where(GoldenSet.team_id == team_id, GoldenSet.model == model, GoldenSet.status == "done")
+        .order_by(col(GoldenSet.id).desc())
+    )
     return (await session.exec(statement)).first()

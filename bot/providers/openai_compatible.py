@@ -295,6 +295,22 @@ class OpenAICompatibleProvider:
         except openai.OpenAIError as error:
             raise translate(error) from error
 
+    async def model_shutdown(self, model: str) -> date | None:
+        """The provider's shutdown date for a model, when it gives one."""
+        found = await self._call(self.client.models.retrieve(model))
+        shutdown = getattr(found, "shutdown_date", None)
+        return date.fromisoformat(shutdown) if shutdown else None
+
+    async def complete_chat(self, *, model: str, messages: list[dict[str, str]], max_tokens: int) -> tuple[str, int]:
+        """One whole answer (for recordings, where nobody watches it arrive) and its completion tokens."""
+        request: Any = self.client.chat.completions.create(
+            model=self.chat_target(model), messages=cast(Any, messages), max_completion_tokens=max_tokens
+        )
+        completion = await self._call(request)
+        text = completion.choices[0].message.content if completion.choices else ""
+        tokens = completion.usage.completion_tokens if completion.usage else 0
+        return str(text or ""), int(tokens or 0)
+
     async def delete_model(self, model: str) -> None:
         await self._call(self.client.models.delete(model))
 

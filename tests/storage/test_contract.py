@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -330,3 +331,75 @@ async def test_events_and_notifications_are_recorded_once(db: Database, clock: F
     async with db.session() as session:
         assert await repositories.pending_notifications(session, now=clock.now() + timedelta(hours=1)) == []
         assert [j.id for j in await repositories.list_jobs(session, team_id="T1", statuses=("running",))] == [job_id]
+
+
+async def test_models_home_viewers_spend_and_golden_sets(db: Database, clock: FrozenClock) -> None:
+    from storage.models import GoldenAnswer, GoldenSet
+
+    job_id = await _one_job(
+        db,
+        clock,
+        status="succeeded",
+        fine_tuned_model="ft:m:1",
+        estimated_cost_usd=2.0,
+        actual_cost_usd=1.5,
+        model_retires=(clock.now() + timedelta(days=20)).date(),
+        finished_at=clock.now(),
+    )
+    today = clock.now().date()
+    async with db.session() as session, session.begin():
+        assert [j.id for j in await repositories.list_models(session, team_id="T1")] == [job_id]
+        assert [j.id for j in await repositories.models_retiring(session, on_or_before=today + timedelta(days=30))] == [
+            job_id
+        ]
+        assert await repositories.models_retiring(session, on_or_before=today + timedelta(days=10)) == []
+        assert await repositories.month_spend(session, team_id="T1", since=clock.now() - timedelta(days=1)) == 1.5
+        await repositories.record_home_viewer(session, team_id="T1", user_id="U1", now=clock.now())
+        await repositories.record_home_viewer(session, team_id="T1", user_id="U1", now=clock.now())
+        assert await repositories.recent_home_viewers(session, team_id="T1", since=clock.now()) == ["U1"]
+        golden = GoldenSet(
+            team_id="T1",
+            model="ft:m:1",
+            dataset_id=1,
+            total=2,
+            channel_id="C1",
+            thread_ts="1.1",
+            started_by="U1",
+            created_at=clock.now(),
+        )
+        session.add(golden)
+        await session.flush()
+        assert golden.id is not None
+        answer: dict[str, Any] = {
+            "team_id": "T1",
+            "golden_set_id": golden.id,
+            "messages": [{"role": "user", "content": "q"}],
+            "answer": "a",
+            "created_at": clock.now(),
+        }
+        assert await repositories.add_golden_answers(session, answers=[GoldenAnswer(position=0, **answer)]) == 1
+        assert (
+            await repositories.add_golden_answers(
+                session, answers=[GoldenAnswer(position=0, **answer), GoldenAnswer(position=1, **answer)]
+            )
+            == 1
+        )
+        assert await repositories.golden_positions_done(session, golden_set_id=golden.id) == {0, 1}
+        lease = timedelta(minutes=5)
+        assert await repositories.claim_golden_sets(session, owner="a", now=clock.now(), lease=lease) == [golden.id]
+        assert await repositories.claim_golden_sets(session, owner="b", now=clock.now(), lease=lease) == []
+        assert await repositories.latest_golden_set(session, team_id="T1", model="ft:m:1") is None, "not done yet"
+        golden.status = "done"
+        session.add(golden)
+    async with db.session() as session, session.begin():
+        found = await repositories.latest_golden_set(session, team_id="T1", model="ft:m:1")
+        assert found is not None and [
+            a.position for a in await repositories.list_golden_answers(session, golden_set_id=found.id or 0)
+        ] == [0, 1]
+        job = await session.get(TrainingJob, job_id)
+        assert job is not None
+        job.model_deleted_at = clock.now()
+        session.add(job)
+    async with db.session() as session:
+        assert await repositories.list_models(session, team_id="T1") == []
+        assert len(await repositories.list_models(session, team_id="T1", include_deleted=True)) == 1

@@ -1,0 +1,241 @@
+"""Golden sets: a model's answers to a fixed list of prompts, recorded before the model is retired.
+
+A recording stores each answer as soon as it arrives (once per prompt), holds a lease while it
+runs, and is picked up again by the tick after a restart, so nothing is asked twice and nothing is
+lost. Requests run a few at a time and wait out rate limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, notifier
+from bot.chat import resolve_model
+from bot.errors import UserFacingError
+from bot.intake import dataset_path, find_dataset
+from bot.providers import ProviderError, ProviderErrorKind
+from bot.services import Services
+from storage import repositories
+from storage.models import Dataset, GoldenAnswer, GoldenSet, Notification
+
+logger = logging.getLogger(__name__)
+
+CONCURRENCY = 4
+LEASE = timedelta(minutes=5)
+PROGRESS_EVERY_SECONDS = 2.0
+RATE_LIMIT_RETRIES = 5
+MAX_PROMPTS = 2000
+
+
+def prompts_of(path: Any, fmt: str) -> list[list[dict[str, Any]]]:
+    """The prompt of each example: its messages up to the last assistant answer (preference: the input)."""
+    prompts = []
+    with path.open("rb") as stream:
+        for raw in stream:
+            try:
+                example = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(example, dict):
+                continue
+            if fmt == "preference":
+                messages = (example.get("input") or {}).get("messages") or []
+            else:
+                messages = example.get("messages") or []
+                last = max(
+                    (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"),
+                    default=len(messages),
+                )
+                messages = messages[:last]
+            cleaned = [
+                {"role": m["role"], "content": m["content"]}
+                for m in messages
+                if isinstance(m, dict)
+                and isinstance(m.get("content"), str)
+                and m.get("role") in ("system", "user", "assistant")
+            ]
+            if cleaned and cleaned[-1]["role"] == "user":
+                prompts.append(cleaned)
+            if len(prompts) >= MAX_PROMPTS:
+                break
+    return prompts
+
+
+async def start_recording(
+    services: Services, *, team_id: str, user_id: str, reference: str, dataset_reference: str | None
+) -> GoldenSet:
+    """Create the golden set, announce it in the thread, and start recording in the background."""
+    chosen = await resolve_model(services, team_id=team_id, reference=reference)
+    async with services.db.session() as session:
+        job = await repositories.find_job_by_model(session, team_id=team_id, model=chosen.model)
+        own_dataset = await session.get(Dataset, job.dataset_id) if job else None
+    dataset = (
+        await find_dataset(services, team_id=team_id, reference=dataset_reference) if dataset_reference else own_dataset
+    )
+    if dataset is None:
+        raise UserFacingError(
+            f"Which prompts? `{chosen.model}` is not one of the team's models; name a dataset: "
+            f"`/finetune record {chosen.model} <dataset>`."
+        )
+    prompts = prompts_of(dataset_path(services, dataset.sha256), dataset.format)
+    if not prompts:
+        raise UserFacingError(f"`{dataset.filename}` has no prompts to record (examples that end with a question).")
+    channel, thread = (job.channel_id, job.thread_ts) if job else (dataset.channel_id, dataset.message_ts)
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        golden = GoldenSet(
+            team_id=team_id,
+            model=chosen.model,
+            dataset_id=dataset.id or 0,
+            total=len(prompts),
+            channel_id=channel,
+            thread_ts=thread,
+            started_by=user_id,
+            lease_owner=services.owner,
+            lease_expires_at=now + LEASE,
+            created_at=now,
+        )
+        session.add(golden)
+        await session.flush()
+    progress = await services.slack.chat_postMessage(
+        channel=channel, thread_ts=thread, text=blocks.golden_progress(golden, done=0)
+    )
+    async with services.db.session() as session, session.begin():
+        row = await session.get(GoldenSet, golden.id)
+        assert row is not None
+        row.progress_message_ts = str(progress["ts"])
+        session.add(row)
+    services.background(record(services, golden_set_id=golden.id or 0))
+    return golden
+
+
+async def resume_recordings(services: Services) -> int:
+    """The tick's part: take over recordings whose runner is gone (a restart), and finish them."""
+    async with services.db.session() as session, session.begin():
+        claimed = await repositories.claim_golden_sets(
+            session, owner=services.owner, now=services.clock.now(), lease=LEASE
+        )
+    for golden_set_id in claimed:
+        await record(services, golden_set_id=golden_set_id)
+    return len(claimed)
+
+
+async def record(services: Services, *, golden_set_id: int) -> None:
+    """Ask the model every prompt not answered yet, storing each answer as it arrives."""
+    async with services.db.session() as session:
+        golden = await session.get(GoldenSet, golden_set_id)
+        assert golden is not None
+        dataset = await session.get(Dataset, golden.dataset_id)
+        done = await repositories.golden_positions_done(session, golden_set_id=golden_set_id)
+    assert dataset is not None
+    prompts = prompts_of(dataset_path(services, dataset.sha256), dataset.format)
+    slots = asyncio.Semaphore(CONCURRENCY)
+    last_progress = time.monotonic()
+    failure: ProviderError | None = None
+
+    async def ask(position: int, messages: list[dict[str, Any]]) -> None:
+        nonlocal last_progress, failure
+        async with slots:
+            if failure is not None:
+                return
+            for attempt in range(RATE_LIMIT_RETRIES):
+                try:
+                    answer, tokens = await services.provider.complete_chat(
+                        model=golden.model, messages=messages, max_tokens=services.settings.finetune_chat_max_tokens
+                    )
+                    break
+                except ProviderError as error:
+                    if error.kind != ProviderErrorKind.RATE_LIMITED or attempt == RATE_LIMIT_RETRIES - 1:
+                        failure = error
+                        return
+                    await asyncio.sleep(0.5 * 2**attempt)
+            async with services.db.session() as session, session.begin():
+                await repositories.add_golden_answers(
+                    session,
+                    answers=[
+                        GoldenAnswer(
+                            team_id=golden.team_id,
+                            golden_set_id=golden_set_id,
+                            position=position,
+                            messages=messages,
+                            answer=answer,
+                            completion_tokens=tokens,
+                            created_at=services.clock.now(),
+                        )
+                    ],
+                )
+                row = await session.get(GoldenSet, golden_set_id)
+                assert row is not None
+                row.lease_expires_at = services.clock.now() + LEASE  # still running: keep the lease
+                session.add(row)
+            done.add(position)
+            if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
+                last_progress = time.monotonic()
+                await _show_progress(services, golden, len(done))
+
+    await asyncio.gather(
+        *(ask(position, messages) for position, messages in enumerate(prompts) if position not in done)
+    )
+    await _finish(services, golden, len(done), failure)
+
+
+async def _show_progress(services: Services, golden: GoldenSet, done: int) -> None:
+    if not golden.progress_message_ts:
+        return
+    try:
+        await services.slack.chat_update(
+            channel=golden.channel_id, ts=golden.progress_message_ts, text=blocks.golden_progress(golden, done=done)
+        )
+    except SlackApiError as error:
+        logger.info("golden set progress not shown: %s", error.response.get("error"))
+
+
+async def _finish(services: Services, golden: GoldenSet, done: int, failure: ProviderError | None) -> None:
+    now = services.clock.now()
+    status = "done" if failure is None and done >= golden.total else "failed"
+    async with services.db.session() as session, session.begin():
+        row = await session.get(GoldenSet, golden.id)
+        assert row is not None
+        row.status, row.finished_at, row.lease_owner, row.lease_expires_at = status, now, None, None
+        row.error_message = failure.provider_message if failure else ""
+        session.add(row)
+        subject = f"golden:{golden.id}"
+        summary = blocks.golden_summary(row, done=done)
+        notes = [
+            Notification(
+                team_id=golden.team_id,
+                subject=subject,
+                kind="result",
+                channel_id=golden.channel_id,
+                thread_ts=golden.thread_ts,
+                payload={"text": summary},
+                created_at=now,
+            )
+        ]
+        if status == "done":
+            notes.append(
+                Notification(
+                    team_id=golden.team_id,
+                    subject=subject,
+                    kind="golden_file",
+                    channel_id=golden.channel_id,
+                    thread_ts=golden.thread_ts,
+                    created_at=now,
+                    payload={
+                        "golden_set_id": golden.id,
+                        "title": f"Golden set #{golden.id} of {golden.model}",
+                        "filename": f"golden-set-{golden.id}.jsonl",
+                    },
+                )
+            )
+        for note in notes:
+            await repositories.enqueue_notification(session, notification=note)
+    await _show_progress(services, row, done)
+    await notifier.deliver_pending(services)  # the outbox posts the summary and the file exactly once
