@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import chat, model_lifecycle
-from bot.errors import UsageError, UserFacingError
+from bot.errors import UsageError
 from bot.services import Services
 from handlers import arguments
+from handlers.clicks import answer_clicker, team_of
 from handlers.commands import CommandRequest, Subcommand
 
 CHAT_USAGE = '/finetune chat <model|job> [system="…"]'
@@ -103,17 +105,15 @@ async def _from_button(
 ) -> None:
     await ack()
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
-    try:
-        await chat.start_chat(
-            services,
-            team_id=(body.get("team") or {}).get("id", ""),
-            channel_id=channel,
-            user_id=body["user"]["id"],
-            reference=body["actions"][0]["value"],
-            compare_with="base" if compare else None,
-        )
-    except UserFacingError as error:
-        await respond(text=error.sentence, response_type="ephemeral", replace_original=False)
+    started = chat.start_chat(
+        services,
+        team_id=team_of(body),
+        channel_id=channel,
+        user_id=body["user"]["id"],
+        reference=body["actions"][0]["value"],
+        compare_with="base" if compare else None,
+    )
+    await answer_clicker(respond, _quietly(started))
 
 
 async def chat_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
@@ -126,13 +126,14 @@ async def compare_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncResp
 
 async def delete_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
     await ack()
-    try:
-        sentence = await model_lifecycle.delete_model(
-            services,
-            team_id=(body.get("team") or {}).get("id", ""),
-            user_id=body["user"]["id"],
-            reference=body["actions"][0]["value"],
-        )
-    except UserFacingError as error:
-        sentence = error.sentence
-    await respond(text=sentence, response_type="ephemeral", replace_original=False)
+    await answer_clicker(
+        respond,
+        model_lifecycle.delete_model(
+            services, team_id=team_of(body), user_id=body["user"]["id"], reference=body["actions"][0]["value"]
+        ),
+    )
+
+
+async def _quietly(started: Awaitable[str]) -> None:
+    """A chat that starts speaks for itself in the channel; only a refusal is said to the clicker."""
+    await started

@@ -12,6 +12,7 @@ from bot import blocks, intake, team_views
 from bot.errors import UsageError
 from bot.services import Services
 from handlers import arguments
+from handlers.clicks import team_of
 from handlers.commands import CommandRequest, Subcommand
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ SUBCOMMANDS = [
 async def show_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
     await ack()
     action = body["actions"][0]
-    team_id = (body.get("team") or {}).get("id", "")
+    team_id = team_of(body)
     dataset = await intake.find_dataset(services, team_id=team_id, reference=action.get("value", ""))
     if dataset is None:
         await respond(

@@ -10,6 +10,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from bot import golden, team_views
 from bot.errors import UsageError
 from bot.services import Services
+from handlers.clicks import team_of
 from handlers.commands import CommandRequest, Subcommand
 
 
@@ -22,9 +23,7 @@ async def home_opened(event: dict[str, Any], body: dict[str, Any], services: Ser
 async def home_page(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
     await ack()
     pages = {key: int(value) for key, value in json.loads(body["actions"][0]["value"]).items()}
-    await team_views.publish_home(
-        services, team_id=(body.get("team") or {}).get("id", ""), user_id=body["user"]["id"], pages=pages
-    )
+    await team_views.publish_home(services, team_id=team_of(body), user_id=body["user"]["id"], pages=pages)
 
 
 async def models(request: CommandRequest) -> None:

@@ -12,6 +12,7 @@ from bot import training
 from bot.errors import UsageError, UserFacingError
 from bot.services import Services
 from handlers import arguments
+from handlers.clicks import answer_clicker, team_of
 from handlers.commands import CommandRequest, Subcommand
 
 logger = logging.getLogger(__name__)
@@ -34,10 +35,6 @@ TRAIN_OPTIONS = {
 }
 
 
-def _team(body: dict[str, Any]) -> str:
-    return str((body.get("team") or {}).get("id") or body.get("team_id") or "")
-
-
 async def train_command(request: CommandRequest) -> None:
     words, options = arguments.parse(request.args, allowed=set(TRAIN_OPTIONS), usage=TRAIN_USAGE)
     if len(words) != 1:
@@ -58,33 +55,29 @@ SUBCOMMANDS = [
 ]
 
 
-async def _answer(respond: AsyncRespond, text: str) -> None:
-    await respond(text=text, response_type="ephemeral", replace_original=False)
-
-
 async def train_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
     await ack()
-    try:
-        await training.open_train_modal(
+    await answer_clicker(
+        respond,
+        training.open_train_modal(
             services,
-            team_id=_team(body),
+            team_id=team_of(body),
             user_id=body["user"]["id"],
             trigger_id=body["trigger_id"],
             reference=body["actions"][0]["value"],
             overrides={},
-        )
-    except UserFacingError as error:
-        await _answer(respond, error.sentence)
+        ),
+    )
 
 
 async def modal_changed(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
     """The model, method or epochs changed in the modal: recompute the estimate."""
     await ack()
-    await training.refresh_modal(services, team_id=_team(body), view=body["view"])
+    await training.refresh_modal(services, team_id=team_of(body), view=body["view"])
 
 
 async def modal_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
-    team_id = _team(body)
+    team_id = team_of(body)
     try:
         errors, submission = await training.check_submission(services, team_id=team_id, view=view)
     except UserFacingError as error:
@@ -104,18 +97,17 @@ async def _decide(
     admin = body["user"]["id"]
     job_id = int(body["actions"][0]["value"])
     container = body.get("container") or {}
-    try:
-        sentence = await training.decide(
+    await answer_clicker(
+        respond,
+        training.decide(
             services,
-            team_id=_team(body),
+            team_id=team_of(body),
             admin=admin,
             job_id=job_id,
             approve=approve,
             approval_message=(container.get("channel_id", ""), container.get("message_ts", "")),
-        )
-    except UserFacingError as error:
-        sentence = error.sentence
-    await _answer(respond, sentence)
+        ),
+    )
 
 
 async def approve_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
@@ -128,10 +120,9 @@ async def deny_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
 
 async def cancel_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
     await ack()
-    try:
-        sentence = await training.cancel(
-            services, team_id=_team(body), user_id=body["user"]["id"], job_id=int(body["actions"][0]["value"])
-        )
-    except UserFacingError as error:
-        sentence = error.sentence
-    await _answer(respond, sentence)
+    await answer_clicker(
+        respond,
+        training.cancel(
+            services, team_id=team_of(body), user_id=body["user"]["id"], job_id=int(body["actions"][0]["value"])
+        ),
+    )
