@@ -20,8 +20,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, SystemClock
-from bot.providers.openai_compatible import OpenAICompatibleProvider, build_provider
-from bot.providers.types import BaseModelInfo
+from bot.providers.openai_compatible import build_provider
+from bot.providers.types import BaseModelInfo, FineTuneProvider
 from bot.settings import Settings
 from storage.db import Database
 
@@ -48,7 +48,7 @@ class Services:
     # For posts that must not be repeated: only a 429 (which Slack did not act on) is retried.
     slack_once: AsyncWebClient
     clock: Clock
-    provider: OpenAICompatibleProvider
+    provider: FineTuneProvider
     slack_state: SlackState = field(default_factory=SlackState)
     # One validation at a time: it uses every core already, and a second would only add memory.
     validation_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))

@@ -12,6 +12,7 @@ the first five lines per code and counts them all.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from array import array
@@ -225,10 +226,8 @@ def _reject_constant(name: str) -> Any:
 
 def _parse(raw: bytes) -> tuple[Any, str | None, str | None]:
     """(object, error code, sentence). orjson first; the standard library explains its failures."""
-    try:
+    with contextlib.suppress(orjson.JSONDecodeError):
         return orjson.loads(raw), None, None
-    except orjson.JSONDecodeError:
-        pass
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

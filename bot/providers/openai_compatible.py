@@ -226,6 +226,12 @@ class OpenAICompatibleProvider:
     async def cancel_job(self, job_id: str) -> ProviderJob:
         return _job(await self._call(self.client.fine_tuning.jobs.cancel(job_id)))
 
+    async def pause_job(self, job_id: str) -> ProviderJob:
+        return _job(await self._call(self.client.fine_tuning.jobs.pause(job_id)))
+
+    async def resume_job(self, job_id: str) -> ProviderJob:
+        return _job(await self._call(self.client.fine_tuning.jobs.resume(job_id)))
+
     async def events_since(self, job_id: str, *, last_seen: str | None) -> list[ProviderEvent]:
         """Events newer than ``last_seen``, oldest first (the API lists newest first, in pages)."""
         newer: list[ProviderEvent] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -108,14 +109,15 @@ class ProviderError(Exception):
 
 
 class FineTuneProvider(Protocol):
-    """What the bot needs from a fine-tuning host."""
+    """What the bot needs from a fine-tuning host. Every method raises ProviderError on failure."""
 
     name: str
+    label: str  # how the host is named to people, e.g. "OpenAI", "Azure OpenAI"
 
     async def list_base_models(self) -> list[BaseModelInfo]: ...
 
     async def upload_dataset(self, path: Path, *, filename: str, size: int) -> str:
-        """Upload a training file; returns the provider's file id once the file is processed."""
+        """Upload a training file (in parts when large); returns the file id once processed."""
         ...
 
     async def create_job(self, request: JobRequest) -> ProviderJob:
@@ -127,5 +129,35 @@ class FineTuneProvider(Protocol):
     async def get_job(self, job_id: str) -> ProviderJob: ...
 
     async def cancel_job(self, job_id: str) -> ProviderJob: ...
+
+    async def pause_job(self, job_id: str) -> ProviderJob: ...
+
+    async def resume_job(self, job_id: str) -> ProviderJob: ...
+
+    async def events_since(self, job_id: str, *, last_seen: str | None) -> list[ProviderEvent]:
+        """Events newer than ``last_seen`` (the cursor), oldest first."""
+        ...
+
+    async def checkpoints(self, job_id: str) -> list[Checkpoint]: ...
+
+    async def file_content(self, file_id: str) -> bytes: ...
+
+    async def model_shutdown(self, model: str) -> date | None: ...
+
+    def chat_target(self, model: str) -> str:
+        """The name a chat request uses: the model id, or its deployment name where the host deploys."""
+        ...
+
+    def stream_chat(
+        self, *, model: str, messages: list[dict[str, str]], max_tokens: int
+    ) -> AsyncIterator[str | ChatUsage]: ...
+
+    async def complete_chat(
+        self, *, model: str, messages: list[dict[str, str]], max_tokens: int
+    ) -> tuple[str, int]: ...
+
+    async def delete_model(self, model: str) -> None: ...
+
+    def verify_webhook(self, body: bytes, headers: dict[str, str], *, secret: str) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
