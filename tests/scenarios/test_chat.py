@@ -264,3 +264,26 @@ async def test_threads_not_bound_to_a_model_and_edits_are_ignored(http_bot: BotU
     await http_bot.driver.send_event(edited)
     assert http_bot.workspace.bot_messages() == []
     assert http_bot.openai.state.chat_requests == []
+
+
+async def test_chat_in_a_direct_message_with_the_bot(
+    http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
+) -> None:
+    job, _ = await trained(http_bot, clock, marv_file(tmp_path))
+    dm = http_bot.workspace.add_im(ALICE)
+    await http_bot.driver.slash_command(ALICE, dm.id, f"chat #{job.id}")
+    root = await http_bot.workspace.wait_for(
+        lambda: next((m for m in http_bot.workspace.channel_messages(dm.id) if m.text.startswith("💬")), None)
+    )
+    await http_bot.driver.say(ALICE, dm.id, "What is the largest ocean?", thread_ts=root.ts)
+    answer = await http_bot.workspace.wait_for(
+        lambda: next(
+            (
+                m
+                for m in http_bot.workspace.replies_of(dm.id, root.ts)
+                if m.user == http_bot.workspace.bot_user_id and not m.text.endswith("▌")
+            ),
+            None,
+        )
+    )
+    assert answer.text.startswith("The Pacific")

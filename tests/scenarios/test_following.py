@@ -264,3 +264,16 @@ async def test_status_jobs_and_cancel_commands(http_bot: BotUnderTest, clock: Fr
     await http_bot.driver.slash_command(ALICE, GENERAL, "status #999")
     missing = await ws.wait_for(lambda: [e for e in ws.ephemerals_for(ALICE) if "I have no job" in e.text])
     assert "`#999`" in missing[0].text
+
+
+async def test_the_requester_gets_a_dm_when_asked_for(bot_factory: Any, clock: FrozenClock, shared_data: Path) -> None:
+    bot = await bot_factory(finetune_dm_on_finish=True)
+    report, _ = await start_job(bot, shared_data / "gsm8k_chat_validation.jsonl")
+    await run_until(bot, clock, lambda: result_of(bot, report))
+    dm = "D" + ALICE[1:]
+    await bot.workspace.wait_for(lambda: bot.workspace.bot_messages(dm))
+    [direct] = bot.workspace.bot_messages(dm)
+    assert direct.text.startswith("✅") and f"<#{GENERAL}>" in direct.text
+    for _ in range(3):
+        await ticks.tick(bot.services, owner=OWNER)
+    assert len(bot.workspace.bot_messages(dm)) == 1
