@@ -7,8 +7,8 @@ import re
 
 # Slack tokens (xoxb-, xapp-, xoxp-…), OpenAI keys (sk-…), webhook secrets (whsec_…) and bearer headers.
 SECRET_PATTERN = re.compile(
-    r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-[A-Za-z0-9_-]{8,}|whsec_[A-Za-z0-9+/=]+"
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+)"
+    r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-[A-Za-z0-9_-]*\*+[A-Za-z0-9]*|sk-[A-Za-z0-9_-]{8,}"
+    r"|whsec_[A-Za-z0-9+/=]+|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+)"
 )
 
 

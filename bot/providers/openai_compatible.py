@@ -21,6 +21,7 @@ from openai.types.fine_tuning import FineTuningJob
 
 from bot import catalog
 from bot.jobs import JobStatus
+from bot.logging import redact
 from bot.providers.types import (
     BaseModelInfo,
     ChatUsage,
@@ -93,6 +94,7 @@ def translate(error: openai.OpenAIError) -> ProviderError:
     """Map an SDK error to a kind the bot can explain, keeping the provider's message word for word."""
     body = getattr(error, "body", None)
     message = str(body.get("message")) if isinstance(body, dict) and body.get("message") else str(error)
+    message = redact(message)  # providers echo part of a rejected key; none of it goes to Slack
     code = str(getattr(error, "code", None) or "") or None
     param = getattr(error, "param", None)
     if isinstance(error, openai.APITimeoutError | openai.APIConnectionError):
