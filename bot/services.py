@@ -58,7 +58,7 @@ class Services:
     _base_models: tuple[datetime, list[BaseModelInfo]] | None = None
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` after the current request has been answered; cancelled when the bot stops."""
+        """Run ``work`` after the current request has been answered; the bot stops it cleanly on shutdown."""
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._finished)

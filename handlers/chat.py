@@ -25,13 +25,13 @@ async def is_thread_reply(event: dict[str, Any]) -> bool:
 
 
 async def on_thread_message(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
-    await chat.on_message(services, _incoming(event, body))
+    services.background(chat.on_message(services, _incoming(event, body)))
 
 
 async def on_mention(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
     if not event.get("thread_ts"):
         return  # a mention outside a chat thread is not a question to a model
-    await chat.on_message(services, _incoming(event, body))
+    services.background(chat.on_message(services, _incoming(event, body)))
 
 
 def _incoming(event: dict[str, Any], body: dict[str, Any]) -> chat.Incoming:

@@ -20,31 +20,36 @@ logger = logging.getLogger(__name__)
 
 async def on_file_share(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
     """message/file_share: the message that carries the files (has the ts to answer in)."""
-    for file in event.get("files") or []:
-        await intake.receive_file(
-            services,
-            intake.SharedFile(
-                team_id=body.get("team_id", ""),
-                channel_id=event["channel"],
-                file_id=file["id"],
-                user_id=event.get("user", ""),
-                message_ts=event["ts"],
-            ),
+    shared = [
+        intake.SharedFile(
+            team_id=body.get("team_id", ""),
+            channel_id=event["channel"],
+            file_id=file["id"],
+            user_id=event.get("user", ""),
+            message_ts=event["ts"],
         )
-    await team_views.refresh_homes(services, team_id=body.get("team_id", ""))
+        for file in event.get("files") or []
+    ]
+    services.background(_take_in(services, shared))
 
 
 async def on_file_shared(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
     """file_shared: may arrive first or alone; intake finds the sharing message through files.info."""
-    await intake.receive_file(
-        services,
-        intake.SharedFile(
-            team_id=body.get("team_id", ""),
-            channel_id=event.get("channel_id", ""),
-            file_id=event.get("file_id", ""),
-            user_id=event.get("user_id", ""),
-        ),
+    shared = intake.SharedFile(
+        team_id=body.get("team_id", ""),
+        channel_id=event.get("channel_id", ""),
+        file_id=event.get("file_id", ""),
+        user_id=event.get("user_id", ""),
     )
+    services.background(_take_in(services, [shared]))
+
+
+async def _take_in(services: Services, files: list[intake.SharedFile]) -> None:
+    """Validation can take a while: it runs as the bot's own work, which a shutdown waits for."""
+    for shared in files:
+        await intake.receive_file(services, shared)
+    if files:
+        await team_views.refresh_homes(services, team_id=files[0].team_id)
 
 
 async def list_datasets(request: CommandRequest) -> None:
