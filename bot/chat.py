@@ -289,7 +289,7 @@ async def _answer(
                 await writer.add(piece)
     except ProviderError as error:
         await writer.abandon()
-        await _notice(services, thread, await _failure_text(services, model, error))
+        await _notice(services, thread, await _failure_text(services, thread, model, error))
         return
     footer = f"{model} · {len(messages) - 1} message(s) of context"
     if usage is not None:
@@ -297,10 +297,17 @@ async def _answer(
     await writer.finish(footer)
 
 
-async def _failure_text(services: Services, model: str, error: ProviderError) -> str:
+async def _failure_text(services: Services, thread: ChatThread, model: str, error: ProviderError) -> str:
     if error.kind == ProviderErrorKind.NOT_FOUND:
         retired = await _retired(services, model)
-        return retired or f"`{model}` is not available any more (deleted, or retired by {services.provider.label})."
+        if retired:
+            return retired
+        async with services.db.session() as session:
+            job = await repositories.find_job_by_model(session, team_id=thread.team_id, model=model)
+        planned = f" (it was due to retire on {job.model_retires:%Y-%m-%d})" if job and job.model_retires else ""
+        if job is not None and job.model_deleted_at is not None:
+            return f"`{model}` was deleted on {job.model_deleted_at:%Y-%m-%d}{planned}; it no longer answers."
+        return f"`{model}` is not available any more at {services.provider.label}{planned}."
     if error.kind == ProviderErrorKind.CONTEXT_TOO_LONG:
         return f"The conversation no longer fits `{model}`'s context: “{error.provider_message}” Start a new chat."
     if error.kind == ProviderErrorKind.RATE_LIMITED:

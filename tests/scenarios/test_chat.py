@@ -238,7 +238,7 @@ async def test_retired_and_deleted_models_say_so(http_bot: BotUnderTest, clock: 
     notice = await http_bot.workspace.wait_for(
         lambda: next((m for m in http_bot.workspace.replies_of(GENERAL, root.ts) if m.text.startswith("⚠️")), None)
     )
-    assert "not available any more" in notice.text
+    assert "was deleted on 2026-11-21 (it was due to retire on 2027-01-14)" in notice.text
 
     await http_bot.driver.slash_command(ALICE, GENERAL, "chat gpt-4o-mini")
     base_root = await http_bot.workspace.wait_for(lambda: root_of(http_bot, "💬 Chat with `gpt-4o-mini-2024"))
