@@ -54,8 +54,13 @@ class Services:
     validation_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}")
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _home_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _validation_pool: ProcessPoolExecutor | None = None
     _base_models: tuple[datetime, list[BaseModelInfo]] | None = None
+
+    def home_lock(self, team_id: str) -> asyncio.Lock:
+        """One Home render at a time per team, so a slower, older render never lands after a newer one."""
+        return self._home_locks.setdefault(team_id, asyncio.Lock())
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` after the current request has been answered; the bot stops it cleanly on shutdown."""

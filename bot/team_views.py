@@ -148,23 +148,24 @@ async def export(services: Services, *, team_id: str, reference: str) -> str:
 
 async def publish_home(services: Services, *, team_id: str, user_id: str, pages: dict[str, int] | None = None) -> None:
     """Render and publish the Home tab of one person (pages: which page of each list to show)."""
-    pages = pages or {}
-    now = services.clock.now()
-    async with services.db.session() as session:
-        datasets = await repositories.list_datasets(session, team_id=team_id, limit=200)
-        jobs = await repositories.list_jobs(session, team_id=team_id, limit=200)
-        models = await repositories.list_models(session, team_id=team_id)
-        spend = await repositories.month_spend(session, team_id=team_id, since=policy.month_start(now))
-    view = blocks.home_view(
-        datasets=datasets,
-        jobs=jobs,
-        models=models,
-        spend=spend,
-        budget=services.settings.finetune_monthly_budget_usd,
-        pages=pages,
-        now=now,
-    )
-    await services.slack.views_publish(user_id=user_id, view=view)
+    async with services.home_lock(team_id):
+        pages = pages or {}
+        now = services.clock.now()
+        async with services.db.session() as session:
+            datasets = await repositories.list_datasets(session, team_id=team_id, limit=200)
+            jobs = await repositories.list_jobs(session, team_id=team_id, limit=200)
+            models = await repositories.list_models(session, team_id=team_id)
+            spend = await repositories.month_spend(session, team_id=team_id, since=policy.month_start(now))
+        view = blocks.home_view(
+            datasets=datasets,
+            jobs=jobs,
+            models=models,
+            spend=spend,
+            budget=services.settings.finetune_monthly_budget_usd,
+            pages=pages,
+            now=now,
+        )
+        await services.slack.views_publish(user_id=user_id, view=view)
 
 
 async def home_opened(services: Services, *, team_id: str, user_id: str) -> None:

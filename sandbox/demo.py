@@ -244,10 +244,13 @@ async def play(
     await _step(transcript, "Bob opens the details of Alice's report", details)
 
     async def train() -> None:
-        before = len(ws.views)
+        def forms() -> list[View]:
+            return [view for view in ws.views.values() if view.kind == "modal"]
+
+        before = len(forms())
         await driver.click(ALICE, report, "dataset_train")
-        await ws.wait_for(lambda: len(ws.views) > before)
-        form = list(ws.views.values())[-1]
+        await ws.wait_for(lambda: len(forms()) > before)
+        form = forms()[-1]
         await driver.submit_form(ALICE, form, {"suffix": "marv"})
         await ws.wait_for(
             lambda: any("Training started" in m.text for m in ws.replies_of(report.channel, report.thread_ts or ""))

@@ -34,10 +34,15 @@ async def shared_report(bot: BotUnderTest, data: Path, name: str = "gsm8k.jsonl"
 
 
 async def open_modal(bot: BotUnderTest, user: str, opener: Any) -> View:
-    before = len(bot.workspace.views)
+    """Do what opens a modal and return it (the Home tab, published meanwhile, is not a modal)."""
+
+    def modals() -> list[View]:
+        return [view for view in bot.workspace.views.values() if view.kind == "modal"]
+
+    before = len(modals())
     await opener
-    await bot.workspace.wait_for(lambda: len(bot.workspace.views) > before)
-    return list(bot.workspace.views.values())[-1]
+    await bot.workspace.wait_for(lambda: len(modals()) > before)
+    return modals()[-1]
 
 
 def jobs_at_provider(bot: BotUnderTest) -> list[Any]:
