@@ -313,9 +313,12 @@ async def play(
         await ws.wait_for(lambda: ALICE in ws.home_views)
         model = result.text.split("ready: ", 1)[1]
         await driver.slash_command(ALICE, CHANNEL, f"record {model}")
-        await ws.wait_for(
-            lambda: any(m.text.startswith("📼") for m in ws.replies_of(report.channel, report.thread_ts or ""))
-        )
+
+        def golden_file_shared() -> bool:
+            thread = ws.replies_of(report.channel, report.thread_ts or "")
+            return any(ws.files[f].name.startswith("golden-set") for m in thread for f in m.files)
+
+        await ws.wait_for(golden_file_shared)
 
     await _step(
         transcript, "Alice checks when the model retires, opens the Home tab and records a golden set", lifecycle
