@@ -104,7 +104,7 @@ def _issue_lines(issues: list[dict[str, Any]], counts: dict[str, int], *, show_m
     return lines
 
 
-def _money(value: float | None) -> str:
+def money(value: float | None) -> str:
     if value is None:
         return "unknown"
     return f"${value:,.2f}" if value >= 0.01 else "under $0.01"
@@ -119,7 +119,7 @@ def report_text(filename: str, report: dict[str, Any]) -> str:
         return f"{icon} {filename}: {problems:,} problem(s) to fix before training."
     return (
         f"{icon} {filename}: {FORMAT_NAMES.get(report['format'], report['format'])}, {report['examples']:,} examples, "
-        f"{report['tokens']['total']:,} tokens, about {_money(billing['estimated_cost_usd'])} to train."
+        f"{report['tokens']['total']:,} tokens, about {money(billing['estimated_cost_usd'])} to train."
     )
 
 
@@ -154,7 +154,7 @@ def report_blocks(*, dataset_id: int, filename: str, report: dict[str, Any]) -> 
                 f"*Tokens per example* ({billing['model']}): min {tokens['min']:,} · mean {tokens['mean']:,.1f} · "
                 f"p50 {tokens['p50']:,} · p95 {tokens['p95']:,} · max {tokens['max']:,}\n"
                 f"*Training estimate:* {billing['epochs']} epochs × capped tokens = {billing['billed_tokens']:,} "
-                f"billed tokens ≈ *{_money(billing['estimated_cost_usd'])}*"
+                f"billed tokens ≈ *{money(billing['estimated_cost_usd'])}*"
             )
         )
     for note in report.get("notes", []):
@@ -380,7 +380,7 @@ def train_modal(
 def estimate_text(*, model: str, epochs: int, capped_tokens: int, cost: float | None) -> str:
     return (
         f"*Estimate on {model}:* {epochs} epoch{'s' if epochs != 1 else ''} × {capped_tokens:,} tokens = "
-        f"{epochs * capped_tokens:,} billed tokens ≈ *{_money(cost)}*"
+        f"{epochs * capped_tokens:,} billed tokens ≈ *{money(cost)}*"
     )
 
 
@@ -437,7 +437,7 @@ def job_card(job: Any, *, dataset_name: str, title: str, now: Any = None) -> lis
         f"*Base model*\n`{job.base_model}`",
         f"*Method*\n{job.method}",
         f"*Hyperparameters*\n{_hyperparameters_text(job.hyperparameters)}",
-        f"*Estimate*\n{_money(job.estimated_cost_usd)}",
+        f"*Estimate*\n{money(job.estimated_cost_usd)}",
         f"*Asked by*\n<@{job.requested_by}>",
     ]
     result: list[Block] = [
@@ -462,7 +462,7 @@ def approval_request(job: Any, *, dataset_name: str, reason: str) -> list[Block]
     return [
         section(
             f"⏳ <@{job.requested_by}> asks to train `{job.base_model}` on `{dataset_name}` (job #{job.id}).\n"
-            f"Estimate: *{_money(job.estimated_cost_usd)}*. It needs an admin's approval because {reason}."
+            f"Estimate: *{money(job.estimated_cost_usd)}*. It needs an admin's approval because {reason}."
         ),
         {
             "type": "section",
@@ -487,7 +487,7 @@ def approval_decided(job: Any, *, dataset_name: str, decision: str, admin: str) 
     return [
         section(
             f"{icon} by <@{admin}>: `{job.base_model}` on `{dataset_name}` for <@{job.requested_by}> "
-            f"(job #{job.id}, estimate {_money(job.estimated_cost_usd)})."
+            f"(job #{job.id}, estimate {money(job.estimated_cost_usd)})."
         )
     ]
 
@@ -522,7 +522,7 @@ def result_blocks(
             f"*Model*\n`{job.fine_tuned_model}`",
             f"*Base model*\n`{job.base_model}`",
             f"*Trained tokens*\n{job.trained_tokens or 0:,}",
-            f"*Cost*\n{_money(job.actual_cost_usd)} (estimate {_money(job.estimated_cost_usd)})",
+            f"*Cost*\n{money(job.actual_cost_usd)} (estimate {money(job.estimated_cost_usd)})",
             f"*Duration*\n{duration}",
             f"*Final loss*\n{losses or '—'}",
         ]
@@ -676,7 +676,7 @@ def home_view(
     today = now.date()
     result: list[Block] = [header("Fine-tuning, together")]
     budget_text = f" of the ${budget:,.2f} monthly budget" if budget is not None else ""
-    result.append(section(f"*This month's training spend:* {_money(spend)}{budget_text}"))
+    result.append(section(f"*This month's training spend:* {money(spend)}{budget_text}"))
 
     shown, page, count = _page(datasets, pages.get("datasets", 1))
     result += [{"type": "divider"}, section(f"*Datasets* ({len(datasets)}) — page {page} of {count}")]
@@ -697,7 +697,7 @@ def home_view(
     shown, page, count = _page(jobs, pages.get("jobs", 1))
     result += [{"type": "divider"}, section(f"*Jobs* ({len(jobs)}) — page {page} of {count}")]
     for job in shown:
-        cost = _money(job.actual_cost_usd if job.actual_cost_usd is not None else job.estimated_cost_usd)
+        cost = money(job.actual_cost_usd if job.actual_cost_usd is not None else job.estimated_cost_usd)
         result.append(
             section(f"*#{job.id}* `{job.base_model}` · <@{job.requested_by}> · {cost}\n{progress_line(job, now=now)}")
         )

@@ -63,7 +63,7 @@ async def jobs_list_blocks(services: Services, *, team_id: str) -> tuple[str, li
     lines = [
         f"*#{job.id}* `{job.base_model}` on `{names.get(job.dataset_id, job.dataset_id)}` · <@{job.requested_by}> · "
         f"{blocks.progress_line(job, now=now)}"
-        + (f" · {blocks._money(job.actual_cost_usd or job.estimated_cost_usd)}" if job.estimated_cost_usd else "")
+        + (f" · {blocks.money(job.actual_cost_usd or job.estimated_cost_usd)}" if job.estimated_cost_usd else "")
         for job in jobs
     ]
     active = sum(1 for job in jobs if job.status in ACTIVE)

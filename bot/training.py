@@ -374,7 +374,7 @@ async def _ask_for_approval(services: Services, job: TrainingJob, dataset: Datas
         thread_ts=job.thread_ts,
         text=(
             f"⏳ <@{job.requested_by}>, your training request (job #{job.id}, `{job.base_model}`, estimate "
-            f"{blocks._money(job.estimated_cost_usd)}) waits for an admin's approval because {reason}."
+            f"{blocks.money(job.estimated_cost_usd)}) waits for an admin's approval because {reason}."
         ),
     )
 

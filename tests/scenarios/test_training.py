@@ -337,7 +337,6 @@ async def test_a_retired_base_model_is_refused_with_its_dates(
     [answer] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(ALICE))
     assert "training ended on 2026-10-23" in answer.text and "Azure OpenAI" in answer.text
     clock.advance(timedelta(days=60))  # 2027-01-20: OpenAI trains nothing any more
-    http_bot.services._base_models = None
     await http_bot.driver.slash_command(ALICE, GENERAL, "train #1")
     answers = await http_bot.workspace.wait_for(
         lambda: len(http_bot.workspace.ephemerals_for(ALICE)) == 2 and http_bot.workspace.ephemerals_for(ALICE)
