@@ -259,7 +259,7 @@ async def _answer(
         await _notice(services, thread, retired)
         return
     turns = [(role, text) for role, text, answered_by in history if role == "user" or answered_by == model]
-    counter = TokenCounter(catalog.encoding_for(model))
+    counter = services.token_counter(catalog.encoding_for(model))
     reserve = services.settings.finetune_chat_max_tokens
     try:
         messages = fit_to_context(

@@ -281,9 +281,3 @@ async def revalidate(
         unfurl_links=False,
     )
     return row
-
-
-async def workspace_url(services: Services) -> str:
-    """The workspace's web address (for links to threads), from auth.test."""
-    identity = await services.slack.auth_test()
-    return str(identity.get("url") or "https://slack.com/")

@@ -60,6 +60,7 @@ async def check_slack(services: Services) -> None:
     services.slack_state.connected = True
     services.slack_state.detail = f"connected to {identity.get('team', '?')} as {identity.get('user', '?')}"
     services.slack_state.bot_user_id = str(identity.get("user_id") or "")
+    services.slack_state.workspace_url = str(identity.get("url") or services.slack_state.workspace_url)
 
 
 def health_routes(services: Services, socket_mode: AsyncSocketModeHandler | None) -> list[web.RouteDef]:

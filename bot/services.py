@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, SystemClock
+from bot.datasets.tokens import TokenCounter
 from bot.providers.openai_compatible import build_provider
 from bot.providers.types import BaseModelInfo, FineTuneProvider
 from bot.settings import Settings
@@ -36,6 +37,7 @@ class SlackState:
     connected: bool = False
     detail: str = "not connected yet"
     bot_user_id: str = ""
+    workspace_url: str = "https://slack.com/"  # for links to threads; auth.test gives the real one
     # Cleared the first time Slack refuses chat.startStream: answers are then edited in place.
     streaming_supported: bool = True
 
@@ -55,8 +57,15 @@ class Services:
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}")
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _home_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _token_counters: dict[str, TokenCounter] = field(default_factory=dict)
     _validation_pool: ProcessPoolExecutor | None = None
     _base_models: tuple[datetime, list[BaseModelInfo]] | None = None
+
+    def token_counter(self, encoding: str) -> TokenCounter:
+        """One counter (tables and cache) per encoding for the process, not one per chat message."""
+        if encoding not in self._token_counters:
+            self._token_counters[encoding] = TokenCounter(encoding)
+        return self._token_counters[encoding]
 
     def home_lock(self, team_id: str) -> asyncio.Lock:
         """One Home render at a time per team, so a slower, older render never lands after a newer one."""

@@ -54,10 +54,9 @@ async def _take_in(services: Services, files: list[intake.SharedFile]) -> None:
 
 async def list_datasets(request: CommandRequest) -> None:
     datasets = await intake.recent_datasets(request.services, team_id=request.team_id)
-    workspace_url = await intake.workspace_url(request.services)
     await request.respond(
         text=f"{len(datasets)} recent dataset(s)",
-        blocks=blocks.datasets_list_blocks(datasets, workspace_url=workspace_url),
+        blocks=blocks.datasets_list_blocks(datasets, workspace_url=request.services.slack_state.workspace_url),
         response_type="ephemeral",
     )
 
