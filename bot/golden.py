@@ -147,7 +147,7 @@ async def record(services: Services, *, golden_set_id: int) -> None:
                 return
             for attempt in range(RATE_LIMIT_RETRIES):
                 try:
-                    answer, tokens = await services.provider.complete_chat(
+                    answer, usage = await services.provider.complete_chat(
                         model=golden.model, messages=messages, max_tokens=services.settings.finetune_chat_max_tokens
                     )
                     break
@@ -166,7 +166,7 @@ async def record(services: Services, *, golden_set_id: int) -> None:
                             position=position,
                             messages=messages,
                             answer=answer,
-                            completion_tokens=tokens,
+                            completion_tokens=usage.completion_tokens,
                             created_at=services.clock.now(),
                         )
                     ],

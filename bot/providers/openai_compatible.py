@@ -309,15 +309,19 @@ class OpenAICompatibleProvider:
         shutdown = getattr(found, "shutdown_date", None)
         return date.fromisoformat(shutdown) if shutdown else None
 
-    async def complete_chat(self, *, model: str, messages: list[dict[str, str]], max_tokens: int) -> tuple[str, int]:
-        """One whole answer (for recordings, where nobody watches it arrive) and its completion tokens."""
+    async def complete_chat(
+        self, *, model: str, messages: list[dict[str, str]], max_tokens: int
+    ) -> tuple[str, ChatUsage]:
+        """One whole answer (for recordings and evaluations, where nobody watches it arrive) and its usage."""
         request: Any = self.client.chat.completions.create(
             model=self.chat_target(model), messages=cast(Any, messages), max_completion_tokens=max_tokens
         )
         completion = await self._call(request)
         text = completion.choices[0].message.content if completion.choices else ""
-        tokens = completion.usage.completion_tokens if completion.usage else 0
-        return str(text or ""), int(tokens or 0)
+        usage = completion.usage
+        return str(text or ""), ChatUsage(
+            int(usage.prompt_tokens or 0) if usage else 0, int(usage.completion_tokens or 0) if usage else 0
+        )
 
     async def delete_model(self, model: str) -> None:
         await self._call(self.client.models.delete(model))

@@ -154,7 +154,9 @@ class FineTuneProvider(Protocol):
 
     async def complete_chat(
         self, *, model: str, messages: list[dict[str, str]], max_tokens: int
-    ) -> tuple[str, int]: ...
+    ) -> tuple[str, ChatUsage]:
+        """One whole answer and its token usage (prompt tokens too: an evaluation's cost is both)."""
+        ...
 
     async def delete_model(self, model: str) -> None: ...
 

@@ -93,10 +93,10 @@ async def test_a_job_through_the_seam(
         )
     ]
     assert isinstance(pieces[-1], ChatUsage) and "".join(p for p in pieces if isinstance(p, str))
-    answer, tokens = await adapter.complete_chat(
+    answer, usage = await adapter.complete_chat(
         model=current.fine_tuned_model, messages=[{"role": "user", "content": "hello"}], max_tokens=50
     )
-    assert answer and tokens > 0
+    assert answer and usage.completion_tokens > 0 and usage.prompt_tokens > 0
     await adapter.delete_model(current.fine_tuned_model)
     with pytest.raises(ProviderError) as raised:
         await adapter.model_shutdown(current.fine_tuned_model)
