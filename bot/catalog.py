@@ -55,6 +55,19 @@ ALIASES = {
     "gpt-3.5-turbo": "gpt-3.5-turbo-0125",
 }
 
+# USD per 1M tokens, (input, output), for the base model and for its fine-tunes. Unconfirmed figures
+# (../shared/reference/openai.md §6): settings override them, and a model missing here costs "unknown".
+INFERENCE_PRICES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "gpt-4o-mini-2024-07-18": ((0.15, 0.60), (0.30, 1.20)),
+    "gpt-4o-2024-08-06": ((2.50, 10.00), (3.75, 15.00)),
+    "gpt-4.1-2025-04-14": ((2.00, 8.00), (3.00, 12.00)),
+    "gpt-4.1-mini-2025-04-14": ((0.40, 1.60), (0.80, 3.20)),
+    "gpt-4.1-nano-2025-04-14": ((0.10, 0.40), (0.20, 0.80)),
+    "gpt-3.5-turbo-0125": ((0.50, 1.50), (3.00, 6.00)),
+    "davinci-002": ((2.00, 2.00), (12.00, 12.00)),
+    "babbage-002": ((0.40, 0.40), (1.60, 1.60)),
+}
+
 COMPLETION_ONLY_MODELS = ("davinci-002", "babbage-002")
 O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
 
@@ -86,3 +99,21 @@ def encoding_for(model: str) -> str:
 
 def is_completion_model(model: str) -> bool:
     return base_model_id(model) in COMPLETION_ONLY_MODELS
+
+
+def is_fine_tuned(model: str) -> bool:
+    return model.startswith("ft:") or ".ft-" in model
+
+
+def inference_price(model: str, overrides: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
+    """USD per 1M (input, output) tokens of a model: the setting for the exact id, for ``ft:<base>``
+    (every fine-tune of that base) or for the base id, else the catalog's; None when nobody knows."""
+    base = base_model_id(model)
+    tuned = is_fine_tuned(model)
+    for key in (model, f"ft:{base}" if tuned else base):
+        if key in overrides:
+            return overrides[key]
+    known = INFERENCE_PRICES.get(base)
+    if known is None:
+        return None
+    return known[1] if tuned else known[0]

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     finetune_max_file_mb: int = 512
     # USD per 1M training tokens, merged over bot/catalog.py's table: {"gpt-4o-mini-2024-07-18": 3.0}
     finetune_training_prices: dict[str, float] = {}
+    # USD per 1M (input, output) tokens when a model answers, over bot/catalog.py's table; the key is a
+    # model id, or ``ft:<base>`` for every fine-tune of a base: {"ft:gpt-4o-mini-2024-07-18": [0.3, 1.2]}
+    finetune_inference_prices: dict[str, tuple[float, float]] = {}
+    # Evaluations: requests in flight at once, examples taken from a dataset at most, and an optional
+    # judge model that compares the two answers head to head (off when unset; it costs a request more).
+    finetune_eval_concurrency: int = Field(default=4, ge=1, le=64)
+    finetune_eval_max_examples: int = Field(default=500, ge=1, le=10_000)
+    finetune_eval_judge_model: str | None = None
 
     finetune_data_dir: Path = Path("data")
     database_url: str | None = None
