@@ -222,3 +222,54 @@ class GoldenAnswer(SQLModel, table=True):
     answer: str = ""
     completion_tokens: int = 0
     created_at: datetime = Field(default_factory=utc_now)
+
+
+class Evaluation(SQLModel, table=True):
+    """A model measured against another on held-out examples: its plan, its progress and its scores.
+
+    It is created awaiting confirmation (its estimated cost shown to whoever asked), runs under a
+    lease that a restarted replica can take over, and keeps its metrics once finished.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32, index=True)
+    model: str = Field(max_length=255)
+    baseline_model: str = Field(max_length=255)
+    judge_model: str | None = Field(default=None, max_length=255)
+    dataset_id: int = Field(foreign_key="dataset.id")
+    job_id: int | None = Field(default=None, foreign_key="trainingjob.id")
+    status: str = Field(default="awaiting_confirmation", max_length=32, index=True)
+    total: int = 0
+    overlap: int = 0  # examples whose prompt is also in the model's training data
+    channel_id: str = Field(max_length=32)
+    thread_ts: str = Field(max_length=32)
+    progress_message_ts: str | None = Field(default=None, max_length=32)
+    requested_by: str = Field(max_length=32)
+    estimated_cost_usd: float | None = None
+    cost_usd: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error_message: str = ""
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class EvaluationAnswer(SQLModel, table=True):
+    """One model's answer to one example of an evaluation (or the judge's verdict on the pair)."""
+
+    __tablename__ = "evaluation_answer"
+    __table_args__ = (UniqueConstraint("evaluation_id", "position", "side", name="uq_evaluation_answer"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32)
+    evaluation_id: int = Field(foreign_key="evaluation.id", index=True)
+    position: int
+    side: str = Field(max_length=16)  # candidate, baseline or judge
+    answer: str = ""
+    error: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    created_at: datetime = Field(default_factory=utc_now)

@@ -21,6 +21,8 @@ from storage.models import (
     AuditEntry,
     ChatThread,
     Dataset,
+    Evaluation,
+    EvaluationAnswer,
     GoldenAnswer,
     GoldenSet,
     HomeViewer,
@@ -421,3 +423,80 @@ async def latest_golden_set(session: AsyncSession, *, team_id: str, model: str) 
         .order_by(col(GoldenSet.id).desc())
     )
     return (await session.exec(statement)).first()
+
+
+# --- evaluations -----------------------------------------------------------------------------------
+
+
+async def add_evaluation(session: AsyncSession, *, evaluation: Evaluation) -> Evaluation:
+    session.add(evaluation)
+    await session.flush()
+    return evaluation
+
+
+async def get_evaluation(session: AsyncSession, *, team_id: str, evaluation_id: int) -> Evaluation | None:
+    evaluation = await session.get(Evaluation, evaluation_id)
+    return evaluation if evaluation is not None and evaluation.team_id == team_id else None
+
+
+async def move_evaluation(
+    session: AsyncSession, *, evaluation_id: int, from_status: str, values: dict[str, Any]
+) -> bool:
+    """Change an evaluation only if it is still in ``from_status``: a second click finds it moved on."""
+    statement = (
+        update(Evaluation)
+        .where(col(Evaluation.id) == evaluation_id, col(Evaluation.status) == from_status)
+        .values(**values)
+    )
+    return bool((await session.exec(statement)).rowcount)
+
+
+async def add_evaluation_answers(session: AsyncSession, *, answers: list[EvaluationAnswer]) -> int:
+    """Store answers, each (example, side) once: a resumed evaluation never asks or counts twice."""
+    if not answers:
+        return 0
+    rows = [answer.model_dump(exclude={"id"}) for answer in answers]
+    table = EvaluationAnswer.__table__  # type: ignore[attr-defined]
+    result: Any = await session.exec(_insert_ignoring_duplicates(session, table).values(rows))
+    return int(result.rowcount or 0)
+
+
+async def list_evaluation_answers(session: AsyncSession, *, evaluation_id: int) -> list[EvaluationAnswer]:
+    statement = (
+        select(EvaluationAnswer)
+        .where(EvaluationAnswer.evaluation_id == evaluation_id)
+        .order_by(col(EvaluationAnswer.position), col(EvaluationAnswer.side))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def claim_evaluations(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta) -> list[int]:
+    """Lease running evaluations nobody is running (after a restart, their lease has expired)."""
+    free = (col(Evaluation.lease_expires_at).is_(None)) | (col(Evaluation.lease_expires_at) < now)
+    statement = (
+        update(Evaluation)
+        .where(col(Evaluation.status) == "running", free)
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+        .returning(col(Evaluation.id))
+    )
+    return [int(row) for row in (await session.exec(statement)).scalars()]
+
+
+async def renew_evaluation_lease(session: AsyncSession, *, evaluation_id: int, owner: str, until: datetime) -> None:
+    statement = (
+        update(Evaluation)
+        .where(col(Evaluation.id) == evaluation_id, col(Evaluation.lease_owner) == owner)
+        .values(lease_expires_at=until)
+    )
+    await session.exec(statement)
+
+
+async def recent_evaluations(session: AsyncSession, *, team_id: str, limit: int = 50) -> list[Evaluation]:
+    """The team's evaluations that were confirmed (run, running or ended), newest first."""
+    statement = (
+        select(Evaluation)
+        .where(Evaluation.team_id == team_id, col(Evaluation.status) != "awaiting_confirmation")
+        .order_by(col(Evaluation.id).desc())
+        .limit(limit)
+    )
+    return list((await session.exec(statement)).all())

@@ -403,3 +403,61 @@ async def test_models_home_viewers_spend_and_golden_sets(db: Database, clock: Fr
     async with db.session() as session:
         assert await repositories.list_models(session, team_id="T1") == []
         assert len(await repositories.list_models(session, team_id="T1", include_deleted=True)) == 1
+
+
+async def test_evaluations_move_once_store_each_answer_once_and_lease(db: Database, clock: FrozenClock) -> None:
+    from storage.models import Evaluation, EvaluationAnswer
+
+    job_id = await _one_job(db, clock, status="succeeded", fine_tuned_model="ft:m:1")
+    lease = timedelta(minutes=5)
+    async with db.session() as session, session.begin():
+        evaluation = await repositories.add_evaluation(
+            session,
+            evaluation=Evaluation(
+                team_id="T1",
+                model="ft:m:1",
+                baseline_model="m",
+                dataset_id=1,
+                job_id=job_id,
+                total=2,
+                channel_id="C1",
+                thread_ts="1.1",
+                requested_by="U1",
+                created_at=clock.now(),
+            ),
+        )
+        assert evaluation.id is not None
+        assert await repositories.recent_evaluations(session, team_id="T1") == [], "not confirmed yet"
+        running = {"status": "running", "lease_owner": "a", "lease_expires_at": clock.now() + lease}
+        moved = await repositories.move_evaluation(
+            session, evaluation_id=evaluation.id, from_status="awaiting_confirmation", values=running
+        )
+        assert moved
+        again = await repositories.move_evaluation(
+            session, evaluation_id=evaluation.id, from_status="awaiting_confirmation", values=running
+        )
+        assert not again, "a second click finds it running"
+        answer: dict[str, Any] = {
+            "team_id": "T1",
+            "evaluation_id": evaluation.id,
+            "answer": "x",
+            "created_at": clock.now(),
+        }
+        first = [EvaluationAnswer(position=0, side="candidate", **answer)]
+        assert await repositories.add_evaluation_answers(session, answers=first) == 1
+        both = [
+            EvaluationAnswer(position=0, side="candidate", **answer),
+            EvaluationAnswer(position=0, side="baseline", **answer),
+        ]
+        assert await repositories.add_evaluation_answers(session, answers=both) == 1
+        stored = await repositories.list_evaluation_answers(session, evaluation_id=evaluation.id)
+        assert [(a.position, a.side) for a in stored] == [(0, "baseline"), (0, "candidate")]
+        assert await repositories.claim_evaluations(session, owner="b", now=clock.now(), lease=lease) == []
+        later = clock.now() + timedelta(minutes=6)
+        assert await repositories.claim_evaluations(session, owner="b", now=later, lease=lease) == [evaluation.id]
+        await repositories.renew_evaluation_lease(session, evaluation_id=evaluation.id, owner="a", until=later + lease)
+        listed = await repositories.recent_evaluations(session, team_id="T1")
+        assert [e.id for e in listed] == [evaluation.id]
+    async with db.session() as session:
+        row = await session.get(Evaluation, evaluation.id)
+        assert row is not None and row.lease_owner == "b", "only the lease's owner renews it"
