@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from sandbox.slack_server import Message, SlackEmulator, SlackFile, View
+from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackFile, View
 
 
 @dataclass
@@ -245,6 +245,34 @@ class SlackDriver:
         }
         await self.ws.notify("click", {"user": user, "action_id": action_id, "message": message})
         return await self._deliver("interactive", self._block_actions(user, action, container))
+
+    async def click_ephemeral(self, ephemeral: Ephemeral, action_id: str) -> Delivery:
+        """The one person who sees an ephemeral message clicks a button in it."""
+        button = _find_action(ephemeral.blocks, action_id)
+        if button is None:
+            raise LookupError(f"no element with action_id {action_id!r} in ephemeral {ephemeral.ts}")
+        action = {
+            "action_id": action_id,
+            "block_id": button["_block_id"],
+            "type": "button",
+            "value": button.get("value", ""),
+            "text": button.get("text", {"type": "plain_text", "text": action_id}),
+        }
+        container = {
+            "container": {
+                "type": "message",
+                "message_ts": ephemeral.ts,
+                "channel_id": ephemeral.channel,
+                "is_ephemeral": True,
+                **({"thread_ts": ephemeral.thread_ts} if ephemeral.thread_ts else {}),
+            },
+            "channel": {"id": ephemeral.channel, "name": self.ws.channels[ephemeral.channel].name},
+            "response_url": self.ws.new_response_url(
+                user=ephemeral.user, channel=ephemeral.channel, thread_ts=ephemeral.thread_ts, message_ts=ephemeral.ts
+            ),
+        }
+        await self.ws.notify("click", {"user": ephemeral.user, "action_id": action_id, "ephemeral": ephemeral})
+        return await self._deliver("interactive", self._block_actions(ephemeral.user, action, container))
 
     async def click_in_view(self, user: str, view: View, action_id: str, *, value: str | None = None) -> Delivery:
         """A person clicks a button in a modal or on the Home tab."""

@@ -1244,6 +1244,9 @@ class OpenAIEmulator:
 
     def _answer(self, model: str, messages: list[dict[str, Any]]) -> str:
         question = next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
+        verdict = _judgement(question)
+        if verdict is not None and model not in self.state.fine_tuned:
+            return verdict
         tuned = self.state.fine_tuned.get(model)
         if tuned is not None and tuned.examples:
             asked = words(question)
@@ -1263,6 +1266,22 @@ class OpenAIEmulator:
         if "speed" in body:
             self.state.clock.speed = float(body["speed"])
         return web.json_response({"now": self.state.clock.now()})
+
+
+JUDGED = re.compile(
+    r"\[Reference answer\]\n(?P<reference>.*?)\n\n\[Answer A\]\n(?P<a>.*?)\n\n\[Answer B\]\n(?P<b>.*?)\n\n", re.S
+)
+
+
+def _judgement(question: str) -> str | None:
+    """A base model asked to grade two answers against a reference: the sandbox's stand-in for a judge
+    picks the one sharing more words with the reference, as a careful grader would on such data."""
+    found = JUDGED.search(question)
+    if found is None:
+        return None
+    reference = words(found["reference"])
+    a, b = (sum((reference & words(found[side])).values()) for side in ("a", "b"))
+    return "A" if a > b else "B" if b > a else "tie"
 
 
 async def _pieces(answer: str) -> AsyncIterator[str]:

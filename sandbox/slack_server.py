@@ -908,6 +908,11 @@ class SlackEmulator:
                 await ws.notify("delete", {"message": original})
             return web.Response(text="ok")
         if payload.get("replace_original") and hook.message_ts:
+            shown = next((e for e in ws.ephemerals if e.ts == hook.message_ts and e.user == hook.user), None)
+            if shown is not None:  # an ephemeral message's own buttons replace it, for its one viewer
+                shown.text, shown.blocks = payload.get("text") or "", blocks
+                await ws.notify("ephemeral", {"ephemeral": shown})
+                return web.Response(text="ok")
             original = ws.find(hook.channel, hook.message_ts)
             if original is not None:
                 original.text, original.blocks = payload.get("text") or "", blocks
