@@ -110,8 +110,13 @@ async def test_changing_the_model_recomputes_the_estimate(http_bot: BotUnderTest
     modal = await open_modal(http_bot, ALICE, http_bot.driver.click(ALICE, report, "dataset_train"))
     before = next(b for b in modal.view["blocks"] if b.get("block_id") == "estimate")["text"]["text"]
     await http_bot.driver.choose_in_view(ALICE, modal, "model", "gpt-4o-2024-08-06")
-    await http_bot.workspace.wait_for(lambda: "gpt-4o-2024-08-06" in json.dumps(modal.view))
-    after = next(b for b in modal.view["blocks"] if b.get("block_id") == "estimate")["text"]["text"]
+
+    def estimate() -> str:
+        return str(next(b for b in modal.view["blocks"] if b.get("block_id") == "estimate")["text"]["text"])
+
+    # The model's id is in the select's options from the start: wait for the estimate itself to change.
+    await http_bot.workspace.wait_for(lambda: "gpt-4o-2024-08-06" in estimate())
+    after = estimate()
     assert before != after and "Estimate on gpt-4o-2024-08-06" in after
 
 
