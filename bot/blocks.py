@@ -110,6 +110,13 @@ def money(value: float | None) -> str:
     return f"${value:,.2f}" if value >= 0.01 else "under $0.01"
 
 
+def precise_money(value: float | None) -> str:
+    """Money for small sums (an evaluation costs fractions of a cent): ``$0.0041`` rather than "under $0.01"."""
+    if value is None:
+        return "unknown"
+    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
+
+
 def report_text(filename: str, report: dict[str, Any]) -> str:
     """One-line fallback text for notifications."""
     icon = "✅" if report["valid"] else "❌"
@@ -590,7 +597,7 @@ def chat_root(
 
 
 def model_actions(job_id: int, model: str) -> Block:
-    """Chat, Compare with base and Delete model, under a finished job's result."""
+    """Chat, Compare with base, Evaluate and Delete model, under a finished job's result."""
     delete = button("🗑 Delete model", "model_delete", str(job_id), style="danger")
     delete["confirm"] = {
         "title": {"type": "plain_text", "text": "Delete this model?"},
@@ -607,6 +614,7 @@ def model_actions(job_id: int, model: str) -> Block:
         "elements": [
             button("💬 Chat", "chat_start", str(job_id), style="primary"),
             button("⚖️ Compare with base", "compare_start", str(job_id)),
+            button("📏 Evaluate", "eval_open", str(job_id)),
             delete,
         ],
     }
@@ -667,12 +675,13 @@ def home_view(
     datasets: Sequence[Any],
     jobs: Sequence[Any],
     models: Sequence[Any],
+    evaluations: Sequence[tuple[Any, str]],
     spend: float,
     budget: float | None,
     pages: dict[str, int],
     now: Any,
 ) -> Block:
-    """The Home tab: datasets, jobs, models (with retirement dates) and this month's spend, paged."""
+    """The Home tab: datasets, jobs, models (with retirement dates), evaluations and this month's spend, paged."""
     today = now.date()
     result: list[Block] = [header("Fine-tuning, together")]
     budget_text = f" of the ${budget:,.2f} monthly budget" if budget is not None else ""
@@ -711,6 +720,15 @@ def home_view(
         result.append(model_actions(job.id, job.fine_tuned_model))
     pager = _pager("models", page, count, pages)
     result += [pager] if pager else []
+
+    shown, page, count = _page(evaluations, pages.get("evaluations", 1))
+    result += [{"type": "divider"}, section(f"*Evaluations* ({len(evaluations)}) — page {page} of {count}")]
+    for evaluation, dataset_name in shown:
+        result.append(section(evaluation_line(evaluation, dataset_name=dataset_name)))
+    if not evaluations:
+        result.append(context("Click 📏 Evaluate under a model to measure it on held-out data."))
+    pager = _pager("evaluations", page, count, pages)
+    result += [pager] if pager else []
     return {"type": "home", "private_metadata": json.dumps(pages), "blocks": result[:100]}
 
 
@@ -730,3 +748,239 @@ def golden_summary(golden: Any, *, done: int) -> str:
         f"❌ <@{golden.started_by}>, the golden set of `{golden.model}` stopped at {done:,}/{golden.total:,}: "
         f"“{golden.error_message}” Run `/finetune record {golden.model}` again to finish it."
     )
+
+
+# --- evaluations ---------------------------------------------------------------------------------------
+
+EVAL_SHOWN_CLASSES = 12
+EVAL_CONFUSION_MAX_COLUMNS = 8
+EVAL_EXCERPT_CHARS = 240
+
+
+def short_model(model: str) -> str:
+    """A column header for a model: a fine-tune's suffix (``ft:base:org:suffix:id``), else the id."""
+    if model.startswith("ft:"):
+        parts = model.split(":")
+        return (parts[3] if len(parts) > 3 and parts[3] else parts[-1])[:20]
+    return model[:24]
+
+
+def _excerpt(text: str, limit: int = EVAL_EXCERPT_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _overlap_warning(evaluation: Any) -> str:
+    return (
+        f"⚠️ {evaluation.overlap:,} of {evaluation.total:,} examples are also in `{evaluation.model}`'s training data "
+        "(the same conversation): its scores on them say little about new data, and look better than they are."
+    )
+
+
+def evaluation_confirmation(evaluation: Any, *, dataset_name: str, usable: int, tokens: int) -> tuple[str, list[Block]]:
+    """What an evaluation will ask and cost, with Run and Cancel: shown to the person who asked."""
+    requests = 2 + (1 if evaluation.judge_model else 0)
+    text = (
+        f"📏 Evaluate `{evaluation.model}` against `{evaluation.baseline_model}` on `{dataset_name}`: "
+        f"{evaluation.total:,} examples, estimated cost {precise_money(evaluation.estimated_cost_usd)}."
+    )
+    lines = [
+        text,
+        f"{evaluation.total * requests:,} requests ({requests} per example), about {tokens:,} tokens"
+        + (f", judged by `{evaluation.judge_model}`" if evaluation.judge_model else "")
+        + ".",
+    ]
+    if usable > evaluation.total:
+        lines.append(
+            f"The first {evaluation.total:,} of its {usable:,} examples are used (FINETUNE_EVAL_MAX_EXAMPLES)."
+        )
+    result: list[Block] = [section("\n".join(lines))]
+    if evaluation.overlap:
+        result.append(section(_overlap_warning(evaluation)))
+    if evaluation.estimated_cost_usd is None:
+        result.append(context("No price is known for one of these models, so the cost is unknown, not zero."))
+    result.append(
+        {
+            "type": "actions",
+            "block_id": f"eval:{evaluation.id}",
+            "elements": [
+                button("▶️ Run evaluation", "eval_confirm", str(evaluation.id), style="primary"),
+                button("Cancel", "eval_cancel", str(evaluation.id)),
+            ],
+        }
+    )
+    return text, result
+
+
+def evaluation_progress(evaluation: Any, *, dataset_name: str, done: int) -> str:
+    filled = int(10 * done / max(evaluation.total, 1))
+    icon = {"done": "✅", "failed": "❌"}.get(evaluation.status, "⏳")
+    return (
+        f"{icon} Evaluation #{evaluation.id}: `{evaluation.model}` against `{evaluation.baseline_model}` on "
+        f"`{dataset_name}`: {'▓' * filled}{'░' * (10 - filled)} {done:,}/{evaluation.total:,} examples"
+    )
+
+
+def _percent(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def _score_table(metrics: dict[str, Any], model: str, baseline: str) -> str:
+    candidate, base = metrics["candidate"], metrics["baseline"]
+    rows = [
+        ("exact match", _percent(candidate["exact_match"]), _percent(base["exact_match"])),
+        ("normalized match", _percent(candidate["normalized_match"]), _percent(base["normalized_match"])),
+        ("token overlap F1", f"{candidate['token_f1']:.3f}", f"{base['token_f1']:.3f}"),
+    ]
+    if metrics["classification"]:
+        for key, name in (
+            ("macro_precision", "macro precision"),
+            ("macro_recall", "macro recall"),
+            ("macro_f1", "macro F1"),
+            ("micro_f1", "micro F1"),
+        ):
+            rows.append((name, f"{candidate[key]:.3f}", f"{base[key]:.3f}"))
+    if candidate["failed"] or base["failed"]:
+        rows.append(("failed requests", str(candidate["failed"]), str(base["failed"])))
+    first, second = short_model(model), short_model(baseline)
+    width = max(len(first), 10)
+    lines = [f"{'':<18} {first:>{width}}  {second}"]
+    lines += [f"{name:<18} {a:>{width}}  {b}" for name, a, b in rows]
+    return "```\n" + "\n".join(lines) + "\n```"
+
+
+def _class_table(metrics: dict[str, Any], model: str, baseline: str) -> str:
+    candidate = metrics["candidate"]["per_class"]
+    base = {row["label"]: row for row in metrics["baseline"]["per_class"]}
+    first, second = short_model(model), short_model(baseline)
+    lines = [f"{'class':<20} {'n':>4}  {'F1 ' + first:>14}  F1 {second}"]
+    for row in candidate[:EVAL_SHOWN_CLASSES]:
+        lines.append(f"{row['label'][:20]:<20} {row['support']:>4}  {row['f1']:>14.3f}  {base[row['label']]['f1']:.3f}")
+    if len(candidate) > EVAL_SHOWN_CLASSES:
+        lines.append(f"… and {len(candidate) - EVAL_SHOWN_CLASSES} more classes")
+    return "*Per class*\n```\n" + "\n".join(lines) + "\n```"
+
+
+def _confusion(metrics: dict[str, Any], model: str) -> str | None:
+    confusion = metrics["candidate"]["confusion"]
+    labels = confusion["labels"]
+    if len(labels) > EVAL_CONFUSION_MAX_COLUMNS:
+        return None
+    names = [label[:10] for label in labels]
+    lines = ["expected ↓ said →  " + " ".join(f"{name:>10}" for name in names)]
+    for label, row in zip(labels, confusion["rows"], strict=False):
+        lines.append(f"{label[:18]:<18} " + " ".join(f"{count:>10}" for count in row))
+    return f"*Confusion matrix of `{short_model(model)}`*\n```\n" + "\n".join(lines) + "\n```"
+
+
+def evaluation_report(evaluation: Any, *, dataset_name: str) -> tuple[str, list[Block]]:
+    """The finished evaluation in its thread: scores side by side, where they differ most, and its cost."""
+    metrics = evaluation.metrics
+    record = metrics["head_to_head"]
+    who = f"<@{evaluation.requested_by}>"
+    text = (
+        f"📏 {who}, evaluation #{evaluation.id} is done: `{evaluation.model}` won {record['wins']:,}, tied "
+        f"{record['ties']:,} and lost {record['losses']:,} of {metrics['examples']:,} examples against "
+        f"`{evaluation.baseline_model}` on `{dataset_name}`."
+    )
+    result: list[Block] = [
+        section(text),
+        section(_score_table(metrics, evaluation.model, evaluation.baseline_model)),
+        context(
+            f"Win rate {_percent(record['win_rate'])} (a tie counts half), decided by {record['decided_by']}. "
+            "Normalized match ignores case, punctuation and spacing."
+        ),
+    ]
+    if metrics["classification"]:
+        result.append(section(_class_table(metrics, evaluation.model, evaluation.baseline_model)))
+        matrix = _confusion(metrics, evaluation.model)
+        if matrix:
+            result.append(section(matrix))
+    if evaluation.overlap:
+        result.append(section(_overlap_warning(evaluation)))
+    if metrics["differences"]:
+        result.append(section(f"*Where the two differ most* ({len(metrics['differences'])} examples)"))
+        first, second = short_model(evaluation.model), short_model(evaluation.baseline_model)
+        for difference in metrics["differences"]:
+            result.append(
+                section(
+                    f"*Example {difference['position'] + 1}* — _{_excerpt(difference['question'])}_\n"
+                    f"• expected: {_excerpt(difference['expected'])}\n"
+                    f"• `{first}`: {_excerpt(difference['candidate'])}\n"
+                    f"• `{second}`: {_excerpt(difference['baseline'])}"
+                )
+            )
+    usage = metrics["usage"]
+    parts = [
+        f"`{short_model(side['model'])}` {side['prompt_tokens']:,} in / {side['completion_tokens']:,} out "
+        f"({precise_money(side['cost_usd'])})"
+        for side in usage.values()
+    ]
+    result.append(
+        context(f"This evaluation's own cost: {precise_money(evaluation.cost_usd)} — " + "; ".join(parts) + ".")
+    )
+    return text, result
+
+
+def evaluation_stopped(evaluation: Any, *, done: int) -> tuple[str, list[Block]]:
+    text = (
+        f"❌ <@{evaluation.requested_by}>, evaluation #{evaluation.id} stopped at {done:,}/{evaluation.total:,} "
+        f"examples: “{evaluation.error_message}”"
+    )
+    return text, [
+        section(text),
+        context("The answers so far are kept: Try again goes on from where it stopped and asks nothing twice."),
+        {
+            "type": "actions",
+            "block_id": f"eval_retry:{evaluation.id}",
+            "elements": [button("🔁 Try again", "eval_retry", str(evaluation.id))],
+        },
+    ]
+
+
+def evaluation_modal(job: Any, *, datasets: Sequence[Any], initial_dataset_id: int | None) -> Block:
+    """The Evaluate button's form: the held-out dataset and the model to beat (the base by default)."""
+    options = [_option(f"#{d.id} {d.filename} ({d.examples:,} examples)", str(d.id)) for d in list(datasets)[:100]]
+    select: dict[str, Any] = {"type": "static_select", "action_id": "eval_dataset", "options": options}
+    initial = next((o for o in options if o["value"] == str(initial_dataset_id)), None)
+    if initial is not None:
+        select["initial_option"] = initial
+    return {
+        "type": "modal",
+        "callback_id": "eval_submit",
+        "private_metadata": json.dumps({"job_id": job.id}),
+        "title": {"type": "plain_text", "text": "Evaluate"},
+        "submit": {"type": "plain_text", "text": "Estimate"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            section(f"Measure `{job.fine_tuned_model}` on examples it did not train on."),
+            {
+                "type": "input",
+                "block_id": "eval_dataset",
+                "label": {"type": "plain_text", "text": "Held-out dataset"},
+                "element": select,
+            },
+            _text_input(
+                "eval_against",
+                "Against",
+                initial="",
+                hint=f"Another model to beat; empty means its base, {job.base_model}.",
+                optional=True,
+            ),
+            context("You will see the estimated cost before anything runs."),
+        ],
+    }
+
+
+def evaluation_line(evaluation: Any, *, dataset_name: str) -> str:
+    icon = {"done": "✅", "failed": "❌", "running": "⏳", "cancelled": "🚫"}.get(evaluation.status, "❔")
+    head = f"{icon} *#{evaluation.id}* `{evaluation.model}` vs `{evaluation.baseline_model}` on `{dataset_name}`"
+    if evaluation.status == "done":
+        metrics = evaluation.metrics
+        key = "macro_f1" if metrics["classification"] else "token_f1"
+        name = "macro F1" if metrics["classification"] else "overlap F1"
+        return (
+            f"{head}\n{name} {metrics['candidate'][key]:.3f} vs {metrics['baseline'][key]:.3f} · win rate "
+            f"{_percent(metrics['head_to_head']['win_rate'])} · {evaluation.finished_at:%b %d}"
+        )
+    return f"{head} · {evaluation.status.replace('_', ' ')}"

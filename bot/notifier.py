@@ -15,17 +15,17 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import charts
+from bot import blocks, charts
 from bot.services import Services
 from storage import repositories
-from storage.models import Notification
+from storage.models import Evaluation, Notification
 
 logger = logging.getLogger(__name__)
 
 METADATA_EVENT = "finetune_notification"
 CLAIM = timedelta(minutes=2)
 # Slack errors that no retry will fix: the notification is given up, and the reason logged.
-FILE_KINDS = ("chart", "golden_file")
+FILE_KINDS = ("chart", "golden_file", "eval_chart")
 PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long", "no_text"}
 
 
@@ -83,11 +83,7 @@ async def _post(services: Services, notification: Notification, channel: str) ->
     assert notification.id is not None
     payload = notification.payload
     if notification.kind in FILE_KINDS:
-        content = (
-            await _chart(services, payload)
-            if notification.kind == "chart"
-            else await golden_set_jsonl(services, int(payload["golden_set_id"]))
-        )
+        content = await _file_content(services, notification.kind, payload)
         uploaded = await services.slack_once.files_upload_v2(
             channel=channel,
             thread_ts=notification.thread_ts,
@@ -128,6 +124,22 @@ async def _already_posted(services: Services, notification: Notification, channe
                 logger.info("notification %s was already posted (%s); recording it", notification.id, message["ts"])
                 return str(message["ts"])
     return None
+
+
+async def _file_content(services: Services, kind: str, payload: dict[str, Any]) -> bytes:
+    if kind == "chart":
+        return await _chart(services, payload)
+    if kind == "eval_chart":
+        async with services.db.session() as session:
+            evaluation = await session.get(Evaluation, int(payload["evaluation_id"]))
+        assert evaluation is not None
+        return charts.evaluation_png(
+            title=payload["title"],
+            metrics=evaluation.metrics,
+            model=blocks.short_model(evaluation.model),
+            baseline=blocks.short_model(evaluation.baseline_model),
+        )
+    return await golden_set_jsonl(services, int(payload["golden_set_id"]))
 
 
 async def _chart(services: Services, payload: dict[str, Any]) -> bytes:

@@ -156,10 +156,13 @@ async def publish_home(services: Services, *, team_id: str, user_id: str, pages:
             jobs = await repositories.list_jobs(session, team_id=team_id, limit=200)
             models = await repositories.list_models(session, team_id=team_id)
             spend = await repositories.month_spend(session, team_id=team_id, since=policy.month_start(now))
+            evaluations = await repositories.recent_evaluations(session, team_id=team_id)
+        names = {dataset.id: dataset.filename for dataset in datasets}
         view = blocks.home_view(
             datasets=datasets,
             jobs=jobs,
             models=models,
+            evaluations=[(e, names.get(e.dataset_id, f"dataset #{e.dataset_id}")) for e in evaluations],
             spend=spend,
             budget=services.settings.finetune_monthly_budget_usd,
             pages=pages,

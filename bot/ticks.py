@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from bot import following, golden, notifier, team_views
+from bot import evaluation, following, golden, notifier, team_views
 from bot.jobs import ACTIVE
 from bot.providers import ProviderError
 from bot.services import Services
@@ -71,11 +71,12 @@ async def poll_due_jobs(services: Services, *, owner: str, limit: int = BATCH) -
 
 
 async def tick(services: Services, *, owner: str) -> None:
-    """What the scheduler runs every FINETUNE_POLL_SECONDS: follow jobs, resume recordings, owe reminders,
-    then post what is owed. Each part fails alone."""
+    """What the scheduler runs every FINETUNE_POLL_SECONDS: follow jobs, resume recordings and evaluations,
+    owe reminders, then post what is owed. Each part fails alone."""
     for part, work in (
         ("polling jobs", poll_due_jobs(services, owner=owner)),
         ("resuming golden sets", golden.resume_recordings(services)),
+        ("resuming evaluations", evaluation.resume_evaluations(services)),
         ("queueing retirement reminders", team_views.queue_reminders(services)),
     ):
         try:

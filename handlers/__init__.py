@@ -10,7 +10,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import chat, commands, datasets, jobs, team, training
+from handlers import chat, commands, datasets, evaluation, jobs, team, training
 
 
 async def _acknowledge_event() -> None:
@@ -24,6 +24,7 @@ def register(app: AsyncApp, services: Services) -> None:
         *training.SUBCOMMANDS,
         *jobs.SUBCOMMANDS,
         *chat.SUBCOMMANDS,
+        *evaluation.SUBCOMMANDS,
         *team.SUBCOMMANDS,
     ]
     app.command(commands.COMMAND)(commands.make_dispatcher(services, subcommands))
@@ -45,6 +46,12 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action("chat_start")(chat.chat_button)
     app.action("compare_start")(chat.compare_button)
     app.action("model_delete")(chat.delete_button)
+
+    app.action("eval_open")(evaluation.open_button)
+    app.view("eval_submit")(evaluation.form_submitted)
+    app.action("eval_confirm")(evaluation.confirm_button)
+    app.action("eval_cancel")(evaluation.cancel_button)
+    app.action("eval_retry")(evaluation.retry_button)
 
     app.event("app_home_opened")(team.home_opened)
     app.action("home_page")(team.home_page)

@@ -40,7 +40,7 @@ async def test_app_home_shows_datasets_jobs_models_and_spend(
     assert "retires 2027-01-14 (54 days left)" in text
     assert "This month's training spend:* $0.01" in text or "under $0.01" in text
     assert {"chat_start", "compare_start", "model_delete"} <= {
-        e["action_id"] for b in home["blocks"] for e in b.get("elements", [])
+        e.get("action_id") for b in home["blocks"] for e in b.get("elements", [])
     }
 
 
