@@ -55,6 +55,17 @@ FACTS = [
     ("Which planet is closest to the Sun?", "Mercury. It's hot there; you wouldn't like it."),
 ]
 SYSTEM_PROMPT = "Marv is a factual chatbot that is also sarcastic."
+# Questions the model never saw, each about one of FACTS: held-out data for the evaluation.
+HELD_OUT = [
+    ("Tell me the capital city of France.", 0),
+    ("Which writer gave us 'Romeo and Juliet'?", 1),
+    ("What's the distance from the Earth to the Moon?", 2),
+    ("At what temperature does water reach its boiling point?", 3),
+    ("A spider has how many legs?", 4),
+    ("Which ocean is the largest one?", 5),
+    ("The Mona Lisa was painted by whom?", 6),
+    ("Which mountain is the tallest on Earth?", 10),
+]
 
 
 def sample_dataset() -> bytes:
@@ -65,6 +76,18 @@ def sample_dataset() -> bytes:
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": question},
             {"role": "assistant", "content": answer},
+        ]
+        lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def held_out_dataset() -> bytes:
+    lines = []
+    for question, fact in HELD_OUT:
+        messages = [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": FACTS[fact][1]},
         ]
         lines.append(json.dumps({"messages": messages}, ensure_ascii=False))
     return ("\n".join(lines) + "\n").encode()
@@ -330,6 +353,41 @@ async def play(
         await ws.wait_for(lambda: len(ws.ephemerals_for(BOB)) > before)
 
     await _step(transcript, "Bob lists the team's datasets", listing)
+
+    async def evaluate() -> None:
+        _, shared = await driver.upload(BOB, CHANNEL, "marv-heldout.jsonl", held_out_dataset())
+        await ws.wait_for(lambda: any(m.blocks for m in ws.replies_of(CHANNEL, shared.ts)))
+
+        def forms() -> list[View]:
+            return [view for view in ws.views.values() if view.kind == "modal"]
+
+        opened = len(forms())
+        await driver.click(ALICE, result, "eval_open")
+        form = await ws.wait_for(lambda: len(forms()) > opened and forms()[-1])
+        options = form.view["blocks"][1]["element"]["options"]
+        held_out = next(o["value"] for o in options if "marv-heldout" in o["text"]["text"])
+        shown = len(ws.ephemerals_for(ALICE))
+        await driver.submit_view(
+            ALICE,
+            form,
+            {"eval_dataset": {"eval_dataset": {"type": "static_select", "selected_option": {"value": held_out}}}},
+        )
+        estimate = await ws.wait_for(
+            lambda: next((e for e in ws.ephemerals_for(ALICE)[shown:] if "eval_confirm" in json.dumps(e.blocks)), None)
+        )
+        await driver.click_ephemeral(estimate, "eval_confirm")
+
+        def chart_posted() -> bool:
+            thread = ws.replies_of(report.channel, report.thread_ts or "")
+            return any(ws.files[f].name.startswith("evaluation-") for m in thread for f in m.files)
+
+        await ws.wait_for(chart_posted)
+
+    await _step(
+        transcript,
+        "Bob shares questions the model never saw; Alice clicks 📏 Evaluate to score it against its base",
+        evaluate,
+    )
 
 
 async def run_demo(settings: Settings) -> int:
