@@ -148,13 +148,32 @@ async def on_message(services: Services, incoming: Incoming) -> None:
 
 async def _history(services: Services, thread: ChatThread, *, before: str) -> list[tuple[str, str, str | None]]:
     """The thread as (role, text, model) turns, oldest first, up to the message being answered."""
-    turns: list[tuple[str, str, str | None]] = []
+    return [
+        (turn.role, turn.text, turn.model)
+        for turn in await thread_turns(services, thread)
+        if float(turn.parts[0]) < float(before)
+    ]
+
+
+@dataclass
+class Turn:
+    """One question or one model's whole answer; ``parts`` are the ts of its messages (answers may span several)."""
+
+    role: str
+    text: str
+    model: str | None
+    parts: list[str]
+
+
+async def thread_turns(services: Services, thread: ChatThread) -> list[Turn]:
+    """The conversation of a chat thread, oldest first: people's messages and the models' answers."""
+    turns: list[Turn] = []
     pages = await services.slack.conversations_replies(
         channel=thread.channel_id, ts=thread.thread_ts, include_all_metadata=True, limit=200
     )
     async for page in pages:
         for message in page.get("messages", []):
-            if message["ts"] == thread.thread_ts or float(message["ts"]) >= float(before):
+            if message["ts"] == thread.thread_ts:
                 continue
             metadata = message.get("metadata") or {}
             if message.get("bot_id") or message.get("user") == services.slack_state.bot_user_id:
@@ -165,12 +184,14 @@ async def _history(services: Services, thread: ChatThread, *, before: str) -> li
                 if payload.get("label") and "\n" in text:
                     text = text.split("\n", 1)[1]
                 model = str(payload.get("model") or "")
-                if payload.get("part", 0) and turns and turns[-1][0] == "assistant" and turns[-1][2] == model:
-                    turns[-1] = ("assistant", turns[-1][1] + text, model)
+                if payload.get("part", 0) and turns and turns[-1].role == "assistant" and turns[-1].model == model:
+                    turns[-1].text += text
+                    turns[-1].parts.append(str(message["ts"]))
                 else:
-                    turns.append(("assistant", text, model))
+                    turns.append(Turn("assistant", text, model, [str(message["ts"])]))
             elif message.get("subtype") is None:
-                turns.append(("user", MENTION.sub("", str(message.get("text") or "")).strip(), None))
+                text = MENTION.sub("", str(message.get("text") or "")).strip()
+                turns.append(Turn("user", text, None, [str(message["ts"])]))
     return turns
 
 
