@@ -52,6 +52,9 @@ class Dataset(SQLModel, table=True):
     examples: int = 0
     total_tokens: int = 0
     report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Lineage: version n+1 is built from version n and the team's collected examples.
+    parent_id: int | None = Field(default=None, foreign_key="dataset.id")
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     created_at: datetime = Field(default_factory=utc_now)
 
 
@@ -273,3 +276,29 @@ class EvaluationAnswer(SQLModel, table=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     created_at: datetime = Field(default_factory=utc_now)
+
+
+class Candidate(SQLModel, table=True):
+    """An example the team collected in a chat thread for the next version of a dataset.
+
+    ``kind``: ``approved`` (a 👍 on a reply), ``corrected`` (a ``correct:`` reply or the Correct… form),
+    ``preference`` (a 👍 and a 👎 on two compared answers) or ``rejected`` (a 👎 alone, kept only to
+    pair with a 👍; never published). One per person, message and kind: a retried event or a second
+    vote finds the first.
+    """
+
+    __table_args__ = (UniqueConstraint("channel_id", "message_ts", "kind", "contributor", name="uq_candidate_vote"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32, index=True)
+    dataset_id: int = Field(foreign_key="dataset.id", index=True)
+    kind: str = Field(max_length=16)
+    channel_id: str = Field(max_length=32)
+    thread_ts: str = Field(max_length=32)
+    message_ts: str = Field(max_length=32)
+    model: str = Field(max_length=255)
+    contributor: str = Field(max_length=32)
+    example: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16, index=True)
+    published_dataset_id: int | None = Field(default=None, foreign_key="dataset.id")
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)

@@ -461,3 +461,53 @@ async def test_evaluations_move_once_store_each_answer_once_and_lease(db: Databa
     async with db.session() as session:
         row = await session.get(Evaluation, evaluation.id)
         assert row is not None and row.lease_owner == "b", "only the lease's owner renews it"
+
+
+async def test_a_vote_is_one_candidate_that_can_be_withdrawn_and_given_again(db: Database, clock: FrozenClock) -> None:
+    from storage.models import Candidate
+
+    await _one_job(db, clock, status="succeeded", fine_tuned_model="ft:m:1")
+
+    def vote(kind: str = "approved", example: str = "a") -> Candidate:
+        return Candidate(
+            team_id="T1",
+            dataset_id=1,
+            kind=kind,
+            channel_id="C1",
+            thread_ts="1.1",
+            message_ts="1.2",
+            model="ft:m:1",
+            contributor="U1",
+            example={"messages": [{"role": "assistant", "content": example}]},
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+
+    async with db.session() as session, session.begin():
+        first, changed = await repositories.keep_candidate(session, candidate=vote())
+        assert changed and first.id is not None
+        again, changed = await repositories.keep_candidate(session, candidate=vote())
+        assert (again.id, changed) == (first.id, False), "a retried vote finds the first"
+        await repositories.keep_candidate(session, candidate=vote("rejected"))
+        assert await repositories.pending_votes(session, channel_id="C1", message_ts="1.2", contributor="U1") == {
+            "approved",
+            "rejected",
+        }
+        assert await repositories.pending_candidates_on(session, channel_id="C1", message_ts="1.2") == 1
+        assert [c.id for c in await repositories.pending_candidates(session, team_id="T1", dataset_id=1)] == [first.id]
+        withdrawn = await repositories.withdraw_candidate(
+            session, channel_id="C1", message_ts="1.2", kind="approved", contributor="U1", now=clock.now()
+        )
+        assert withdrawn is not None and withdrawn.status == "withdrawn"
+        back, changed = await repositories.keep_candidate(session, candidate=vote(example="b"))
+        assert (
+            changed
+            and back.id == first.id
+            and back.status == "pending"
+            and back.example["messages"][0]["content"] == "b"
+        )
+        await repositories.publish_candidates(session, candidate_ids=[first.id], dataset_id=1, now=clock.now())
+    async with db.session() as session:
+        published = await session.get(Candidate, first.id)
+        assert published is not None and (published.status, published.published_dataset_id) == ("published", 1)
+        assert await repositories.pending_candidates(session, team_id="T1", dataset_id=1) == []
