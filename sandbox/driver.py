@@ -246,6 +246,28 @@ class SlackDriver:
         await self.ws.notify("click", {"user": user, "action_id": action_id, "message": message})
         return await self._deliver("interactive", self._block_actions(user, action, container))
 
+    async def react(
+        self, user: str, message: Message, name: str, *, added: bool = True, retries: int = 0
+    ) -> list[Delivery]:
+        """A person adds (or takes back) an emoji reaction on a message: reaction_added / reaction_removed."""
+        users = message.reactions.setdefault(name, set())
+        if added:
+            users.add(user)
+        else:
+            users.discard(user)
+            if not users:
+                message.reactions.pop(name, None)
+        await self.ws.notify("reaction", {"message": message, "name": name, "added": added, "user": user})
+        event = {
+            "type": "reaction_added" if added else "reaction_removed",
+            "user": user,
+            "reaction": name,
+            "item_user": message.user,
+            "item": {"type": "message", "channel": message.channel, "ts": message.ts},
+            "event_ts": f"{time.time():.6f}",
+        }
+        return await self.send_event(event, retries=retries)
+
     async def click_ephemeral(self, ephemeral: Ephemeral, action_id: str) -> Delivery:
         """The one person who sees an ephemeral message clicks a button in it."""
         button = _find_action(ephemeral.blocks, action_id)
