@@ -180,6 +180,10 @@ async def open_train_modal(
         raise UserFacingError("Only the team's trainers can start fine-tuning jobs (FINETUNE_TRAINERS); ask an admin.")
     dataset = await _require_dataset(services, team_id, reference)
     models, known = await _trainable(services)
+    if not overrides and dataset.parent_id is not None:
+        overrides = await _previous_settings(services, team_id=team_id, dataset_id=dataset.parent_id)
+        if overrides.get("model") not in {m.id for m in models}:
+            overrides.pop("model", None)  # no longer trainable: the form offers the ones that are
     if not models:
         default_model = services.settings.finetune_default_model
         raise UserFacingError(retired_text(services, known.get(default_model), default_model))
@@ -204,6 +208,18 @@ async def open_train_modal(
         services, team_id=team_id, dataset=dataset, choice=choice, context=context, fresh_estimate=not reuse
     )
     await services.slack.views_open(trigger_id=trigger_id, view=view)
+
+
+async def _previous_settings(services: Services, *, team_id: str, dataset_id: int) -> dict[str, str]:
+    """A new version of a dataset trains, by default, the way its previous version last did."""
+    async with services.db.session() as session:
+        job = await repositories.latest_job_for_dataset(session, team_id=team_id, dataset_id=dataset_id)
+    if job is None:
+        return {}
+    settings = {"model": job.base_model, "method": job.method, **{k: str(v) for k, v in job.hyperparameters.items()}}
+    if job.suffix:
+        settings["suffix"] = job.suffix
+    return {key: value for key, value in settings.items() if key in CHOICE_FIELDS}
 
 
 def read_choice(view: dict[str, Any]) -> dict[str, str]:

@@ -10,7 +10,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import chat, commands, datasets, evaluation, jobs, team, training
+from handlers import chat, commands, datasets, evaluation, flywheel, jobs, team, training
 
 
 async def _acknowledge_event() -> None:
@@ -25,6 +25,7 @@ def register(app: AsyncApp, services: Services) -> None:
         *jobs.SUBCOMMANDS,
         *chat.SUBCOMMANDS,
         *evaluation.SUBCOMMANDS,
+        *flywheel.SUBCOMMANDS,
         *team.SUBCOMMANDS,
     ]
     app.command(commands.COMMAND)(commands.make_dispatcher(services, subcommands))
@@ -46,6 +47,10 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action("chat_start")(chat.chat_button)
     app.action("compare_start")(chat.compare_button)
     app.action("model_delete")(chat.delete_button)
+
+    app.event("reaction_added")(flywheel.reaction_added)
+    app.event("reaction_removed")(flywheel.reaction_removed)
+    app.action("candidate_drop")(flywheel.drop_button)
 
     app.action("eval_open")(evaluation.open_button)
     app.view("eval_submit")(evaluation.form_submitted)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import chat, model_lifecycle
+from bot import chat, flywheel, model_lifecycle
 from bot.errors import UsageError
 from bot.services import Services
 from handlers import arguments
@@ -25,13 +25,28 @@ async def is_thread_reply(event: dict[str, Any]) -> bool:
 
 
 async def on_thread_message(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
-    services.background(chat.on_message(services, _incoming(event, body)))
+    services.background(_route(services, _incoming(event, body)))
 
 
 async def on_mention(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
     if not event.get("thread_ts"):
         return  # a mention outside a chat thread is not a question to a model
-    services.background(chat.on_message(services, _incoming(event, body)))
+    services.background(_route(services, _incoming(event, body)))
+
+
+def _route(services: Services, incoming: chat.Incoming) -> Coroutine[Any, Any, None]:
+    """``correct: …`` teaches (the flywheel keeps it); anything else is a question to the model."""
+    if flywheel.is_correction(incoming.text):
+        return flywheel.on_correction(
+            services,
+            team_id=incoming.team_id,
+            channel_id=incoming.channel_id,
+            thread_ts=incoming.thread_ts,
+            ts=incoming.ts,
+            user=incoming.user_id,
+            text=incoming.text,
+        )
+    return chat.on_message(services, incoming)
 
 
 def _incoming(event: dict[str, Any], body: dict[str, Any]) -> chat.Incoming:

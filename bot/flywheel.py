@@ -1,0 +1,505 @@
+"""The data flywheel: what the team approves and corrects in chat threads becomes the next dataset version.
+
+In a chat or compare thread, a 👍 on a model's reply keeps the conversation up to that reply as a
+candidate example; a reply starting with ``correct:`` keeps it with the corrected answer; a 👍 on one
+of two compared answers and a 👎 on the other (by the same person) keep a preference pair. Taking
+the reaction back withdraws the candidate. The bot acknowledges with a reaction of its own, never
+a message per vote. `/finetune candidates` curates them and `/finetune dataset next` publishes
+version n+1: the previous file plus the accepted candidates, validated and stored like any dataset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, policy, team_views
+from bot.chat import Turn, thread_turns
+from bot.errors import UserFacingError
+from bot.eval_metrics import normalize
+from bot.intake import dataset_path, find_dataset, run_validation, validation_options
+from bot.services import Services
+from storage import repositories
+from storage.models import AuditEntry, Candidate, ChatThread, Dataset
+
+logger = logging.getLogger(__name__)
+
+APPROVED, CORRECTED, PREFERENCE, REJECTED = "approved", "corrected", "preference", "rejected"
+THUMBS_UP = {"+1", "thumbsup"}
+THUMBS_DOWN = {"-1", "thumbsdown"}
+ACKNOWLEDGED = "inbox_tray"  # the bot's quiet "kept it"
+CORRECTION = re.compile(r"^\s*(?:<@[UW][A-Z0-9]+>\s*)?correct:\s*", re.IGNORECASE)
+KIND_WORDS = {APPROVED: "approved replies", CORRECTED: "corrections", PREFERENCE: "preference pairs"}
+
+
+def is_correction(text: str) -> bool:
+    return CORRECTION.match(text) is not None
+
+
+def example_key(example: dict[str, Any]) -> str:
+    """The same example, whatever its spacing or letter case, gives the same key."""
+
+    def flat(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        return [(str(m.get("role")), normalize(str(m.get("content") or ""))) for m in messages]
+
+    if "messages" in example:
+        shape: Any = flat(example["messages"])
+    else:
+        shape = [
+            flat(example["input"]["messages"]),
+            flat(example["preferred_output"]),
+            flat(example["non_preferred_output"]),
+        ]
+    return hashlib.sha256(json.dumps(shape, ensure_ascii=False).encode()).hexdigest()
+
+
+def _conversation(thread: ChatThread, turns: list[Turn], upto: int, model: str | None) -> list[dict[str, str]]:
+    """The messages a model saw before turn ``upto``: the people's, and its own answers only (as in chat)."""
+    messages = [{"role": "system", "content": thread.system_prompt}] if thread.system_prompt else []
+    messages += [
+        {"role": turn.role, "content": turn.text} for turn in turns[:upto] if turn.role == "user" or turn.model == model
+    ]
+    return messages
+
+
+async def _target_dataset(services: Services, thread: ChatThread) -> Dataset | None:
+    """The dataset the thread's fine-tuned model was trained on: the one its candidates will extend."""
+    async with services.db.session() as session:
+        for model in (thread.model, thread.compare_model):
+            if not model:
+                continue
+            job = await repositories.find_job_by_model(session, team_id=thread.team_id, model=model)
+            if job is not None:
+                return await session.get(Dataset, job.dataset_id)
+    return None
+
+
+async def _thread_of(services: Services, channel_id: str, ts: str) -> ChatThread | None:
+    """The chat thread a message belongs to (a reaction names only the message)."""
+    try:
+        found = await services.slack.conversations_replies(channel=channel_id, ts=ts, limit=1)
+    except SlackApiError as error:
+        logger.info("reaction on %s/%s not followed: %s", channel_id, ts, error.response.get("error"))
+        return None
+    messages = found.get("messages") or []
+    if not messages or not messages[0].get("thread_ts"):
+        return None
+    async with services.db.session() as session:
+        return await repositories.get_chat_thread(session, channel_id=channel_id, thread_ts=messages[0]["thread_ts"])
+
+
+def _answer_at(turns: list[Turn], ts: str) -> int | None:
+    return next((i for i, turn in enumerate(turns) if turn.role == "assistant" and ts in turn.parts), None)
+
+
+async def _acknowledge(services: Services, channel_id: str, ts: str, *, keep: bool) -> None:
+    try:
+        if keep:
+            await services.slack.reactions_add(channel=channel_id, timestamp=ts, name=ACKNOWLEDGED)
+        else:
+            await services.slack.reactions_remove(channel=channel_id, timestamp=ts, name=ACKNOWLEDGED)
+    except SlackApiError as error:
+        if error.response.get("error") not in ("already_reacted", "no_reaction"):
+            logger.info("acknowledgement not shown: %s", error.response.get("error"))
+
+
+async def _audit(services: Services, *, team_id: str, actor: str, action: str, candidate: Candidate) -> None:
+    async with services.db.session() as session, session.begin():
+        session.add(
+            AuditEntry(
+                team_id=team_id,
+                actor=actor,
+                action=action,
+                subject=f"candidate:{candidate.id}",
+                detail={"kind": candidate.kind, "dataset_id": candidate.dataset_id, "message_ts": candidate.message_ts},
+                created_at=services.clock.now(),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Reaction:
+    team_id: str
+    user: str
+    name: str
+    channel_id: str
+    ts: str
+    added: bool
+
+
+async def on_reaction(services: Services, reaction: Reaction) -> None:
+    """A 👍 or 👎 added to or removed from a model's answer in a chat thread."""
+    name = reaction.name.split("::")[0]  # skin tones: "+1::skin-tone-3"
+    if name not in THUMBS_UP | THUMBS_DOWN or reaction.user == services.slack_state.bot_user_id:
+        return
+    # Slack's retries of this event were dropped by event id before any listener (bot/app.py); a vote
+    # delivered again in another event still finds its row (one per person, message and kind).
+    thread = await _thread_of(services, reaction.channel_id, reaction.ts)
+    if thread is None:
+        return
+    dataset = await _target_dataset(services, thread)
+    if dataset is None:
+        return  # no fine-tuned model of the team here: nothing to extend
+    turns = await thread_turns(services, thread)
+    index = _answer_at(turns, reaction.ts)
+    if index is None:
+        return  # a reaction on a question or a notice, not on an answer
+    answer = turns[index]
+    kind = APPROVED if name in THUMBS_UP else REJECTED
+    key = {"channel_id": reaction.channel_id, "message_ts": answer.parts[0], "contributor": reaction.user}
+    if reaction.added:
+        example = {
+            "messages": [
+                *_conversation(thread, turns, index, answer.model),
+                {"role": "assistant", "content": answer.text},
+            ]
+        }
+        await _keep(services, thread, dataset, kind=kind, model=answer.model or "", example=example, **key)
+    else:
+        await _withdraw(services, thread, kind=kind, **key)
+    if thread.compare_model:
+        await _pair(services, thread, dataset, turns, index, reaction.user)
+
+
+async def _keep(
+    services: Services,
+    thread: ChatThread,
+    dataset: Dataset,
+    *,
+    kind: str,
+    model: str,
+    example: dict[str, Any],
+    channel_id: str,
+    message_ts: str,
+    contributor: str,
+) -> None:
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        candidate, changed = await repositories.keep_candidate(
+            session,
+            candidate=Candidate(
+                team_id=thread.team_id,
+                dataset_id=dataset.id or 0,
+                kind=kind,
+                channel_id=channel_id,
+                thread_ts=thread.thread_ts,
+                message_ts=message_ts,
+                model=model,
+                contributor=contributor,
+                example=example,
+                created_at=now,
+                updated_at=now,
+            ),
+        )
+    if not changed:
+        return
+    await _audit(services, team_id=thread.team_id, actor=contributor, action=f"collect {kind}", candidate=candidate)
+    if kind != REJECTED:
+        await _acknowledge(services, channel_id, message_ts, keep=True)
+
+
+async def _withdraw(
+    services: Services, thread: ChatThread, *, kind: str, channel_id: str, message_ts: str, contributor: str
+) -> None:
+    async with services.db.session() as session, session.begin():
+        candidate = await repositories.withdraw_candidate(
+            session,
+            channel_id=channel_id,
+            message_ts=message_ts,
+            kind=kind,
+            contributor=contributor,
+            now=services.clock.now(),
+        )
+        still_kept = await repositories.pending_candidates_on(session, channel_id=channel_id, message_ts=message_ts)
+    if candidate is None:
+        return
+    await _audit(services, team_id=thread.team_id, actor=contributor, action=f"withdraw {kind}", candidate=candidate)
+    if not still_kept:
+        await _acknowledge(services, channel_id, message_ts, keep=False)
+
+
+async def _pair(
+    services: Services, thread: ChatThread, dataset: Dataset, turns: list[Turn], index: int, user: str
+) -> None:
+    """In a compare thread: a 👍 on one answer to a question and a 👎 on the other make a preference pair."""
+    question = max((i for i in range(index) if turns[i].role == "user"), default=None)
+    if question is None:
+        return
+    answers: list[int] = []
+    for i in range(question + 1, len(turns)):  # the answers to that question: the turns right after it
+        if turns[i].role != "assistant":
+            break
+        answers.append(i)
+    if len(answers) != 2:
+        return
+    async with services.db.session() as session:
+        votes = {
+            i: await repositories.pending_votes(
+                session, channel_id=thread.channel_id, message_ts=turns[i].parts[0], contributor=user
+            )
+            for i in answers
+        }
+    liked = [i for i in answers if APPROVED in votes[i]]
+    disliked = [i for i in answers if REJECTED in votes[i]]
+    anchor = {"channel_id": thread.channel_id, "message_ts": turns[question].parts[0], "contributor": user}
+    if len(liked) == 1 and len(disliked) == 1 and liked != disliked:
+        better, worse = turns[liked[0]], turns[disliked[0]]
+        example = {
+            "input": {"messages": _conversation(thread, turns, question + 1, better.model)},
+            "preferred_output": [{"role": "assistant", "content": better.text}],
+            "non_preferred_output": [{"role": "assistant", "content": worse.text}],
+        }
+        await _keep(services, thread, dataset, kind=PREFERENCE, model=better.model or "", example=example, **anchor)
+    else:
+        await _withdraw(services, thread, kind=PREFERENCE, **anchor)
+
+
+async def on_correction(
+    services: Services, *, team_id: str, channel_id: str, thread_ts: str, ts: str, user: str, text: str
+) -> None:
+    """``correct: …`` in a chat thread: the conversation with the corrected answer in place of the model's."""
+    async with services.db.session() as session:
+        thread = await repositories.get_chat_thread(session, channel_id=channel_id, thread_ts=thread_ts)
+    if thread is None:
+        return
+    async with services.db.session() as session, session.begin():
+        first = await repositories.claim_slack_event(
+            session, event_id=f"msg:{channel_id}:{ts}", team_id=thread.team_id, now=services.clock.now()
+        )
+    if not first:
+        return
+    corrected = CORRECTION.sub("", text, count=1).strip()
+    dataset = await _target_dataset(services, thread)
+    turns = [turn for turn in await thread_turns(services, thread) if float(turn.parts[0]) < float(ts)]
+    last_answer = max((i for i, turn in enumerate(turns) if turn.role == "assistant"), default=None)
+    if dataset is None or last_answer is None or not corrected:
+        await services.slack.chat_postEphemeral(
+            channel=channel_id,
+            user=user,
+            thread_ts=thread_ts,
+            text="I kept nothing: write the right answer after `correct:`, below an answer of the team's "
+            "fine-tuned model.",
+        )
+        return
+    question = max(i for i in range(last_answer) if turns[i].role == "user")
+    model = turns[last_answer].model
+    example = {
+        "messages": [
+            *_conversation(thread, turns, question + 1, model),
+            {"role": "assistant", "content": corrected},
+        ]
+    }
+    await _keep(
+        services,
+        thread,
+        dataset,
+        kind=CORRECTED,
+        model=model or "",
+        example=example,
+        channel_id=channel_id,
+        message_ts=ts,
+        contributor=user,
+    )
+
+
+# --- curating and publishing ----------------------------------------------------------------------------
+
+
+def _existing_keys(path: Path) -> set[str]:
+    keys = set()
+    with path.open("rb") as stream:
+        for raw in stream:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(line, dict) and ("messages" in line or "input" in line):
+                try:
+                    keys.add(example_key(line))
+                except (KeyError, TypeError):
+                    continue
+    return keys
+
+
+async def _dataset_or_explain(services: Services, *, team_id: str, reference: str) -> Dataset:
+    dataset = await find_dataset(services, team_id=team_id, reference=reference)
+    if dataset is None:
+        raise UserFacingError(f"I have no dataset `{reference}`. `/finetune datasets` lists the team's datasets.")
+    return dataset
+
+
+async def candidates_view(
+    services: Services, *, team_id: str, user_id: str, reference: str
+) -> tuple[str, list[blocks.Block]]:
+    """The pending candidates for a dataset: counts by kind and contributor, duplicates flagged."""
+    dataset = await _dataset_or_explain(services, team_id=team_id, reference=reference)
+    async with services.db.session() as session:
+        pending = await repositories.pending_candidates(session, team_id=team_id, dataset_id=dataset.id or 0)
+    existing = await asyncio.to_thread(_existing_keys, dataset_path(services, dataset.sha256))
+    duplicates = {c.id for c in pending if example_key(c.example) in existing}
+    may_drop = _may_curate(services, dataset, user_id)
+    return blocks.candidates_blocks(dataset, pending, duplicates=duplicates, may_drop=may_drop)
+
+
+def _may_curate(services: Services, dataset: Dataset, user_id: str) -> bool:
+    return user_id == dataset.uploaded_by or policy.is_admin(services.settings, user_id)
+
+
+async def drop(services: Services, *, team_id: str, user_id: str, candidate_id: int) -> str:
+    async with services.db.session() as session:
+        candidate = await repositories.get_candidate(session, team_id=team_id, candidate_id=candidate_id)
+        dataset = await session.get(Dataset, candidate.dataset_id) if candidate else None
+    if candidate is None or dataset is None:
+        raise UserFacingError("That candidate no longer exists.")
+    if not _may_curate(services, dataset, user_id):
+        raise UserFacingError(
+            f"Only an admin or <@{dataset.uploaded_by}>, who shared `{dataset.filename}`, can drop candidates."
+        )
+    async with services.db.session() as session, session.begin():
+        dropped = await repositories.set_candidate_status(
+            session, candidate_id=candidate_id, from_status="pending", to_status="dropped", now=services.clock.now()
+        )
+    if not dropped:
+        return f"Candidate #{candidate_id} is {candidate.status} already; nothing changed."
+    await _audit(services, team_id=team_id, actor=user_id, action="drop candidate", candidate=candidate)
+    return f"Dropped candidate #{candidate_id}; it will not be in the next version of `{dataset.filename}`."
+
+
+def _next_content(source: Path, lines: list[dict[str, Any]]) -> bytes:
+    """The previous version's bytes unchanged, then the new examples, one JSON line each."""
+    content = source.read_bytes()
+    if content and not content.endswith(b"\n"):
+        content += b"\n"
+    return content + "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+
+
+def _store(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+
+def _version_name(dataset: Dataset, version: int) -> str:
+    stem = re.sub(r"(-v\d+)?\.jsonl$", "", dataset.filename)
+    return f"{stem}-v{version}.jsonl"
+
+
+def _as_line(candidate: Candidate, target_format: str) -> dict[str, Any] | None:
+    """The candidate as a line of the target dataset, or None when it cannot be one."""
+    if candidate.kind == REJECTED:
+        return None
+    if target_format == "preference":
+        return candidate.example if candidate.kind == PREFERENCE else None
+    if candidate.kind == PREFERENCE:  # chat data: the preferred answer is a good example on its own
+        example = candidate.example
+        return {"messages": [*example["input"]["messages"], *example["preferred_output"]]}
+    return candidate.example
+
+
+async def publish_next(services: Services, *, team_id: str, user_id: str, reference: str) -> str:
+    """Build version n+1 from version n and its accepted candidates; post its report with a diff and Train…."""
+    parent = await _dataset_or_explain(services, team_id=team_id, reference=reference)
+    async with services.db.session() as session:
+        pending = await repositories.pending_candidates(session, team_id=team_id, dataset_id=parent.id or 0)
+        job = await repositories.latest_job_for_dataset(session, team_id=team_id, dataset_id=parent.id or 0)
+    source = dataset_path(services, parent.sha256)
+    existing = await asyncio.to_thread(_existing_keys, source)
+    added: list[tuple[Candidate, dict[str, Any]]] = []
+    left_out: Counter[str] = Counter()
+    for candidate in pending:
+        line = _as_line(candidate, parent.format)
+        if line is None:
+            left_out["not this dataset's format" if candidate.kind != REJECTED else ""] += 1
+            continue
+        key = example_key(line)
+        if key in existing:
+            left_out["already in the data"] += 1
+            continue
+        existing.add(key)
+        added.append((candidate, line))
+    left_out.pop("", None)
+    if not added:
+        raise UserFacingError(
+            f"There is nothing new for `{parent.filename}`: no pending candidates"
+            + (f" ({', '.join(f'{n} {why}' for why, n in left_out.items())})" if left_out else "")
+            + ". 👍 a good answer, or reply `correct: …` under a wrong one, in a chat with its model."
+        )
+    content = await asyncio.to_thread(_next_content, source, [line for _, line in added])
+    sha256 = hashlib.sha256(content).hexdigest()
+    stored = dataset_path(services, sha256)
+    await asyncio.to_thread(_store, stored, content)
+    options = validation_options(services, model=job.base_model if job else None, method=job.method if job else None)
+    report = await run_validation(services, stored, len(content), options)
+    version = parent.version + 1
+    name = _version_name(parent, version)
+    diff = {
+        "added": dict(Counter(candidate.kind for candidate, _ in added)),
+        "contributors": sorted({candidate.contributor for candidate, _ in added}),
+        "left_out": dict(left_out),
+        "tokens_added": report.tokens.total - parent.total_tokens,
+        "examples_before": parent.examples,
+        "parent_id": parent.id,
+        "corrections_added_not_replacing": sum(1 for candidate, _ in added if candidate.kind == CORRECTED),
+    }
+    root = await services.slack.chat_postMessage(
+        channel=parent.channel_id, text=blocks.version_announcement(parent, name=name, version=version, diff=diff)
+    )
+    async with services.db.session() as session, session.begin():
+        dataset, created = await repositories.add_dataset(
+            session,
+            dataset=Dataset(
+                team_id=team_id,
+                channel_id=parent.channel_id,
+                message_ts=str(root["ts"]),
+                uploaded_by=user_id,
+                filename=name,
+                bytes=len(content),
+                sha256=sha256,
+                format=report.format,
+                valid=report.valid,
+                examples=report.examples,
+                total_tokens=report.tokens.total,
+                report={**report.to_storage(), "diff": diff},
+                parent_id=parent.id,
+                version=version,
+                created_at=services.clock.now(),
+            ),
+        )
+        await repositories.publish_candidates(
+            session, candidate_ids=[c.id or 0 for c, _ in added], dataset_id=dataset.id or 0, now=services.clock.now()
+        )
+        session.add(
+            AuditEntry(
+                team_id=team_id,
+                actor=user_id,
+                action="publish",
+                subject=f"dataset:{dataset.id}",
+                detail={"parent_id": parent.id, "version": version, "added": diff["added"]},
+                created_at=services.clock.now(),
+            )
+        )
+    if not created:
+        await services.slack.chat_update(
+            channel=parent.channel_id,
+            ts=str(root["ts"]),
+            text=f"`{name}` has the same bytes as dataset #{dataset.id}: its report is in that dataset's thread.",
+        )
+        return f"These are the same bytes as dataset #{dataset.id}; nothing new was stored."
+    await services.slack.chat_postMessage(
+        channel=parent.channel_id,
+        thread_ts=str(root["ts"]),
+        text=blocks.report_text(name, dataset.report),
+        blocks=blocks.version_report_blocks(
+            dataset, diff=diff, retrain_cost=dataset.report["billing"]["estimated_cost_usd"]
+        ),
+    )
+    await team_views.refresh_homes(services, team_id=team_id)
+    return f"Published `{name}` (dataset #{dataset.id}): {len(added)} examples added; its report is in the channel."
