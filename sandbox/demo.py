@@ -198,7 +198,7 @@ class Transcript:
             target = self.roots.get(reacted.ts, reacted.ts)
             self._print(
                 self._where(reacted.channel, reacted.thread_ts),
-                "finetune-bot",
+                self._who(detail["user"]) if "user" in detail else "finetune-bot",
                 f"reacts :{detail['name']}: to “{target}”",
             )
         elif kind == "click":
@@ -327,6 +327,31 @@ async def play(
         await ws.wait_for(lambda: len(finished_answers(root)) == 2)
 
     await _step(transcript, "Bob compares the fine-tuned model with its base on his own question", compare)
+
+    async def flywheel() -> None:
+        root = next(m for m in ws.channel_messages(CHANNEL) if m.text.startswith("💬"))
+        first = finished_answers(root)[0]
+        await driver.react(BOB, first, "+1")
+        correction = await driver.say(
+            ALICE, CHANNEL, "correct: Eight. And most of them have eight eyes too, before you ask.", thread_ts=root.ts
+        )
+        await ws.wait_for(lambda: "inbox_tray" in first.reactions and "inbox_tray" in correction.reactions)
+        before = len(ws.ephemerals_for(ALICE))
+        await driver.slash_command(ALICE, CHANNEL, "candidates marv.jsonl")
+        await ws.wait_for(lambda: len(ws.ephemerals_for(ALICE)) > before)
+        await driver.slash_command(ALICE, CHANNEL, "dataset next marv.jsonl")
+
+        def version_report() -> bool:
+            announced = [m for m in ws.channel_messages(CHANNEL) if m.text.startswith("📦")]
+            return bool(announced) and bool(ws.replies_of(CHANNEL, announced[0].ts))
+
+        await ws.wait_for(version_report)
+
+    await _step(
+        transcript,
+        "The team teaches the model: Bob 👍 a good answer, Alice corrects another; Alice publishes marv v2",
+        flywheel,
+    )
 
     async def lifecycle() -> None:
         before = len(ws.ephemerals_for(ALICE))
