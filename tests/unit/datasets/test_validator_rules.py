@@ -349,3 +349,24 @@ def test_no_byte_input_makes_the_validator_raise(tmp_path: Path, data: bytes) ->
 def test_no_json_shape_makes_the_validator_raise(tmp_path: Path, value: Any) -> None:
     report = validate(tmp_path, [value] * 3)
     assert report.examples == 3
+
+
+@pytest.fixture(scope="module")
+def counters() -> dict[str, TokenCounter]:
+    return {encoding: TokenCounter(encoding) for encoding in ("o200k_base", "cl100k_base")}
+
+
+PIECES = [
+    " ", "  ", "\n", "\t", "\r\n", " \n", "a", "B", "word", "The", "don't", "'s", "'", "é", "ß", "e\u0301", "東京",
+    "1", "23", "4567", ".", ",", "!", "?", "-", "/", "_", "\u00a0", "\u2028", "\u3000", "\x1c", "🙂",
+    "👩\u200d💻", "<|endoftext|>",
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join))
+def test_counting_word_by_word_equals_counting_the_whole_text(counters: dict[str, TokenCounter], text: str) -> None:
+    """The word cache splits on single spaces; the pre-tokenizer's pieces never cross those, so counts agree."""
+    for counter in counters.values():
+        assert counter.count(text) == counter(text), repr(text)
+        assert counter.count(text) == counter(text), "and again, from the caches"
