@@ -30,10 +30,7 @@ def loss_curve_png(
         axes.set_ylabel("loss")
         axes.grid(alpha=0.3)
         axes.legend()
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return _png(figure)
     finally:
         pyplot.close(figure)
 
@@ -105,10 +102,7 @@ def evaluation_png(*, title: str, metrics: dict[str, Any], model: str, baseline:
         record.set_xlabel("examples")
         record.set_title(f"win rate {head['win_rate']:.0%}", fontsize=9)
         figure.suptitle(title, fontsize=10)
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return _png(figure)
     finally:
         pyplot.close(figure)
 
@@ -117,6 +111,10 @@ def _save(figure: Any, axes: Any, title: str) -> bytes:
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3, axis="x")
     axes.legend(fontsize=7)
+    return _png(figure)
+
+
+def _png(figure: Any) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -27,6 +27,7 @@ from bot.chat import resolve_model
 from bot.errors import UserFacingError
 from bot.intake import dataset_path, find_dataset
 from bot.providers import ProviderError, ProviderErrorKind
+from bot.providers.patience import complete_patiently
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, Evaluation, EvaluationAnswer, Notification
@@ -50,7 +51,6 @@ LEASE = timedelta(minutes=5)
 # An estimate this old is not confirmed: prices, data and models may have moved on.
 CONFIRMATION_WINDOW = timedelta(days=1)
 PROGRESS_EVERY_SECONDS = 2.0
-RATE_LIMIT_RETRIES = 5
 # These concern one request (too long a prompt, a refused input): that answer counts as wrong and
 # the evaluation goes on. Anything else (auth, quota, outage) stops it, resumable with Try again.
 PER_EXAMPLE_ERRORS = frozenset({ProviderErrorKind.CONTEXT_TOO_LONG, ProviderErrorKind.BAD_REQUEST})
@@ -297,45 +297,39 @@ async def confirm(services: Services, *, team_id: str, user_id: str, evaluation_
             f"This estimate is from {evaluation.created_at:%b %d, %H:%M} UTC and has expired; run `/finetune eval` "
             "again for a fresh one."
         )
-    async with services.db.session() as session, session.begin():
-        started = await repositories.move_evaluation(
-            session,
-            evaluation_id=evaluation_id,
-            from_status=EvalStatus.AWAITING_CONFIRMATION,
-            values={
-                "status": EvalStatus.RUNNING,
-                "started_at": now,
-                "lease_owner": services.owner,
-                "lease_expires_at": now + LEASE,
-            },
-        )
+    started = await _run_from(services, evaluation_id, EvalStatus.AWAITING_CONFIRMATION, started_at=now)
     if not started:
         return _state_sentence(evaluation)
-    await _start_running(services, evaluation_id)
     return f"▶️ Evaluation #{evaluation_id} started; its progress is in the thread."
 
 
 async def retry(services: Services, *, team_id: str, user_id: str, evaluation_id: int) -> str:
     """Go on with a stopped evaluation, keeping every answer it already has."""
     evaluation = await _owned(services, team_id=team_id, user_id=user_id, evaluation_id=evaluation_id)
-    now = services.clock.now()
-    async with services.db.session() as session, session.begin():
-        resumed = await repositories.move_evaluation(
-            session,
-            evaluation_id=evaluation_id,
-            from_status=EvalStatus.FAILED,
-            values={
-                "status": EvalStatus.RUNNING,
-                "error_message": "",
-                "finished_at": None,
-                "lease_owner": services.owner,
-                "lease_expires_at": now + LEASE,
-            },
-        )
+    resumed = await _run_from(services, evaluation_id, EvalStatus.FAILED, error_message="", finished_at=None)
     if not resumed:
         return _state_sentence(evaluation)
-    await _start_running(services, evaluation_id)
     return f"▶️ Evaluation #{evaluation_id} goes on from where it stopped."
+
+
+async def _run_from(services: Services, evaluation_id: int, status: EvalStatus, **changes: Any) -> bool:
+    """Take the lease and run, if the evaluation is still in ``status`` (a second click finds it moved on)."""
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        moved = await repositories.move_evaluation(
+            session,
+            evaluation_id=evaluation_id,
+            from_status=status,
+            values={
+                "status": EvalStatus.RUNNING,
+                "lease_owner": services.owner,
+                "lease_expires_at": now + LEASE,
+                **changes,
+            },
+        )
+    if moved:
+        await _start_running(services, evaluation_id)
+    return moved
 
 
 async def call_off(services: Services, *, team_id: str, user_id: str, evaluation_id: int) -> str:
@@ -445,21 +439,15 @@ async def run(services: Services, *, evaluation_id: int) -> None:
             if failure is not None:
                 return None
             text, error, usage = "", "", None
-            for attempt in range(RATE_LIMIT_RETRIES):
-                try:
-                    text, usage = await services.provider.complete_chat(
-                        model=model, messages=messages, max_tokens=max_tokens
-                    )
-                    break
-                except ProviderError as raised:
-                    if raised.kind == ProviderErrorKind.RATE_LIMITED and attempt < RATE_LIMIT_RETRIES - 1:
-                        await asyncio.sleep(0.5 * 2**attempt)
-                        continue
-                    if raised.kind in PER_EXAMPLE_ERRORS:
-                        error = raised.provider_message
-                        break
+            try:
+                text, usage = await complete_patiently(
+                    services.provider, model=model, messages=messages, max_tokens=max_tokens
+                )
+            except ProviderError as raised:
+                if raised.kind not in PER_EXAMPLE_ERRORS:
                     failure = raised
                     return None
+                error = raised.provider_message
             async with services.db.session() as session, session.begin():
                 await repositories.add_evaluation_answers(
                     session,

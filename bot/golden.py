@@ -20,7 +20,8 @@ from bot import blocks, notifier
 from bot.chat import resolve_model
 from bot.errors import UserFacingError
 from bot.intake import dataset_path, find_dataset
-from bot.providers import ProviderError, ProviderErrorKind
+from bot.providers import ProviderError
+from bot.providers.patience import complete_patiently
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, GoldenAnswer, GoldenSet, Notification
@@ -30,7 +31,6 @@ logger = logging.getLogger(__name__)
 CONCURRENCY = 4
 LEASE = timedelta(minutes=5)
 PROGRESS_EVERY_SECONDS = 2.0
-RATE_LIMIT_RETRIES = 5
 MAX_PROMPTS = 2000
 
 
@@ -145,17 +145,16 @@ async def record(services: Services, *, golden_set_id: int) -> None:
         async with slots:
             if failure is not None:
                 return
-            for attempt in range(RATE_LIMIT_RETRIES):
-                try:
-                    answer, usage = await services.provider.complete_chat(
-                        model=golden.model, messages=messages, max_tokens=services.settings.finetune_chat_max_tokens
-                    )
-                    break
-                except ProviderError as error:
-                    if error.kind != ProviderErrorKind.RATE_LIMITED or attempt == RATE_LIMIT_RETRIES - 1:
-                        failure = error
-                        return
-                    await asyncio.sleep(0.5 * 2**attempt)
+            try:
+                answer, usage = await complete_patiently(
+                    services.provider,
+                    model=golden.model,
+                    messages=messages,
+                    max_tokens=services.settings.finetune_chat_max_tokens,
+                )
+            except ProviderError as error:
+                failure = error
+                return
             async with services.db.session() as session, session.begin():
                 await repositories.add_golden_answers(
                     session,
