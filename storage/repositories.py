@@ -405,16 +405,23 @@ async def list_golden_answers(session: AsyncSession, *, golden_set_id: int) -> l
     return list((await session.exec(statement)).all())
 
 
-async def claim_golden_sets(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta) -> list[int]:
-    """Lease unfinished recordings nobody is running (after a restart, their lease has expired)."""
-    free = (col(GoldenSet.lease_expires_at).is_(None)) | (col(GoldenSet.lease_expires_at) < now)
+async def _lease_orphans(
+    session: AsyncSession, table: type[GoldenSet] | type[Evaluation], *, owner: str, now: datetime, lease: timedelta
+) -> list[int]:
+    """Lease the running rows nobody is running (after a restart, their lease has expired)."""
+    free = (col(table.lease_expires_at).is_(None)) | (col(table.lease_expires_at) < now)
     statement = (
-        update(GoldenSet)
-        .where(col(GoldenSet.status) == "running", free)
+        update(table)
+        .where(col(table.status) == "running", free)
         .values(lease_owner=owner, lease_expires_at=now + lease)
-        .returning(col(GoldenSet.id))
+        .returning(col(table.id))
     )
     return [int(row) for row in (await session.exec(statement)).scalars()]
+
+
+async def claim_golden_sets(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta) -> list[int]:
+    """Lease unfinished recordings nobody is running."""
+    return await _lease_orphans(session, GoldenSet, owner=owner, now=now, lease=lease)
 
 
 async def latest_golden_set(session: AsyncSession, *, team_id: str, model: str) -> GoldenSet | None:
@@ -472,15 +479,8 @@ async def list_evaluation_answers(session: AsyncSession, *, evaluation_id: int) 
 
 
 async def claim_evaluations(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta) -> list[int]:
-    """Lease running evaluations nobody is running (after a restart, their lease has expired)."""
-    free = (col(Evaluation.lease_expires_at).is_(None)) | (col(Evaluation.lease_expires_at) < now)
-    statement = (
-        update(Evaluation)
-        .where(col(Evaluation.status) == "running", free)
-        .values(lease_owner=owner, lease_expires_at=now + lease)
-        .returning(col(Evaluation.id))
-    )
-    return [int(row) for row in (await session.exec(statement)).scalars()]
+    """Lease running evaluations nobody is running."""
+    return await _lease_orphans(session, Evaluation, owner=owner, now=now, lease=lease)
 
 
 async def renew_evaluation_lease(session: AsyncSession, *, evaluation_id: int, owner: str, until: datetime) -> None:
