@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, SystemClock
 from bot.datasets.tokens import TokenCounter
+from bot.metrics import Metrics
 from bot.providers.openai_compatible import build_provider
 from bot.providers.types import BaseModelInfo, FineTuneProvider
 from bot.settings import Settings
@@ -51,6 +52,7 @@ class Services:
     slack_once: AsyncWebClient
     clock: Clock
     provider: FineTuneProvider
+    metrics: Metrics = field(default_factory=Metrics)
     slack_state: SlackState = field(default_factory=SlackState)
     # One validation at a time: it uses every core already, and a second would only add memory.
     validation_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
@@ -111,19 +113,33 @@ class Services:
             base_url=settings.slack_api_url,
             retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
         )
+        metrics = Metrics()
         return cls(
             settings=settings,
             db=Database(settings.effective_database_url),
             slack=slack,
             slack_once=slack_once,
             clock=clock or SystemClock(),
-            provider=build_provider(settings),
+            provider=build_provider(settings, observe=metrics.provider_call),
+            metrics=metrics,
         )
 
-    async def aclose(self) -> None:
+    async def drain(self, *, timeout: float) -> int:
+        """Let background work finish (a shutdown's grace period); returns how many were still running."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # Work that finishes may start more (a reply posts its notifications): wait for those too.
+        while self._tasks and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(list(self._tasks), timeout=left)
+        return len(self._tasks)
+
+    async def cancel_background(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.cancel_background()
         if self._validation_pool is not None:
             self._validation_pool.shutdown(wait=False, cancel_futures=True)
         await self.provider.aclose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -122,20 +122,28 @@ def translate(error: openai.OpenAIError) -> ProviderError:
 class OpenAICompatibleProvider:
     """The FineTuneProvider for OpenAI-shaped APIs."""
 
-    def __init__(self, *, name: str, client: AsyncOpenAI, settings: Settings) -> None:
+    def __init__(
+        self, *, name: str, client: AsyncOpenAI, settings: Settings, observe: Callable[[str], None] | None = None
+    ) -> None:
         self.name = name
         self.label = PROVIDER_LABELS.get(name, name)
         self.client = client
         self.settings = settings
+        # Told each call's outcome ("ok" or the error's kind): the bot counts them for /metrics.
+        self._observe = observe or (lambda _outcome: None)
 
     async def aclose(self) -> None:
         await self.client.close()
 
     async def _call(self, coroutine: Any) -> Any:
         try:
-            return await coroutine
+            result = await coroutine
         except openai.OpenAIError as error:
-            raise translate(error) from error
+            translated = translate(error)
+            self._observe(translated.kind.value)
+            raise translated from error
+        self._observe("ok")
+        return result
 
     def training_retires(self, model: str, inference_retires: date | None) -> date | None:
         """The last day to train: settings first, then OpenAI's end of fine-tuning, never after shutdown."""
@@ -338,7 +346,9 @@ class OpenAICompatibleProvider:
         return event
 
 
-def build_provider(settings: Settings, *, base_url: str | None = None) -> OpenAICompatibleProvider:
+def build_provider(
+    settings: Settings, *, base_url: str | None = None, observe: Callable[[str], None] | None = None
+) -> OpenAICompatibleProvider:
     """The configured provider; ``base_url`` overrides OPENAI_BASE_URL (the sandbox's own emulator)."""
     http_client = DefaultAioHttpClient()
     if settings.finetune_provider == "azure":
@@ -358,4 +368,4 @@ def build_provider(settings: Settings, *, base_url: str | None = None) -> OpenAI
             max_retries=3,
             http_client=http_client,
         )
-    return OpenAICompatibleProvider(name=settings.finetune_provider, client=client, settings=settings)
+    return OpenAICompatibleProvider(name=settings.finetune_provider, client=client, settings=settings, observe=observe)
