@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Sequence
 
 from bot import __version__
 from bot.settings import ConfigError, Settings, load_settings
+
+logger = logging.getLogger("bot")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,7 +96,7 @@ def _run(settings: Settings) -> int:
     settings.require_provider()
     from bot.logging import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_serve(settings))
     return 0
 
@@ -124,8 +127,9 @@ async def _serve(settings: Settings) -> None:
         running = await start_bot(services)
         try:
             await stop.wait()
+            logger.info("shutting down: no new work; waiting for in-flight work")
         finally:
-            await running.stop()
+            await running.shutdown(services)
     finally:
         await services.aclose()
         if emulator is not None:

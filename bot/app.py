@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.response import BoltResponse
 
 import handlers
+from bot.logging import request_id
+from bot.metrics import Metrics
 from bot.services import Services
 from storage import repositories
 
@@ -26,11 +31,52 @@ def build_app(services: Services) -> AsyncApp:
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
+    app.middleware(_observe(services))
     app.middleware(_provide_services(services))
     app.middleware(_deduplicate_events(services))
     app.error(_log_unhandled_error)
     handlers.register(app, services)
     return app
+
+
+def _kind(body: dict[str, Any]) -> str:
+    if body.get("type") == "event_callback":
+        return f"event:{(body.get('event') or {}).get('type', '?')}"
+    if body.get("command"):
+        return "command"
+    return str(body.get("type") or "other")
+
+
+class _TimedAck(AsyncAck):
+    """Bolt's ack, which also records how long the request waited for it (Slack allows 3 s)."""
+
+    def __init__(self, metrics: Metrics, started: float) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self._metrics = metrics
+        self._started = started
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        if self.response is None:
+            self._metrics.ack_seconds.observe(time.perf_counter() - self._started)
+        return await super().__call__(*args, **kwargs)
+
+
+def _observe(services: Services) -> Callable[..., Awaitable[BoltResponse | None]]:
+    """Count each Slack request, time its acknowledgement, and tag its log lines with a request id."""
+
+    async def observe(
+        body: dict[str, Any], context: dict[str, Any], next: Callable[[], Awaitable[BoltResponse | None]]
+    ) -> BoltResponse | None:
+        started = time.perf_counter()
+        token = request_id.set(str(body.get("event_id") or body.get("trigger_id") or uuid.uuid4().hex[:12]))
+        services.metrics.slack_requests.labels(kind=_kind(body)).inc()
+        context["ack"] = _TimedAck(services.metrics, started)
+        try:
+            return await next()
+        finally:
+            request_id.reset(token)
+
+    return observe
 
 
 def _provide_services(services: Services) -> Callable[..., Awaitable[None]]:

@@ -41,11 +41,30 @@ class RunningBot:
     scheduler: AsyncIOScheduler | None
 
     async def stop(self) -> None:
+        """Stop taking work: no more ticks, no more Slack requests (in-flight HTTP ones are answered)."""
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         if self.socket_mode is not None:
             await self.socket_mode.close_async()  # type: ignore[no-untyped-call]
         await self.runner.cleanup()
+
+    async def shutdown(self, services: Services) -> None:
+        """SIGTERM: stop taking work, let in-flight work finish for the grace period, free every lease.
+
+        What is still running after the grace period is cut off; its leases are freed all the same,
+        so another replica resumes it at its next tick instead of after the lease expires.
+        """
+        await self.stop()
+        unfinished = await services.drain(timeout=services.settings.shutdown_grace_seconds)
+        await services.cancel_background()
+        async with services.db.session() as session, session.begin():
+            released = await repositories.release_leases(session, owner=services.owner)
+        logger.info(
+            "stopped: in-flight work finished (%d cut off after %.0f s); %d lease(s) released",
+            unfinished,
+            services.settings.shutdown_grace_seconds,
+            released,
+        )
 
 
 async def check_slack(services: Services) -> None:
@@ -83,7 +102,10 @@ def health_routes(services: Services, socket_mode: AsyncSocketModeHandler | None
             return web.json_response({"status": "unavailable", "problems": problems}, status=503)
         return web.json_response({"status": "ready", "slack": services.slack_state.detail})
 
-    return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    return [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]
 
 
 async def start_bot(

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     port: int = 3000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # json: one object a line with a request id, for log collectors; text: for a terminal.
+    log_format: Literal["json", "text"] = "json"
+    # On SIGTERM: how long in-flight work may take to finish before it is cut off (its leases are freed).
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=600)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -73,6 +73,11 @@ async def poll_due_jobs(services: Services, *, owner: str, limit: int = BATCH) -
 async def tick(services: Services, *, owner: str) -> None:
     """What the scheduler runs every FINETUNE_POLL_SECONDS: follow jobs, resume recordings and evaluations,
     owe reminders, then post what is owed. Each part fails alone."""
+    with services.metrics.tick_seconds.time():
+        await _tick(services, owner=owner)
+
+
+async def _tick(services: Services, *, owner: str) -> None:
     for part, work in (
         ("polling jobs", poll_due_jobs(services, owner=owner)),
         ("resuming golden sets", golden.resume_recordings(services)),
@@ -87,3 +92,6 @@ async def tick(services: Services, *, owner: str) -> None:
         await notifier.deliver_pending(services)
     except Exception:
         logger.exception("delivering notifications failed")
+    async with services.db.session() as session:
+        active = await repositories.count_active_jobs(session, statuses=tuple(ACTIVE))
+    services.metrics.active_jobs.set(active)

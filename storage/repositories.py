@@ -617,3 +617,20 @@ async def latest_job_for_dataset(session: AsyncSession, *, team_id: str, dataset
         .order_by(col(TrainingJob.id).desc())
     )
     return (await session.exec(statement)).first()
+
+
+# --- operations ------------------------------------------------------------------------------------
+
+
+async def release_leases(session: AsyncSession, *, owner: str) -> int:
+    """A replica shutting down frees what it held, so others take over now rather than at expiry."""
+    released = 0
+    for table in (TrainingJob, GoldenSet, Evaluation):
+        statement = update(table).where(col(table.lease_owner) == owner).values(lease_owner=None, lease_expires_at=None)
+        released += int((await session.exec(statement)).rowcount or 0)
+    return released
+
+
+async def count_active_jobs(session: AsyncSession, *, statuses: tuple[str, ...]) -> int:
+    statement = select(func.count()).where(col(TrainingJob.status).in_(statuses))
+    return int((await session.exec(statement)).one())
