@@ -1,11 +1,11 @@
-"""`./dev bench [validator [MB …] | ticks]`: run the benchmarks and print their figures as Markdown."""
+"""`./dev bench [validator [MB …] | ticks | load]`: run the benchmarks and print their figures as Markdown."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from bench import ticks, validator
+from bench import load, ticks, validator
 
 
 def validator_table(sizes: tuple[int, ...]) -> None:
@@ -38,6 +38,14 @@ def ticks_table() -> None:
         print(f"| {name} | {value} |")
 
 
+def load_table() -> None:
+    figures = load.main()
+    print("\n## 200 concurrent slash commands (HTTP mode, SQLite, loopback)\n")
+    print("| figure | value |\n|---|---|")
+    for name, value in figures.items():
+        print(f"| {name} | {value} |")
+
+
 def main() -> int:
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     if which in ("all", "validator"):
@@ -45,6 +53,8 @@ def main() -> int:
         validator_table(sizes)
     if which in ("all", "ticks"):
         ticks_table()
+    if which in ("all", "load"):
+        load_table()
     return 0
 
 
