@@ -30,17 +30,8 @@ def validator_table(sizes: tuple[int, ...]) -> None:
         )
 
 
-def ticks_table() -> None:
-    figures = ticks.main()
-    print("\n## One tick with 1,000 active jobs (emulators on loopback, SQLite)\n")
-    print("| figure | value |\n|---|---|")
-    for name, value in figures.items():
-        print(f"| {name} | {value} |")
-
-
-def load_table() -> None:
-    figures = load.main()
-    print("\n## 200 concurrent slash commands (HTTP mode, SQLite, loopback)\n")
+def figures_table(title: str, figures: dict[str, object]) -> None:
+    print(f"\n## {title}\n")
     print("| figure | value |\n|---|---|")
     for name, value in figures.items():
         print(f"| {name} | {value} |")
@@ -52,9 +43,9 @@ def main() -> int:
         sizes = tuple(int(size) for size in sys.argv[2:]) or validator.SIZES_MB
         validator_table(sizes)
     if which in ("all", "ticks"):
-        ticks_table()
+        figures_table("One tick with 1,000 active jobs (emulators on loopback, SQLite)", ticks.main())
     if which in ("all", "load"):
-        load_table()
+        figures_table("200 concurrent slash commands (HTTP mode, SQLite, loopback)", load.main())
     return 0
 
 
