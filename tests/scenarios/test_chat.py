@@ -59,8 +59,9 @@ async def trained(bot: BotUnderTest, clock: FrozenClock, data: Path) -> tuple[Tr
     return await job_row(bot, job.id or 0), result
 
 
-def root_of(bot: BotUnderTest, prefix: str) -> Message:
-    return next(m for m in reversed(bot.workspace.channel_messages(GENERAL)) if m.text.startswith(prefix))
+def root_of(bot: BotUnderTest, prefix: str) -> Message | None:
+    """The newest top-level message starting with ``prefix``; None until it is posted (a wait_for predicate)."""
+    return next((m for m in reversed(bot.workspace.channel_messages(GENERAL)) if m.text.startswith(prefix)), None)
 
 
 def answers(bot: BotUnderTest, root: Message) -> list[Message]:

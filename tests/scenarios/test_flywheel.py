@@ -140,6 +140,7 @@ async def test_publishing_builds_v2_with_a_diff_and_a_prefilled_train(
     )
     assert "`gsm8k-v2.jsonl`" in published.text and "1 examples added" in published.text
     announcement = root_of(http_bot, "📦")
+    assert announcement is not None
     assert "version 2 of `gsm8k.jsonl`" in announcement.text and f"<@{BOB}>" in announcement.text
     report = await http_bot.workspace.wait_for(
         lambda: next(iter(http_bot.workspace.replies_of(GENERAL, announcement.ts)), None)

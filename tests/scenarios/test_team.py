@@ -238,7 +238,9 @@ async def test_delete_from_the_command_asks_first_and_is_audited(
     await bot.driver.click(
         BOB, Message(channel=GENERAL, ts="1.1", user=BOB, text="", blocks=question.blocks), "model_delete"
     )
-    await bot.workspace.wait_for(lambda: job.fine_tuned_model in bot.openai.state.deleted_models)
+    # The clicker's answer comes once the deletion is recorded and audited, not just done at the provider.
+    await bot.workspace.wait_for(lambda: any(e.text.endswith("is deleted.") for e in bot.workspace.ephemerals_for(BOB)))
+    assert job.fine_tuned_model in bot.openai.state.deleted_models
     await bot.driver.slash_command(ALICE, GENERAL, "audit")
     [refused] = await bot.workspace.wait_for(lambda: bot.workspace.ephemerals_for(ALICE))
     assert "Only admins" in refused.text
