@@ -166,24 +166,23 @@ async def test_the_run_command_stops_cleanly_on_sigterm(slack: SlackEmulator, tm
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "run", env=environment, stderr=asyncio.subprocess.PIPE
     )
+    seen: list[str] = []
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.05)  # the process is starting: poll its readiness
-            else:
-                raise AssertionError("the bot never became ready")
+        assert process.stderr is not None
+        # Ready when it says where it listens (no polling): every line before that is kept for the checks.
+        while not any("listening for Slack" in line for line in seen):
+            line = await asyncio.wait_for(process.stderr.readline(), timeout=60)
+            assert line, f"the bot exited before listening: {seen}"
+            seen.append(line.decode())
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/readyz") as response:
+            assert response.status == 200
         process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+        _, rest = await asyncio.wait_for(process.communicate(), timeout=30)
+        stderr = "".join(seen) + rest.decode()
     finally:
         if process.returncode is None:
             process.kill()
     assert process.returncode == 0
-    lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
-    assert any(line["message"].startswith("stopped: in-flight work finished") for line in lines), stderr.decode()
-    assert slack.workspace.bot_token not in stderr.decode()
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any(line["message"].startswith("stopped: in-flight work finished") for line in lines), stderr
+    assert slack.workspace.bot_token not in stderr
