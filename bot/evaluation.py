@@ -43,9 +43,6 @@ class EvalStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-ACTIVE = frozenset({EvalStatus.RUNNING})
-TERMINAL = frozenset({EvalStatus.DONE, EvalStatus.FAILED, EvalStatus.CANCELLED})
-
 CANDIDATE, BASELINE, JUDGE = "candidate", "baseline", "judge"
 LEASE = timedelta(minutes=5)
 # An estimate this old is not confirmed: prices, data and models may have moved on.
@@ -355,12 +352,13 @@ async def _start_running(services: Services, evaluation_id: int) -> None:
             )
         )
     name = dataset.filename if dataset is not None else f"dataset #{evaluation.dataset_id}"
-    text = blocks.evaluation_progress(evaluation, dataset_name=name, done=done)
-    if evaluation.progress_message_ts:
+    if evaluation.progress_message_ts:  # Try again: the progress message is already in the thread
         await _show_progress(services, evaluation, name, done)
     else:
         posted = await services.slack.chat_postMessage(
-            channel=evaluation.channel_id, thread_ts=evaluation.thread_ts, text=text
+            channel=evaluation.channel_id,
+            thread_ts=evaluation.thread_ts,
+            text=blocks.evaluation_progress(evaluation, dataset_name=name, done=done),
         )
         async with services.db.session() as session, session.begin():
             await repositories.move_evaluation(

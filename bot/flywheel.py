@@ -38,7 +38,6 @@ THUMBS_UP = {"+1", "thumbsup"}
 THUMBS_DOWN = {"-1", "thumbsdown"}
 ACKNOWLEDGED = "inbox_tray"  # the bot's quiet "kept it"
 CORRECTION = re.compile(r"^\s*(?:<@[UW][A-Z0-9]+>\s*)?correct:\s*", re.IGNORECASE)
-KIND_WORDS = {APPROVED: "approved replies", CORRECTED: "corrections", PREFERENCE: "preference pairs"}
 
 
 def is_correction(text: str) -> bool:

@@ -7,6 +7,7 @@ hold across processes and replicas, rather than on a read-then-write check.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
@@ -231,21 +232,24 @@ async def mark_job_due(session: AsyncSession, *, provider: str, provider_job_id:
     return bool((await session.exec(statement)).rowcount)
 
 
-def _insert_ignoring_duplicates(session: AsyncSession, table: Any) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING, in the dialect of the session's database."""
+async def _insert_new(session: AsyncSession, rows: Sequence[SQLModel]) -> int:
+    """INSERT … ON CONFLICT DO NOTHING of rows of one table, in one statement; returns how many were new.
+
+    The table's unique constraints decide what "already there" means, across processes and replicas.
+    """
+    if not rows:
+        return 0
     assert session.bind is not None
     insert = postgresql_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    return insert(table).on_conflict_do_nothing()
+    table = type(rows[0]).__table__  # type: ignore[attr-defined]
+    statement = insert(table).on_conflict_do_nothing().values([row.model_dump(exclude={"id"}) for row in rows])
+    result: Any = await session.exec(statement)
+    return int(result.rowcount or 0)
 
 
 async def add_job_events(session: AsyncSession, *, events: list[JobEvent]) -> int:
     """Record provider events, each once per job (repeats from an overlapping poll are skipped), in one statement."""
-    if not events:
-        return 0
-    rows = [event.model_dump(exclude={"id"}) for event in events]
-    table = JobEvent.__table__  # type: ignore[attr-defined]
-    result: Any = await session.exec(_insert_ignoring_duplicates(session, table).values(rows))
-    return int(result.rowcount or 0)
+    return await _insert_new(session, events)
 
 
 async def list_job_events(session: AsyncSession, *, job_id: int, kind: str | None = None) -> list[JobEvent]:
@@ -385,12 +389,7 @@ async def month_spend(session: AsyncSession, *, team_id: str, since: datetime) -
 
 async def add_golden_answers(session: AsyncSession, *, answers: list[GoldenAnswer]) -> int:
     """Store answers, each prompt once (a resumed recording never duplicates one)."""
-    if not answers:
-        return 0
-    rows = [answer.model_dump(exclude={"id"}) for answer in answers]
-    table = GoldenAnswer.__table__  # type: ignore[attr-defined]
-    result: Any = await session.exec(_insert_ignoring_duplicates(session, table).values(rows))
-    return int(result.rowcount or 0)
+    return await _insert_new(session, answers)
 
 
 async def golden_positions_done(session: AsyncSession, *, golden_set_id: int) -> set[int]:
@@ -461,12 +460,7 @@ async def move_evaluation(
 
 async def add_evaluation_answers(session: AsyncSession, *, answers: list[EvaluationAnswer]) -> int:
     """Store answers, each (example, side) once: a resumed evaluation never asks or counts twice."""
-    if not answers:
-        return 0
-    rows = [answer.model_dump(exclude={"id"}) for answer in answers]
-    table = EvaluationAnswer.__table__  # type: ignore[attr-defined]
-    result: Any = await session.exec(_insert_ignoring_duplicates(session, table).values(rows))
-    return int(result.rowcount or 0)
+    return await _insert_new(session, answers)
 
 
 async def list_evaluation_answers(session: AsyncSession, *, evaluation_id: int) -> list[EvaluationAnswer]:
@@ -508,9 +502,7 @@ async def recent_evaluations(session: AsyncSession, *, team_id: str, limit: int 
 
 async def keep_candidate(session: AsyncSession, *, candidate: Candidate) -> tuple[Candidate, bool]:
     """Store a vote once; a withdrawn one given again is pending again. Returns it and whether it changed."""
-    table = Candidate.__table__  # type: ignore[attr-defined]
-    row = candidate.model_dump(exclude={"id"})
-    inserted: Any = await session.exec(_insert_ignoring_duplicates(session, table).values([row]))
+    inserted = await _insert_new(session, [candidate])
     statement = select(Candidate).where(
         Candidate.channel_id == candidate.channel_id,
         Candidate.message_ts == candidate.message_ts,
@@ -518,7 +510,7 @@ async def keep_candidate(session: AsyncSession, *, candidate: Candidate) -> tupl
         Candidate.contributor == candidate.contributor,
     )
     stored = (await session.exec(statement)).one()
-    if inserted.rowcount:
+    if inserted:
         return stored, True
     if stored.status == "withdrawn":
         stored.status, stored.example, stored.updated_at = "pending", candidate.example, candidate.updated_at
