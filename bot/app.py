@@ -11,6 +11,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.response import BoltResponse
+from sqlalchemy.exc import DBAPIError
 
 import handlers
 from bot.logging import request_id
@@ -93,20 +94,28 @@ def _deduplicate_events(services: Services) -> Callable[..., Awaitable[BoltRespo
     """Drop an Events API delivery whose event_id was already handled.
 
     Slack re-sends an event when the first delivery was slow or failed (X-Slack-Retry-Num), and
-    Bolt does not deduplicate. The claim is a unique row in the database, so it holds across
-    restarts and replicas.
+    Bolt does not deduplicate. A thread reply that mentions the bot comes twice more, as a
+    ``message`` and an ``app_mention`` with different event ids: the post itself is claimed too, so
+    whichever arrives first is the one acted on. The claims are unique rows in the database, so they
+    hold across restarts and replicas, and they are taken before the acknowledgement: when the
+    database is down the delivery fails and Slack sends it again later, instead of its work being
+    lost after a 200.
     """
 
     async def deduplicate(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if event_id:
             team_id = body.get("team_id") or ""
+            keys = [event_id, *_post_key(body.get("event") or {})]
             async with services.db.session() as session, session.begin():
                 await repositories.ensure_team(session, team_id=team_id)
-                fresh = await repositories.claim_slack_event(
-                    session, event_id=event_id, team_id=team_id, now=services.clock.now()
-                )
-            if not fresh:
+                fresh = [
+                    await repositories.claim_slack_event(
+                        session, event_id=key, team_id=team_id, now=services.clock.now()
+                    )
+                    for key in keys
+                ]
+            if not all(fresh):
                 logger.info("event %s already handled; dropping the repeat", event_id)
                 return BoltResponse(status=200, body="")
         await next()
@@ -115,5 +124,20 @@ def _deduplicate_events(services: Services) -> Callable[..., Awaitable[BoltRespo
     return deduplicate
 
 
+def _post_key(event: dict[str, Any]) -> list[str]:
+    """The key of a thread reply that may arrive as both a message and an app_mention (files aside:
+    a file_share message goes to intake, the mention to the chat, and both must run)."""
+    in_thread = bool(event.get("thread_ts")) and event.get("thread_ts") != event.get("ts")
+    is_reply = event.get("type") == "app_mention" or (event.get("type") == "message" and "subtype" not in event)
+    if in_thread and is_reply and not event.get("files"):
+        return [f"msg:{event.get('channel')}:{event.get('ts')}"]
+    return []
+
+
 async def _log_unhandled_error(error: Exception, body: dict[str, Any]) -> None:
+    if isinstance(error, DBAPIError | OSError):
+        # An outage, not a bug: the request fails, Slack sends it again, and one line says why.
+        cause = type(getattr(error, "orig", None) or error).__name__
+        logger.warning("database unavailable for a %s request (%s); Slack will retry", body.get("type", "?"), cause)
+        return
     logger.error("unhandled error for a %s request", body.get("type", "?"), exc_info=error)

@@ -123,21 +123,12 @@ async def start_chat(
 
 
 async def on_message(services: Services, incoming: Incoming) -> None:
-    """Answer a reply in a chat thread (once, even when Slack sends it as a message and a mention)."""
+    """Answer a reply in a chat thread (the app's middleware lets one of its message and mention through)."""
     async with services.db.session() as session:
         thread = await repositories.get_chat_thread(
             session, channel_id=incoming.channel_id, thread_ts=incoming.thread_ts
         )
     if thread is None:
-        return
-    async with services.db.session() as session, session.begin():
-        first = await repositories.claim_slack_event(
-            session,
-            event_id=f"msg:{incoming.channel_id}:{incoming.ts}",
-            team_id=thread.team_id,
-            now=services.clock.now(),
-        )
-    if not first:
         return
     history = await _history(services, thread, before=incoming.ts)
     question = MENTION.sub("", incoming.text).strip()

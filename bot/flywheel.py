@@ -270,12 +270,6 @@ async def on_correction(
         thread = await repositories.get_chat_thread(session, channel_id=channel_id, thread_ts=thread_ts)
     if thread is None:
         return
-    async with services.db.session() as session, session.begin():
-        first = await repositories.claim_slack_event(
-            session, event_id=f"msg:{channel_id}:{ts}", team_id=thread.team_id, now=services.clock.now()
-        )
-    if not first:
-        return
     corrected = CORRECTION.sub("", text, count=1).strip()
     dataset = await _target_dataset(services, thread)
     turns = [turn for turn in await thread_turns(services, thread) if float(turn.parts[0]) < float(ts)]

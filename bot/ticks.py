@@ -92,6 +92,9 @@ async def _tick(services: Services, *, owner: str) -> None:
         await notifier.deliver_pending(services)
     except Exception:
         logger.exception("delivering notifications failed")
-    async with services.db.session() as session:
-        active = await repositories.count_active_jobs(session, statuses=tuple(ACTIVE))
-    services.metrics.active_jobs.set(active)
+    try:
+        async with services.db.session() as session:
+            active = await repositories.count_active_jobs(session, statuses=tuple(ACTIVE))
+        services.metrics.active_jobs.set(active)
+    except Exception:
+        logger.exception("counting active jobs failed")
