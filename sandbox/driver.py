@@ -115,6 +115,14 @@ class SlackDriver:
             "event": event,
         }
 
+    def message_envelope(self, message: Message) -> dict[str, Any]:
+        """The Events API envelope Slack would send for ``message``, to deliver (and redeliver) at will."""
+        return self._envelope(self._message_event(message))
+
+    async def deliver_envelope(self, envelope: dict[str, Any], *, retry_num: int = 0) -> Delivery:
+        """One delivery of an event envelope; a retry carries Slack's retry headers (or retry_attempt)."""
+        return await self._deliver("events_api", envelope, retry_num=retry_num)
+
     async def send_event(
         self, event: dict[str, Any], *, event_id: str | None = None, retries: int = 0
     ) -> list[Delivery]:

@@ -208,6 +208,15 @@ class Fault:
     after_processing: bool = False
 
 
+@dataclass
+class Hold:
+    """Do a call's work, then withhold its answer until released: the caller died or the network did."""
+
+    skip: int
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class SlackWorkspace:
     """The state of one Slack workspace, plus the call log and the faults to inject."""
 
@@ -235,6 +244,7 @@ class SlackWorkspace:
         self.statuses: list[dict[str, Any]] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.faults: dict[str, Fault] = {}
+        self.holds: dict[str, Hold] = {}
         self.triggers: dict[str, str] = {}
         self.hooks: dict[str, ResponseHook] = {}
         self._counter = itertools.count(1)
@@ -269,6 +279,11 @@ class SlackWorkspace:
     ) -> None:
         """Make the next ``times`` calls of ``method`` fail (429 with Retry-After, 5xx, or ok:false)."""
         self.faults[method] = Fault(status=status, times=times, error=error, after_processing=after_processing)
+
+    def hold(self, method: str, *, after: int = 0) -> Hold:
+        """Answer ``after`` calls of ``method`` as usual, then do the next one's work but keep its answer."""
+        self.holds[method] = Hold(skip=after)
+        return self.holds[method]
 
     def on_change(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
         """Call ``listener(kind, detail)`` on every visible change (the demo prints a transcript from it)."""
@@ -820,6 +835,8 @@ class SlackEmulator:
         return self
 
     async def stop(self) -> None:
+        for hold in self.workspace.holds.values():
+            hold.released.set()
         for socket in list(self.sockets):
             await socket.close()
         if self.runner is not None:
@@ -865,6 +882,13 @@ class SlackEmulator:
         if fault is not None and fault.times > 0 and fault.after_processing:
             fault.times -= 1
             return _fault_response(fault)
+        hold = ws.holds.get(method)
+        if hold is not None and not hold.reached.is_set():
+            if hold.skip > 0:
+                hold.skip -= 1
+            else:
+                hold.reached.set()
+                await hold.released.wait()
         headers = {"x-oauth-scopes": BOT_SCOPES} if method == "auth.test" else {}
         return web.json_response({"ok": True, **result}, headers=headers)
 

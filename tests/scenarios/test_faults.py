@@ -1,0 +1,278 @@
+"""Fault tests: Slack's retries at volume, a replica killed mid-tick, PostgreSQL restarted under load.
+
+Each runs on loopback against the emulators, bounded in time, with two replicas sharing one
+database (PostgreSQL when TEST_DATABASE_URL is set, else one SQLite file). Each prints its figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlmodel import col, func, select
+
+from bot import ticks
+from bot.clock import FrozenClock
+from bot.services import Services
+from sandbox.openai_server import OpenAIEmulator
+from sandbox.slack_server import Message, SlackEmulator
+from storage.models import Notification, SlackEvent
+from tests.conftest import ALICE, BOB, GENERAL, POSTGRES_SKIP_REASON, BotUnderTest, bot_settings, reset_postgres
+from tests.scenarios.test_chat import answers
+from tests.scenarios.test_replicas import assert_every_milestone_posted_once, follow_to_the_end, seed_jobs
+
+EVENTS = 1000
+THREADS = 20
+IN_FLIGHT = 50
+JOBS = 12
+# Slack retries an event it got no 200 for; the real spacing is minutes, here it is seconds.
+RETRY_DELAYS = (1.0, 2.0, 4.0)
+QUESTIONS_UNDER_RESTART = 100
+REFUSALS_DURING_OUTAGE = 10
+ARRIVAL_GAP = 1 / 20  # a steady stream of 20 questions a second
+
+
+async def shared_database(tmp_path: Path) -> str:
+    """One database for every replica of a test: PostgreSQL when the suite has one, else a SQLite file."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        return f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    await reset_postgres(url.replace("postgresql://", "postgresql+asyncpg://", 1))
+    return url
+
+
+def chat_roots_posted(bot: BotUnderTest) -> list[Message]:
+    return [m for m in bot.workspace.channel_messages(GENERAL) if m.text.startswith("💬 Chat with")]
+
+
+async def chat_roots(bot: BotUnderTest, count: int) -> list[Message]:
+    for _ in range(count):
+        await bot.driver.slash_command(ALICE, GENERAL, "chat gpt-4o-mini")
+    found: list[Message] = await bot.workspace.wait_for(
+        lambda: (len(roots := chat_roots_posted(bot)) == count and roots) or None
+    )
+    return found
+
+
+async def test_a_thousand_events_delivered_up_to_three_times_act_once(
+    bot_factory: Any, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """Every event is a question in a chat thread, delivered 1–3 times (retries with Slack's retry headers),
+    shuffled and spread over two replicas as a load balancer would: each question is answered once."""
+    url = await shared_database(tmp_path)
+    replicas: list[BotUnderTest] = [await bot_factory(database_url=url) for _ in range(2)]
+    workspace, openai = replicas[0].workspace, replicas[0].openai
+    roots = await chat_roots(replicas[0], THREADS)
+    questions = [
+        workspace.user_message(
+            user=(ALICE, BOB)[index % 2],
+            channel=GENERAL,
+            text=f"Question {index}?",
+            thread_ts=roots[index % THREADS].ts,
+        )
+        for index in range(EVENTS)
+    ]
+    envelopes = [replicas[0].driver.message_envelope(question) for question in questions]
+    deliveries = [(envelope, attempt) for index, envelope in enumerate(envelopes) for attempt in range(1 + index % 3)]
+    random.Random(20261121).shuffle(deliveries)
+    slots = asyncio.Semaphore(IN_FLIGHT)
+
+    async def deliver(number: int, envelope: dict[str, Any], attempt: int) -> int:
+        async with slots:
+            delivery = await replicas[number % 2].driver.deliver_envelope(envelope, retry_num=attempt)
+            return delivery.status
+
+    started = time.perf_counter()
+    statuses = await asyncio.gather(*(deliver(n, *delivery) for n, delivery in enumerate(deliveries)))
+    acked = time.perf_counter() - started
+    assert Counter(statuses) == {200: len(deliveries)}
+    await workspace.wait_for(
+        lambda: all(len(answers(replicas[0], root)) >= EVENTS // THREADS for root in roots) or None, timeout=300
+    )
+    for replica in replicas:  # whatever a duplicate would have started has had its chance to finish
+        assert await replica.services.drain(timeout=60) == 0
+    answered = time.perf_counter() - started
+
+    asked = Counter(request["messages"][-1]["content"] for request in openai.state.chat_requests)
+    assert asked == {f"Question {index}?": 1 for index in range(EVENTS)}, "each question went to the model once"
+    assert [len(answers(replicas[0], root)) for root in roots] == [EVENTS // THREADS] * THREADS
+    async with replicas[0].services.db.session() as session:
+        claimed = await session.exec(
+            select(func.count()).where(col(SlackEvent.event_id).in_([e["event_id"] for e in envelopes]))
+        )
+        assert claimed.one() == EVENTS
+    print(
+        f"\n{EVENTS} events, {len(deliveries)} deliveries over 2 replicas: all acked 200 in {acked:.1f} s, "
+        f"{EVENTS} answers and {len(openai.state.chat_requests)} model calls after {answered:.1f} s; 0 duplicates"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def run_replica(
+    slack: SlackEmulator, openai_emulator: OpenAIEmulator, database_url: str, data_dir: Path
+) -> asyncio.subprocess.Process:
+    """`finetune-bot run` as its own process, in HTTP mode, ticking every second on the wall clock."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FINETUNE_"))}
+    environment.update(
+        SLACK_BOT_TOKEN=slack.workspace.bot_token,
+        SLACK_SIGNING_SECRET=slack.workspace.signing_secret,
+        SLACK_API_URL=slack.api_url,
+        OPENAI_API_KEY=openai_emulator.state.api_key,
+        OPENAI_BASE_URL=openai_emulator.base_url,
+        FINETUNE_PROVIDER="sandbox",
+        FINETUNE_POLL_SECONDS="1",
+        FINETUNE_DATA_DIR=str(data_dir),
+        DATABASE_URL=database_url,
+        PORT=str(free_port()),
+    )
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", env=environment, stderr=asyncio.subprocess.DEVNULL
+    )
+
+
+async def test_a_replica_killed_mid_tick_loses_and_doubles_nothing(
+    tmp_path: Path, slack: SlackEmulator, openai_emulator: OpenAIEmulator
+) -> None:
+    """kill -9 of a replica while its tick posts: Slack has the message, the replica never recorded it.
+
+    The surviving replica takes the work over once the leases expire: every milestone, result and
+    chart of every job appears exactly once in its thread."""
+    url = await shared_database(tmp_path)
+    clock = FrozenClock(datetime.now(UTC))  # the killed replica's leases are on the wall clock
+    survivor = Services.create(
+        bot_settings(tmp_path, slack, openai_emulator, socket_mode=False, database_url=url), clock=clock
+    )
+    await survivor.db.migrate()
+    threads = await seed_jobs(survivor, slack.workspace, openai_emulator, clock, JOBS)
+    openai_emulator.state.clock.advance(30)  # the jobs are queued now: the first tick has news to post
+    posting = slack.workspace.hold("chat.postMessage", after=2)
+    victim = await run_replica(slack, openai_emulator, url, tmp_path / "victim")
+    try:
+        await asyncio.wait_for(posting.reached.wait(), timeout=90)
+        victim.kill()
+        await victim.wait()
+    finally:
+        if victim.returncode is None:
+            victim.kill()
+    posting.released.set()
+    async with survivor.db.session() as session:
+        caught = (await session.exec(select(Notification.status, func.count()).group_by(Notification.status))).all()
+    assert dict(caught).get("sending") == 1, f"killed between posting and recording: {caught}"
+    assert len(slack.workspace.bot_messages(GENERAL)) == 3, "two posted and recorded, one posted only"
+
+    await follow_to_the_end([survivor], clock, openai_emulator, jobs=JOBS)
+    assert_every_milestone_posted_once(slack.workspace, threads)
+    await survivor.aclose()
+    print(f"\nkilled mid-tick with {dict(caught)} notifications; the survivor posted each of {JOBS} jobs' once")
+
+
+def cluster_version() -> str:
+    versions = sorted(Path("/etc/postgresql").glob("*"))
+    if not versions:
+        pytest.skip("the PostgreSQL server is not managed by pg_ctlcluster here, so the test cannot restart it")
+    return versions[-1].name
+
+
+async def pg_ctlcluster(version: str, action: str) -> None:
+    """Stop (fast: open connections are cut) or start the PostgreSQL server the suite uses."""
+    extra = ("-m", "fast") if action == "stop" else ()
+    control = await asyncio.create_subprocess_exec(
+        "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action, *extra
+    )
+    assert await control.wait() == 0, f"pg_ctlcluster {action} failed"
+
+
+async def test_postgresql_restarted_under_load_recovers_with_no_manual_step(
+    bot_factory: Any, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """Questions keep arriving at two replicas while PostgreSQL restarts. A delivery the bot could not take
+    gets an error status, so Slack retries it; afterwards the bot is ready again, ticks, and answers,
+    and no question is answered twice."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    url = await shared_database(tmp_path)
+    replicas: list[BotUnderTest] = [await bot_factory(database_url=url) for _ in range(2)]
+    workspace, openai = replicas[0].workspace, replicas[0].openai
+    roots = await chat_roots(replicas[0], 4)
+    version = cluster_version()
+    outcomes: Counter[str] = Counter()
+    refused_enough = asyncio.Event()
+
+    async def ask(number: int) -> None:
+        question = workspace.user_message(
+            user=ALICE, channel=GENERAL, text=f"Question {number}?", thread_ts=roots[number % len(roots)].ts
+        )
+        envelope = replicas[0].driver.message_envelope(question)
+        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            try:
+                delivery = await replicas[number % 2].driver.deliver_envelope(envelope, retry_num=attempt)
+                if delivery.status == 200:
+                    outcomes["acked after a retry" if attempt else "acked at once"] += 1
+                    return
+            except aiohttp.ClientError:
+                pass
+            outcomes["refused, retried"] += 1
+            if outcomes["refused, retried"] >= REFUSALS_DURING_OUTAGE:
+                refused_enough.set()
+            if delay is not None:
+                # Slack's own retry spacing: the restart runs on the wall clock, so the load does too.
+                await asyncio.sleep(delay)
+        outcomes["never acked"] += 1
+
+    async def load() -> None:
+        asking = []
+        for number in range(QUESTIONS_UNDER_RESTART):
+            asking.append(asyncio.create_task(ask(number)))
+            await asyncio.sleep(ARRIVAL_GAP)
+        await asyncio.gather(*asking)
+
+    async def restart() -> float:
+        """Down until the load has met enough refusals (a tick runs meanwhile), then up again."""
+        await asyncio.sleep(ARRIVAL_GAP * 10)  # the load is under way
+        await pg_ctlcluster(version, "stop")
+        down_at = time.perf_counter()
+        try:
+            await ticks.tick(replicas[0].services, owner="during-outage")  # logs what failed, raises nothing
+            await asyncio.wait_for(refused_enough.wait(), timeout=60)
+        finally:
+            await pg_ctlcluster(version, "start")
+        return time.perf_counter() - down_at
+
+    outage, _ = await asyncio.gather(restart(), load())
+    for replica in replicas:
+        await replica.services.drain(timeout=60)
+    async with aiohttp.ClientSession() as http:
+        for replica in replicas:
+            async with http.get(f"{replica.base_url}/readyz") as response:
+                assert response.status == 200, await response.text()
+    await ticks.tick(replicas[0].services, owner="after-restart")
+    roots_after = len(roots)
+    await replicas[1].driver.slash_command(BOB, GENERAL, "chat gpt-4o-mini")
+    await workspace.wait_for(lambda: len(chat_roots_posted(replicas[1])) > roots_after or None)
+
+    asked = Counter(request["messages"][-1]["content"] for request in openai.state.chat_requests)
+    assert asked == {f"Question {number}?": 1 for number in range(QUESTIONS_UNDER_RESTART)}, "each asked once"
+    answered = sum(len(answers(replicas[0], root)) for root in roots)
+    assert outcomes["never acked"] == 0, outcomes
+    assert outcomes["refused, retried"] > 0, "the outage was felt"
+    assert answered == QUESTIONS_UNDER_RESTART
+    print(
+        f"\nPostgreSQL down for {outage:.1f} s under {QUESTIONS_UNDER_RESTART} questions at 20/s over 2 replicas: "
+        f"{dict(outcomes)}; {answered} answered, none twice; ready, ticking and answering afterwards"
+    )
