@@ -1,11 +1,14 @@
-"""`./dev bench [validator [MB …] | ticks | load]`: run the benchmarks and print their figures as Markdown."""
+"""`./dev bench [validator [MB …] | ticks | load | replicas]`: run the benchmarks and print their figures as Markdown.
+
+`replicas` needs PostgreSQL (TEST_DATABASE_URL, else the local server's database `test`), so `all` leaves it out.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from bench import load, ticks, validator
+from bench import load, replicas, ticks, validator
 
 
 def validator_table(sizes: tuple[int, ...]) -> None:
@@ -46,6 +49,8 @@ def main() -> int:
         figures_table("One tick with 1,000 active jobs (emulators on loopback, SQLite)", ticks.main())
     if which in ("all", "load"):
         figures_table("200 concurrent slash commands (HTTP mode, SQLite, loopback)", load.main())
+    if which == "replicas":
+        figures_table("compose.yaml's two replicas, run by hand on one PostgreSQL", replicas.main())
     return 0
 
 
