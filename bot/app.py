@@ -10,16 +10,22 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy.exc import DBAPIError
 
 import handlers
 from bot.logging import request_id
 from bot.metrics import Metrics
 from bot.services import Services
+from bot.workspaces import BOT_SCOPES, current_team
 from storage import repositories
 
 logger = logging.getLogger(__name__)
+# How long an install begun at /slack/install may take to come back from Slack's approval page.
+OAUTH_STATE_SECONDS = 600
 
 
 def build_app(services: Services) -> AsyncApp:
@@ -29,6 +35,7 @@ def build_app(services: Services) -> AsyncApp:
         client=services.slack,
         # Socket Mode requests are not signed; Bolt skips verification for them by itself.
         signing_secret=secret,
+        oauth_settings=_oauth_settings(services),
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
@@ -38,6 +45,23 @@ def build_app(services: Services) -> AsyncApp:
     app.error(_log_unhandled_error)
     handlers.register(app, services)
     return app
+
+
+def _oauth_settings(services: Services) -> AsyncOAuthSettings | None:
+    """Multi-workspace mode: /slack/install and /slack/oauth_redirect, with installations and the
+    OAuth states in the bot's own database (so any replica can finish an install another began)."""
+    settings = services.settings
+    if services.installations is None or settings.slack_client_secret is None:
+        return None
+    return AsyncOAuthSettings(
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret.get_secret_value(),
+        scopes=list(BOT_SCOPES),
+        redirect_uri=settings.slack_redirect_uri,
+        installation_store=services.installations.store,
+        state_store=AsyncSQLAlchemyOAuthStateStore(expiration_seconds=OAUTH_STATE_SECONDS, engine=services.db.engine),
+        install_page_rendering_enabled=False,  # /slack/install sends the browser straight to Slack
+    )
 
 
 def _kind(body: dict[str, Any]) -> str:
@@ -83,8 +107,12 @@ def _observe(services: Services) -> Callable[..., Awaitable[BoltResponse | None]
 def _provide_services(services: Services) -> Callable[..., Awaitable[None]]:
     """Make ``services`` an argument every listener can ask for, as Bolt does for ``client`` or ``say``."""
 
-    async def provide(context: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+    async def provide(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
         context["services"] = services
+        # The bot's Slack client acts in this request's workspace, and so does the work it starts.
+        # Not reset afterwards: Bolt runs the listeners once every middleware has returned, in tasks
+        # that copy this context; each request sets it anew.
+        current_team.set(context.team_id or "")
         await next()
 
     return provide

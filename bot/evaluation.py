@@ -22,7 +22,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, catalog, eval_metrics, notifier, team_views
+from bot import blocks, catalog, eval_metrics, notifier, team_views, workspaces
 from bot.chat import resolve_model
 from bot.errors import UserFacingError
 from bot.intake import dataset_path, find_dataset
@@ -351,6 +351,7 @@ async def _start_running(services: Services, evaluation_id: int) -> None:
                 await repositories.list_evaluation_answers(session, evaluation_id=evaluation_id), evaluation
             )
         )
+    workspaces.serve(evaluation.team_id)
     name = dataset.filename if dataset is not None else f"dataset #{evaluation.dataset_id}"
     if evaluation.progress_message_ts:  # Try again: the progress message is already in the thread
         await _show_progress(services, evaluation, name, done)
@@ -420,6 +421,7 @@ async def run(services: Services, *, evaluation_id: int) -> None:
         dataset = await session.get(Dataset, evaluation.dataset_id)
         stored = await repositories.list_evaluation_answers(session, evaluation_id=evaluation_id)
     assert dataset is not None
+    workspaces.serve(evaluation.team_id)
     examples, _ = await asyncio.to_thread(
         load_examples, dataset_path(services, dataset.sha256), dataset.format, limit=evaluation.total
     )

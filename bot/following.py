@@ -15,7 +15,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, catalog
+from bot import blocks, catalog, workspaces
 from bot.jobs import TERMINAL, JobStatus, transition
 from bot.providers import ProviderError, ProviderEvent
 from bot.services import Services
@@ -99,6 +99,7 @@ async def follow_job(services: Services, job_id: int) -> bool:
         assert job is not None and job.provider_job_id is not None
         dataset = await session.get(Dataset, job.dataset_id)
     assert dataset is not None
+    workspaces.serve(job.team_id)
     remote = await services.provider.get_job(job.provider_job_id)
     events = await services.provider.events_since(job.provider_job_id, last_seen=job.last_event_id)
     now = services.clock.now()
@@ -221,6 +222,8 @@ async def _refresh_card(services: Services, job: TrainingJob, dataset: Dataset, 
     except SlackApiError as error:
         # The card catches up at the next poll; the outcome itself goes through the outbox.
         logger.warning("job card of %s not updated: %s", job.id, error.response.get("error"))
+    except workspaces.WorkspaceNotInstalled as error:
+        logger.warning("job card of %s not updated: %s", job.id, error)
 
 
 async def _model_retires(services: Services, model: str) -> date | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, notifier
+from bot import blocks, notifier, workspaces
 from bot.chat import resolve_model
 from bot.errors import UserFacingError
 from bot.intake import dataset_path, find_dataset
@@ -134,6 +134,7 @@ async def record(services: Services, *, golden_set_id: int) -> None:
         assert golden is not None
         dataset = await session.get(Dataset, golden.dataset_id)
         done = await repositories.golden_positions_done(session, golden_set_id=golden_set_id)
+    workspaces.serve(golden.team_id)
     assert dataset is not None
     prompts = prompts_of(dataset_path(services, dataset.sha256), dataset.format)
     slots = asyncio.Semaphore(CONCURRENCY)

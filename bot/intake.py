@@ -188,7 +188,7 @@ async def download(services: Services, url: str, name: str) -> tuple[Path, str, 
         raise IntakeError(
             f"I could not download `{name}`: its link does not point to Slack's file host, so I did not follow it."
         )
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    token = await services.bot_token()
     partial = settings.finetune_data_dir / "incoming" / f"{uuid.uuid4().hex}.part"
     partial.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()

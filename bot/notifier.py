@@ -15,7 +15,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, charts
+from bot import blocks, charts, workspaces
 from bot.services import Services
 from storage import repositories
 from storage.models import Evaluation, Notification
@@ -50,11 +50,19 @@ async def _deliver(services: Services, notification: Notification) -> int:
         attempt = await repositories.claim_notification(session, notification_id=notification.id, now=now, lease=CLAIM)
     if attempt is None:
         return 0  # another replica has it
+    workspaces.serve(notification.team_id)
     try:
         channel = await _channel(services, notification)
         posted = await _already_posted(services, notification, channel) if attempt > 1 else None
         if posted is None:
             posted = await _post(services, notification, channel)
+    except workspaces.WorkspaceNotInstalled as error:
+        logger.warning("notification %s (%s) given up: %s", notification.id, notification.kind, error)
+        async with services.db.session() as session, session.begin():
+            await repositories.finish_notification(
+                session, notification_id=notification.id, status="failed", now=services.clock.now()
+            )
+        return 0
     except SlackApiError as error:
         code = str(error.response.get("error") or error.response.status_code)
         status = "failed" if code in PERMANENT else "pending"

@@ -68,7 +68,13 @@ class RunningBot:
 
 
 async def check_slack(services: Services) -> None:
-    """Call auth.test once at start, so a wrong token fails now with a clear line, not at first use."""
+    """Call auth.test once at start, so a wrong token fails now with a clear line, not at first use.
+
+    A multi-workspace bot has no token of its own: each workspace's is checked as it is used."""
+    if services.installations is not None:
+        services.slack_state.connected = True
+        services.slack_state.detail = "multi-workspace: tokens come from each workspace's installation"
+        return
     try:
         identity = await services.slack.auth_test()
     except SlackApiError as error:
@@ -134,6 +140,8 @@ async def start_bot(
             return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
 
         web_app.add_routes([web.post(SLACK_EVENTS_PATH, slack_events), web.post(WEBHOOK_PATH, _webhook(services))])
+    if app.oauth_flow is not None:
+        web_app.add_routes(_install_routes(app))
 
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
@@ -147,6 +155,21 @@ async def start_bot(
         logger.info("listening for Slack on http://%s:%s%s", host, bound_port, SLACK_EVENTS_PATH)
     scheduler = start_scheduler(services) if schedule else None
     return RunningBot(app=app, port=bound_port, runner=runner, socket_mode=socket_mode, scheduler=scheduler)
+
+
+def _install_routes(app: AsyncApp) -> list[web.RouteDef]:
+    """GET /slack/install sends a person to Slack's approval page; Slack sends them back to
+    /slack/oauth_redirect, where Bolt exchanges the code and stores the workspace's installation."""
+    flow = app.oauth_flow
+    assert flow is not None
+
+    async def install(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+    async def redirect(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+    return [web.get(flow.install_path, install), web.get(flow.redirect_uri_path, redirect)]
 
 
 def _webhook(services: Services) -> Any:

@@ -17,6 +17,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, SystemClock
@@ -25,6 +26,7 @@ from bot.metrics import Metrics
 from bot.providers.openai_compatible import build_provider
 from bot.providers.types import BaseModelInfo, FineTuneProvider
 from bot.settings import Settings
+from bot.workspaces import Installations, WorkspaceClient, current_team
 from storage.db import Database
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class Services:
     clock: Clock
     provider: FineTuneProvider
     metrics: Metrics = field(default_factory=Metrics)
+    # Multi-workspace mode only: the installed workspaces' bot tokens.
+    installations: Installations | None = None
     slack_state: SlackState = field(default_factory=SlackState)
     # One validation at a time: it uses every core already, and a second would only add memory.
     validation_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
@@ -62,6 +66,12 @@ class Services:
     _token_counters: dict[str, TokenCounter] = field(default_factory=dict)
     _validation_pool: ProcessPoolExecutor | None = None
     _base_models: tuple[datetime, list[BaseModelInfo]] | None = None
+
+    async def bot_token(self) -> str:
+        """The bot token of the workspace being served, for what goes around the Web API (file downloads)."""
+        if self.installations is not None:
+            return await self.installations.bot_token(current_team.get())
+        return self.settings.slack_bot_token.get_secret_value() if self.settings.slack_bot_token else ""
 
     def token_counter(self, encoding: str) -> TokenCounter:
         """One counter (tables and cache) per encoding for the process, not one per chat message."""
@@ -99,29 +109,33 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Services:
-        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-        slack = AsyncWebClient(
-            token=token,
-            base_url=settings.slack_api_url,
-            retry_handlers=[
-                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-                AsyncServerErrorRetryHandler(max_retry_count=1),
-            ],
-        )
-        slack_once = AsyncWebClient(
-            token=token,
-            base_url=settings.slack_api_url,
-            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
-        )
+        clock = clock or SystemClock()
+        db = Database(settings.effective_database_url)
+        installations = None
+        if settings.slack_multi_workspace:
+            store = AsyncSQLAlchemyInstallationStore(client_id=settings.slack_client_id or "", engine=db.engine)
+            installations = Installations(store, clock)
+
+        def client(*retry_handlers: Any) -> AsyncWebClient:
+            if installations is not None:
+                return WorkspaceClient(
+                    installations, base_url=settings.slack_api_url, retry_handlers=list(retry_handlers)
+                )
+            token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+            return AsyncWebClient(token=token, base_url=settings.slack_api_url, retry_handlers=list(retry_handlers))
+
         metrics = Metrics()
         return cls(
             settings=settings,
-            db=Database(settings.effective_database_url),
-            slack=slack,
-            slack_once=slack_once,
-            clock=clock or SystemClock(),
+            db=db,
+            slack=client(
+                AsyncRateLimitErrorRetryHandler(max_retry_count=2), AsyncServerErrorRetryHandler(max_retry_count=1)
+            ),
+            slack_once=client(AsyncRateLimitErrorRetryHandler(max_retry_count=2)),
+            clock=clock,
             provider=build_provider(settings, observe=metrics.provider_call),
             metrics=metrics,
+            installations=installations,
         )
 
     async def drain(self, *, timeout: float) -> int:

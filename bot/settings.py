@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # Multi-workspace install: workspaces add the app through /slack/install (OAuth v2) and each
+    # one's bot token is kept in the database. Off by default: one workspace, SLACK_BOT_TOKEN.
+    slack_multi_workspace: bool = False
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    # Where Slack sends people back after they approve; unset means the app's configured redirect URL.
+    slack_redirect_uri: str | None = None
 
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
@@ -107,6 +114,7 @@ class Settings(BaseSettings):
         "slack_bot_token",
         "slack_app_token",
         "slack_signing_secret",
+        "slack_client_secret",
         "openai_api_key",
         "azure_openai_api_key",
         mode="before",
@@ -176,18 +184,36 @@ class Settings(BaseSettings):
 
     @property
     def has_slack_credentials(self) -> bool:
-        return self.slack_bot_token is not None and (
-            self.slack_app_token is not None or self.slack_signing_secret is not None
-        )
+        installed = self.slack_multi_workspace or self.slack_bot_token is not None
+        return installed and (self.slack_app_token is not None or self.slack_signing_secret is not None)
 
     def require_slack(self) -> None:
         """Raise ConfigError naming what `finetune-bot run` still needs from Slack."""
-        if self.slack_bot_token is None:
+        if self.slack_multi_workspace:
+            self._require_oauth()
+        elif self.slack_bot_token is None:
             raise ConfigError(f"SLACK_BOT_TOKEN is not set: {SLACK_SETUP_HINT}, install it, copy the xoxb- token.")
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise ConfigError(
                 "Neither SLACK_APP_TOKEN (Socket Mode) nor SLACK_SIGNING_SECRET (HTTP mode) is set: "
                 f"{SLACK_SETUP_HINT}, then set one of them."
+            )
+
+    def _require_oauth(self) -> None:
+        if self.slack_bot_token is not None:
+            raise ConfigError(
+                "SLACK_MULTI_WORKSPACE=true and SLACK_BOT_TOKEN are both set: each workspace's token comes from "
+                "its installation, so unset SLACK_BOT_TOKEN (or turn multi-workspace off)."
+            )
+        if not self.slack_client_id or self.slack_client_secret is None:
+            raise ConfigError(
+                "SLACK_MULTI_WORKSPACE=true needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET "
+                "(Slack app settings → Basic Information → App Credentials)."
+            )
+        if self.slack_signing_secret is None:
+            raise ConfigError(
+                "SLACK_MULTI_WORKSPACE=true needs SLACK_SIGNING_SECRET: people install the app through "
+                "https://<your host>/slack/install, which Slack answers over HTTP."
             )
 
     def require_provider(self) -> None:

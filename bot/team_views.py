@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, notifier, policy
+from bot import blocks, notifier, policy, workspaces
 from bot.chat import resolve_model
 from bot.errors import UserFacingError
 from bot.intake import dataset_path, find_dataset
@@ -180,6 +180,7 @@ async def home_opened(services: Services, *, team_id: str, user_id: str) -> None
 
 async def refresh_homes(services: Services, *, team_id: str) -> None:
     """After a change, re-publish the Home of everyone who looked at it this week."""
+    workspaces.serve(team_id)
     async with services.db.session() as session:
         viewers = await repositories.recent_home_viewers(
             session, team_id=team_id, since=services.clock.now() - HOME_VIEWERS_WINDOW

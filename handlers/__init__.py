@@ -10,7 +10,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import chat, commands, datasets, evaluation, flywheel, jobs, team, training
+from handlers import chat, commands, datasets, evaluation, flywheel, jobs, team, training, workspaces
 
 
 async def _acknowledge_event() -> None:
@@ -60,6 +60,9 @@ def register(app: AsyncApp, services: Services) -> None:
 
     app.event("app_home_opened")(team.home_opened)
     app.action("home_page")(team.home_page)
+
+    app.event("app_uninstalled")(workspaces.app_uninstalled)
+    app.event("tokens_revoked")(workspaces.tokens_revoked)
 
     # Last: Bolt runs the first listener that matches, so this only catches what nothing above took.
     app.event(re.compile(".*"))(_acknowledge_event)

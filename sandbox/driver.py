@@ -19,7 +19,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackFile, View
+from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackFile, SlackWorkspace, View
 
 
 @dataclass
@@ -49,15 +49,17 @@ class SlackDriver:
         *,
         bot_url: str | None = None,
         socket_mode: bool = False,
+        workspace: SlackWorkspace | None = None,
     ) -> None:
         if (bot_url is None) == (not socket_mode):
             raise ValueError("give either bot_url (HTTP mode) or socket_mode=True")
         self.emulator = emulator
-        self.ws = emulator.workspace
+        # People of ``workspace`` (the emulator's first by default); the app signs for all of them alike.
+        self.ws = workspace or emulator.workspace
         self.session = session
         self.bot_url = bot_url
         self.socket_mode = socket_mode
-        self.signing_secret = self.ws.signing_secret
+        self.signing_secret = emulator.workspace.signing_secret
 
     # --- raw delivery ---
 

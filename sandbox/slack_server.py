@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import WSMsgType, web
+from aiohttp import BasicAuth, WSMsgType, web
 
 TEXT_LIMIT = 4000
 BLOCKS_PER_MESSAGE = 50
@@ -296,7 +296,8 @@ class SlackWorkspace:
         return f"{1763700000 + n}.{n:06d}"
 
     def next_id(self, prefix: str) -> str:
-        return f"{prefix}{next(self._counter):08X}"
+        """A new object id; the team's own digits keep it unique across workspaces, as Slack's are."""
+        return f"{prefix}{self.team_id[-3:]}{next(self._counter):08X}"
 
     def find(self, channel: str, ts: str) -> Message | None:
         return next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
@@ -565,7 +566,10 @@ class SlackApi:
             complete=False,
         )
         self.ws.files[slack_file.id] = slack_file
-        return {"upload_url": f"{self.ws.base_url}/upload/v1/{slack_file.id}", "file_id": slack_file.id}
+        return {
+            "upload_url": f"{self.ws.base_url}/upload/v1/{self.ws.team_id}/{slack_file.id}",
+            "file_id": slack_file.id,
+        }
 
     async def files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         entries = args.get("files")
@@ -795,11 +799,21 @@ APP_TOKEN_METHODS = {"apps.connections.open"}
 
 
 class SlackEmulator:
-    """The aiohttp server around a workspace: Web API, files, response URLs, Socket Mode."""
+    """The aiohttp server around workspaces: Web API, files, response URLs, Socket Mode, OAuth.
+
+    The first workspace is the one a single-workspace bot is configured for (and the one Socket
+    Mode serves); more can be added for a multi-workspace bot, which gets their tokens by OAuth.
+    """
 
     def __init__(self, workspace: SlackWorkspace | None = None) -> None:
         self.workspace = workspace or SlackWorkspace()
-        self.api = SlackApi(self.workspace)
+        self.workspaces = [self.workspace]
+        self.apis = {self.workspace.team_id: SlackApi(self.workspace)}
+        self.api = self.apis[self.workspace.team_id]
+        # The app's credentials (Basic Information → App Credentials), for oauth.v2.access.
+        self.client_id = "1234567890.0987654321"
+        self.client_secret = secrets.token_hex(16)
+        self._install_codes: dict[str, tuple[SlackWorkspace, str]] = {}
         self.runner: web.AppRunner | None = None
         self.port = 0
         self.sockets: list[web.WebSocketResponse] = []
@@ -810,6 +824,59 @@ class SlackEmulator:
     def api_url(self) -> str:
         return f"{self.workspace.base_url}/api/"
 
+    def add_workspace(self, workspace: SlackWorkspace) -> SlackWorkspace:
+        """Another workspace the app can be installed in (its bot token is only known through OAuth)."""
+        workspace.base_url = self.workspace.base_url
+        self.workspaces.append(workspace)
+        self.apis[workspace.team_id] = SlackApi(workspace)
+        return workspace
+
+    def approve_install(self, workspace: SlackWorkspace, *, user: str) -> str:
+        """Someone clicks Allow on Slack's install page: the code Slack sends back to the redirect URL."""
+        code = f"{workspace.team_id}.{secrets.token_hex(12)}"
+        self._install_codes[code] = (workspace, user)
+        return code
+
+    def revoke(self, workspace: SlackWorkspace) -> None:
+        """The app is uninstalled: its bot token stops working (a reinstall issues a new one)."""
+        workspace.bot_token = "xoxb-sandbox-" + secrets.token_hex(8)
+
+    def _workspace_of(self, token: str | None, method: str) -> SlackWorkspace | None:
+        for workspace in self.workspaces:
+            expected = workspace.app_token if method in APP_TOKEN_METHODS else workspace.bot_token
+            if token == expected:
+                return workspace
+        return None
+
+    def _oauth_v2_access(self, request: web.Request, args: dict[str, Any]) -> web.Response:
+        """Exchange an install code for the workspace's bot token; the app proves itself with its secret."""
+        client_id, client_secret = args.get("client_id"), args.get("client_secret")
+        if request.headers.get("Authorization", "").startswith("Basic "):
+            credentials = BasicAuth.decode(request.headers["Authorization"])
+            client_id, client_secret = credentials.login, credentials.password
+        if client_id != self.client_id:
+            return _slack_error("invalid_client_id")
+        if client_secret != self.client_secret:
+            return _slack_error("bad_client_secret")
+        installed = self._install_codes.pop(str(args.get("code") or ""), None)
+        if installed is None:
+            return _slack_error("invalid_code")
+        workspace, user = installed
+        return web.json_response(
+            {
+                "ok": True,
+                "app_id": workspace.app_id,
+                "authed_user": {"id": user},
+                "scope": BOT_SCOPES,
+                "token_type": "bot",
+                "access_token": workspace.bot_token,
+                "bot_user_id": workspace.bot_user_id,
+                "team": {"id": workspace.team_id, "name": workspace.team_name},
+                "enterprise": None,
+                "is_enterprise_install": False,
+            }
+        )
+
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=1024**3)
         app.add_routes(
@@ -817,7 +884,7 @@ class SlackEmulator:
                 web.route("*", "/api/{method}", self._api),
                 web.get("/files-pri/{key}/download/{name}", self._download),
                 web.get("/files-pri/{key}/{name}", self._download),
-                web.post("/upload/v1/{file_id}", self._upload),
+                web.post("/upload/v1/{team}/{file_id}", self._upload),
                 web.post("/hooks/{team}/{hook_id}", self._hook),
                 web.get("/link/", self._socket),
                 web.get("/link", self._socket),
@@ -831,7 +898,8 @@ class SlackEmulator:
         site = web.TCPSite(self.runner, host, port)
         await site.start()
         self.port = self.runner.addresses[0][1]
-        self.workspace.base_url = f"http://{host}:{self.port}"
+        for workspace in self.workspaces:
+            workspace.base_url = f"http://{host}:{self.port}"
         return self
 
     async def stop(self) -> None:
@@ -856,23 +924,25 @@ class SlackEmulator:
                 args.update(parse_qsl(body.decode(), keep_blank_values=True))
             elif content_type.startswith("multipart/"):
                 return _slack_error("invalid_form_data")
-        ws = self.workspace
+        if method == "oauth.v2.access":
+            return self._oauth_v2_access(request, args)
+        token = _bearer(request) or args.pop("token", None)
+        found = self._workspace_of(token, method)
+        ws = found or self.workspace
         fault = ws.faults.get(method)
         if fault is not None and fault.times > 0 and not fault.after_processing:
             fault.times -= 1
             ws.calls.append((method, {**args, "_fault": fault.status}))
             return _fault_response(fault)
-        token = _bearer(request) or args.pop("token", None)
-        expected = ws.app_token if method in APP_TOKEN_METHODS else ws.bot_token
         if not token:
             return _slack_error("not_authed")
-        if token != expected:
+        if found is None:
             return _slack_error("invalid_auth")
         ws.calls.append((method, args))
         if method == "apps.connections.open":
             host = request.host
             return web.json_response({"ok": True, "url": f"ws://{host}/link/?ticket={secrets.token_hex(8)}"})
-        handler = getattr(self.api, method.replace(".", "_"), None)
+        handler = getattr(self.apis[ws.team_id], method.replace(".", "_"), None)
         if handler is None:
             return _slack_error("unknown_method")
         try:
@@ -893,7 +963,7 @@ class SlackEmulator:
         return web.json_response({"ok": True, **result}, headers=headers)
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
-        ws = self.workspace
+        ws = self._workspace_of(_bearer(request), "files.download") or self.workspace
         file_id = request.match_info["key"].removeprefix(f"{ws.team_id}-")
         slack_file = ws.files.get(file_id)
         if _bearer(request) != ws.bot_token or ws.refuse_downloads:
@@ -906,15 +976,17 @@ class SlackEmulator:
         return web.Response(body=slack_file.content, content_type="application/octet-stream")
 
     async def _upload(self, request: web.Request) -> web.Response:
-        slack_file = self.workspace.files.get(request.match_info["file_id"])
+        ws = next((w for w in self.workspaces if w.team_id == request.match_info["team"]), self.workspace)
+        slack_file = ws.files.get(request.match_info["file_id"])
         if slack_file is None:
             return web.Response(status=404, text="not found")
         slack_file.content = await request.read()
         return web.Response(text=f"OK - {len(slack_file.content)}")
 
     async def _hook(self, request: web.Request) -> web.Response:
-        ws = self.workspace
-        hook = ws.hooks.get(request.match_info["hook_id"])
+        hook_id = request.match_info["hook_id"]
+        ws = next((w for w in self.workspaces if hook_id in w.hooks), self.workspace)
+        hook = ws.hooks.get(hook_id)
         if hook is None:
             return web.Response(status=404, text="invalid_token")
         hook.uses += 1

@@ -14,12 +14,16 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, text
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Multi-workspace installs: slack_sdk's stores own these tables (migration 0008 creates them).
+SLACK_OAUTH_TABLES = ("slack_installations", "slack_bots", "slack_oauth_states")
 
 Session = AsyncSession
 
@@ -69,6 +73,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def slack_oauth_metadata() -> MetaData:
+    """slack_sdk's installation, bot and OAuth-state tables, as its async SQLAlchemy stores define them."""
+    metadata = MetaData()
+    AsyncSQLAlchemyInstallationStore.build_installations_table(metadata, SLACK_OAUTH_TABLES[0])
+    AsyncSQLAlchemyInstallationStore.build_bots_table(metadata, SLACK_OAUTH_TABLES[1])
+    AsyncSQLAlchemyOAuthStateStore.build_oauth_states_table(metadata, SLACK_OAUTH_TABLES[2])
+    return metadata
+
+
+def include_in_migrations(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Autogenerate compares the SQLModel tables only: slack_sdk's tables are not theirs to drop."""
+    table = obj.table.name if type_ in ("column", "index", "unique_constraint", "foreign_key_constraint") else name
+    return table not in SLACK_OAUTH_TABLES
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:

@@ -33,8 +33,11 @@ async def test_schema_matches_the_models(db: Database) -> None:
     from alembic.runtime.migration import MigrationContext
     from sqlmodel import SQLModel
 
+    from storage.db import include_in_migrations
+
     def diff(connection: object) -> list[object]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})  # type: ignore[arg-type]
+        options = {"compare_type": True, "include_object": include_in_migrations}
+        context = MigrationContext.configure(connection, opts=options)  # type: ignore[arg-type]
         return list(compare_metadata(context, SQLModel.metadata))
 
     async with db.engine.connect() as connection:

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import ConfigError, load_settings
+from bot.workspaces import BOT_SCOPES
 
 
 def test_defaults_are_embedded(tmp_path: Path) -> None:
@@ -66,3 +67,23 @@ def test_missing_slack_and_provider_settings_name_the_fix() -> None:
     with pytest.raises(ConfigError, match=r"^FINETUNE_PROVIDER=compatible needs OPENAI_BASE_URL"):
         load_settings(_env_file=None, finetune_provider="compatible").require_provider()
     load_settings(_env_file=None, finetune_provider="sandbox").require_provider()
+
+
+def test_multi_workspace_mode_names_what_it_still_needs() -> None:
+    assert not load_settings(_env_file=None).slack_multi_workspace, "one workspace, SLACK_BOT_TOKEN, by default"
+    with pytest.raises(ConfigError, match=r"^SLACK_MULTI_WORKSPACE=true needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET"):
+        load_settings(_env_file=None, slack_multi_workspace=True).require_slack()
+    with pytest.raises(ConfigError, match=r"^SLACK_MULTI_WORKSPACE=true and SLACK_BOT_TOKEN are both set"):
+        load_settings(_env_file=None, slack_multi_workspace=True, slack_bot_token="xoxb-1").require_slack()
+    oauth = {"slack_multi_workspace": True, "slack_client_id": "1.2", "slack_client_secret": "s"}
+    with pytest.raises(ConfigError, match=r"^SLACK_MULTI_WORKSPACE=true needs SLACK_SIGNING_SECRET"):
+        load_settings(_env_file=None, **oauth).require_slack()
+    ready = load_settings(_env_file=None, slack_signing_secret="x", **oauth)
+    ready.require_slack()
+    assert ready.has_slack_credentials
+
+
+def test_the_scopes_an_install_asks_for_are_the_manifests() -> None:
+    manifest = (Path(__file__).resolve().parents[2] / "manifest.yml").read_text()
+    bot_scopes = manifest.split("    bot:\n", 1)[1].split("settings:", 1)[0]
+    assert tuple(line.strip().removeprefix("- ") for line in bot_scopes.splitlines() if line.strip()) == BOT_SCOPES

@@ -1,0 +1,147 @@
+"""Multi-workspace install: OAuth v2 through /slack/install, one bot serving two workspaces, uninstalls.
+
+Single-workspace token mode stays the default; every other scenario test runs in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+from sqlmodel import select
+
+from bot.clock import FrozenClock
+from bot.workspaces import Installations
+from sandbox.driver import SlackDriver
+from sandbox.openai_server import OpenAIEmulator
+from sandbox.slack_server import SlackEmulator, SlackWorkspace
+from storage.models import Notification
+from tests.conftest import ALICE, GENERAL, BotUnderTest
+from tests.scenarios.test_chat import marv_file
+from tests.scenarios.test_replicas import assert_every_milestone_posted_once, follow_to_the_end, seed_jobs
+from tests.scenarios.test_training import shared_report
+
+CAROL = "U0CAROL"
+
+
+async def multi_workspace_bot(bot_factory: Any, slack: SlackEmulator) -> BotUnderTest:
+    bot: BotUnderTest = await bot_factory(
+        slack_bot_token=None,
+        slack_multi_workspace=True,
+        slack_client_id=slack.client_id,
+        slack_client_secret=slack.client_secret,
+    )
+    return bot
+
+
+def second_workspace(slack: SlackEmulator) -> SlackWorkspace:
+    other = SlackWorkspace(team_id="T0OTHER", team_name="Other Co")
+    other.add_user(CAROL, "carol", "Carol Diaz")
+    other.add_channel(GENERAL, "general", members=[CAROL])
+    return slack.add_workspace(other)
+
+
+async def install(bot: BotUnderTest, workspace: SlackWorkspace, *, user: str) -> aiohttp.ClientResponse:
+    """What a person's browser does: /slack/install, Slack's Allow button, then back to /slack/oauth_redirect."""
+    async with aiohttp.ClientSession() as browser:
+        async with browser.get(f"{bot.base_url}/slack/install", allow_redirects=False) as start:
+            assert start.status == 302, await start.text()
+            slack_page = urlsplit(start.headers["Location"])
+            cookie = start.headers["Set-Cookie"].split(";")[0]
+        asked = parse_qs(slack_page.query)
+        assert slack_page.path == "/oauth/v2/authorize" and asked["client_id"] == [bot.slack.client_id]
+        assert "chat:write" in asked["scope"][0].split(",")
+        code = bot.slack.approve_install(workspace, user=user)
+        query = {"code": code, "state": asked["state"][0]}
+        async with browser.get(
+            f"{bot.base_url}/slack/oauth_redirect", params=query, headers={"Cookie": cookie}
+        ) as back:
+            await back.read()
+            return back
+
+
+async def forgotten(installations: Installations, team_id: str) -> bool:
+    """Whether the workspace's bot is gone, once the listener (which runs after the ack) has had its turn."""
+    for _ in range(1000):
+        if await installations.store.async_find_bot(enterprise_id=None, team_id=team_id) is None:
+            return True
+        await asyncio.sleep(0)
+    return False
+
+
+async def test_two_workspaces_install_by_oauth_and_each_is_served_with_its_own_token(
+    bot_factory: Any, slack: SlackEmulator, openai_emulator: OpenAIEmulator, clock: FrozenClock, tmp_path: Path
+) -> None:
+    other = second_workspace(slack)
+    bot = await multi_workspace_bot(bot_factory, slack)
+    installations = bot.services.installations
+    assert installations is not None
+    for workspace, user in ((slack.workspace, ALICE), (other, CAROL)):
+        answer = await install(bot, workspace, user=user)
+        assert answer.status == 200
+        assert (await installations.store.async_find_bot(enterprise_id=None, team_id=workspace.team_id)) is not None
+
+    # A file shared in the second workspace is fetched and answered there, with that workspace's token.
+    other_people = SlackDriver(slack, bot.driver.session, bot_url=bot.driver.bot_url, workspace=other)
+    _, upload = await other_people.upload(CAROL, GENERAL, "marv.jsonl", marv_file(tmp_path).read_bytes())
+    report = await other.wait_for(
+        lambda: next((m for m in other.replies_of(GENERAL, upload.ts) if m.user == other.bot_user_id), None)
+    )
+    assert report.text.startswith("✅ marv.jsonl")
+    assert other.calls_of("files.info") and not slack.workspace.calls_of("files.info")
+    # …and the first workspace is served too, from the same process.
+    first_report = await shared_report(bot, marv_file(tmp_path))
+    assert first_report.text.startswith("✅")
+
+    # A tick acts for each job's own workspace: the milestones land in the second workspace's thread.
+    threads = await seed_jobs(bot.services, other, openai_emulator, clock, 1)
+    await follow_to_the_end([bot.services], clock, openai_emulator, jobs=1)
+    assert_every_milestone_posted_once(other, threads)
+    assert not any(m.text.startswith("⏳ Job #") for m in slack.workspace.messages)
+
+
+async def test_an_uninstalled_workspace_is_forgotten_and_nothing_is_posted_there(
+    bot_factory: Any, slack: SlackEmulator, openai_emulator: OpenAIEmulator, clock: FrozenClock
+) -> None:
+    other = second_workspace(slack)
+    bot = await multi_workspace_bot(bot_factory, slack)
+    installations = bot.services.installations
+    assert installations is not None
+    for workspace, user in ((slack.workspace, ALICE), (other, CAROL)):
+        await install(bot, workspace, user=user)
+    threads = await seed_jobs(bot.services, other, openai_emulator, clock, 1)
+
+    slack.revoke(other)  # Slack revokes the token, then tells the app
+    other_people = SlackDriver(slack, bot.driver.session, bot_url=bot.driver.bot_url, workspace=other)
+    [delivery] = await other_people.send_event({"type": "app_uninstalled"})
+    assert delivery.status == 200
+    assert await forgotten(installations, other.team_id)
+    assert await installations.store.async_find_bot(enterprise_id=None, team_id=slack.workspace.team_id)
+
+    # The job goes on at the provider; its messages are given up, not retried for ever nor posted elsewhere.
+    await follow_to_the_end([bot.services], clock, openai_emulator, jobs=1)
+    async with bot.services.db.session() as session:
+        statuses = {n.status for n in (await session.exec(select(Notification))).all()}
+    assert statuses == {"failed"}
+    assert not [m for m in other.replies_of(GENERAL, next(iter(threads.values()))) if m.user == other.bot_user_id]
+    assert not any(m.text.startswith("⏳ Job #") for m in slack.workspace.messages)
+
+    # tokens_revoked for the bot token does the same for the first workspace.
+    [revoked] = await bot.driver.send_event(
+        {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": [slack.workspace.bot_user_id]}}
+    )
+    assert revoked.status == 200
+    assert await forgotten(installations, slack.workspace.team_id)
+
+
+async def test_a_bad_or_replayed_install_is_refused(bot_factory: Any, slack: SlackEmulator) -> None:
+    bot = await multi_workspace_bot(bot_factory, slack)
+    async with aiohttp.ClientSession() as browser:
+        no_state = {"code": slack.approve_install(slack.workspace, user=ALICE), "state": "forged"}
+        async with browser.get(f"{bot.base_url}/slack/oauth_redirect", params=no_state) as forged:
+            assert forged.status == 400
+    assert bot.services.installations is not None
+    assert await bot.services.installations.store.async_find_bot(enterprise_id=None, team_id="T0SANDBOX") is None
