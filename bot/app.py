@@ -93,13 +93,12 @@ def _observe(services: Services) -> Callable[..., Awaitable[BoltResponse | None]
         body: dict[str, Any], context: dict[str, Any], next: Callable[[], Awaitable[BoltResponse | None]]
     ) -> BoltResponse | None:
         started = time.perf_counter()
-        token = request_id.set(str(body.get("event_id") or body.get("trigger_id") or uuid.uuid4().hex[:12]))
+        # Not reset afterwards: Bolt runs the listeners after every middleware has returned, in tasks
+        # that copy this context, so that is how their log lines get the id. Each request sets it anew.
+        request_id.set(str(body.get("event_id") or body.get("trigger_id") or uuid.uuid4().hex[:12]))
         services.metrics.slack_requests.labels(kind=_kind(body)).inc()
         context["ack"] = _TimedAck(services.metrics, started)
-        try:
-            return await next()
-        finally:
-            request_id.reset(token)
+        return await next()
 
     return observe
 
@@ -109,9 +108,8 @@ def _provide_services(services: Services) -> Callable[..., Awaitable[None]]:
 
     async def provide(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
         context["services"] = services
-        # The bot's Slack client acts in this request's workspace, and so does the work it starts.
-        # Not reset afterwards: Bolt runs the listeners once every middleware has returned, in tasks
-        # that copy this context; each request sets it anew.
+        # The bot's Slack client acts in this request's workspace, and so does the work it starts
+        # (not reset afterwards, like the request id: see _observe).
         current_team.set(context.team_id or "")
         await next()
 

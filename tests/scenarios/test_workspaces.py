@@ -6,6 +6,9 @@ Single-workspace token mode stays the default; every other scenario test runs in
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,6 +17,7 @@ import aiohttp
 from sqlmodel import select
 
 from bot.clock import FrozenClock
+from bot.logging import JsonLines
 from bot.workspaces import Installations
 from sandbox.driver import SlackDriver
 from sandbox.openai_server import OpenAIEmulator
@@ -116,9 +120,22 @@ async def test_an_uninstalled_workspace_is_forgotten_and_nothing_is_posted_there
 
     slack.revoke(other)  # Slack revokes the token, then tells the app
     other_people = SlackDriver(slack, bot.driver.session, bot_url=bot.driver.bot_url, workspace=other)
-    [delivery] = await other_people.send_event({"type": "app_uninstalled"})
-    assert delivery.status == 200
-    assert await forgotten(installations, other.team_id)
+    logged = io.StringIO()
+    log = logging.StreamHandler(logged)
+    log.setFormatter(JsonLines())
+    listener_log = logging.getLogger("handlers.workspaces")
+    listener_log.addHandler(log)
+    listener_log.setLevel(logging.INFO)
+    try:
+        [delivery] = await other_people.send_event({"type": "app_uninstalled"}, event_id="EvUNINSTALL1")
+        assert delivery.status == 200
+        assert await forgotten(installations, other.team_id)
+    finally:
+        listener_log.removeHandler(log)
+        listener_log.setLevel(logging.NOTSET)
+    [line] = [json.loads(text) for text in logged.getvalue().splitlines()]
+    assert line["message"] == "workspace T0OTHER forgotten: the app was uninstalled"
+    assert line["request_id"] == "EvUNINSTALL1", "the listener's log line carries the event's id"
     assert await installations.store.async_find_bot(enterprise_id=None, team_id=slack.workspace.team_id)
 
     # The job goes on at the provider; its messages are given up, not retried for ever nor posted elsewhere.
