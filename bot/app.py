@@ -135,13 +135,10 @@ def _deduplicate_events(services: Services) -> Callable[..., Awaitable[BoltRespo
             keys = [event_id, *_post_key(body.get("event") or {})]
             async with services.db.session() as session, session.begin():
                 await repositories.ensure_team(session, team_id=team_id)
-                fresh = [
-                    await repositories.claim_slack_event(
-                        session, event_id=key, team_id=team_id, now=services.clock.now()
-                    )
-                    for key in keys
-                ]
-            if not all(fresh):
+                fresh = await repositories.claim_slack_events(
+                    session, keys=keys, team_id=team_id, now=services.clock.now()
+                )
+            if not fresh:
                 logger.info("event %s already handled; dropping the repeat", event_id)
                 return BoltResponse(status=200, body="")
         await next()

@@ -58,9 +58,14 @@ async def ensure_team(session: AsyncSession, *, team_id: str, name: str = "") ->
 
 async def claim_slack_event(session: AsyncSession, *, event_id: str, team_id: str, now: datetime) -> bool:
     """Record ``event_id`` as handled; False when it already was (a Slack retry or a double delivery)."""
+    return await claim_slack_events(session, keys=[event_id], team_id=team_id, now=now)
+
+
+async def claim_slack_events(session: AsyncSession, *, keys: list[str], team_id: str, now: datetime) -> bool:
+    """Record every key as handled, all or none; False when any already was."""
     try:
         async with session.begin_nested():
-            session.add(SlackEvent(event_id=event_id, team_id=team_id, received_at=now))
+            session.add_all([SlackEvent(event_id=key, team_id=team_id, received_at=now) for key in keys])
     except IntegrityError:
         return False
     return True

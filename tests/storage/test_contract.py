@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
 from bot.clock import FrozenClock
 from storage import repositories
 from storage.db import Database, head_revision
-from storage.models import Dataset, Notification, Team, TrainingJob
+from storage.models import Dataset, Notification, SlackEvent, Team, TrainingJob
 
 
 async def test_migrate_creates_the_schema_and_is_harmless_when_repeated(database_url: str) -> None:
@@ -53,6 +54,18 @@ async def test_ensure_team_creates_once_and_updates_the_name(db: Database) -> No
         assert renamed.name == "Acme"
     async with db.session() as session:
         assert (await session.get(Team, "T1")) is not None
+
+
+async def test_an_event_and_its_post_are_claimed_all_or_none(db: Database, clock: FrozenClock) -> None:
+    """A message and the app_mention of the same post: whichever comes first is the one acted on."""
+    async with db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id="T1")
+        claim = repositories.claim_slack_events
+        assert await claim(session, keys=["EvMessage", "msg:C1:1.2"], team_id="T1", now=clock.now())
+        assert not await claim(session, keys=["EvMention", "msg:C1:1.2"], team_id="T1", now=clock.now())
+    async with db.session() as session:
+        claimed = set((await session.exec(select(SlackEvent.event_id))).all())
+    assert claimed == {"EvMessage", "msg:C1:1.2"}, "the refused claim left no row behind"
 
 
 async def test_a_slack_event_is_claimed_once(db: Database, clock: FrozenClock) -> None:
