@@ -67,6 +67,21 @@ async def install(bot: BotUnderTest, workspace: SlackWorkspace, *, user: str) ->
             return back
 
 
+async def installed_in_two_workspaces(
+    bot_factory: Any, slack: SlackEmulator
+) -> tuple[BotUnderTest, SlackWorkspace, Installations]:
+    """A multi-workspace bot that the emulator's first workspace (Alice) and a second one (Carol) installed."""
+    other = second_workspace(slack)
+    bot = await multi_workspace_bot(bot_factory, slack)
+    installations = bot.services.installations
+    assert installations is not None
+    for workspace, user in ((slack.workspace, ALICE), (other, CAROL)):
+        answer = await install(bot, workspace, user=user)
+        assert answer.status == 200, "Bolt's success page"
+        assert await installations.store.async_find_bot(enterprise_id=None, team_id=workspace.team_id) is not None
+    return bot, other, installations
+
+
 async def forgotten(installations: Installations, team_id: str) -> bool:
     """Whether the workspace's bot is gone, once the listener (which runs after the ack) has had its turn."""
     for _ in range(1000):
@@ -79,14 +94,7 @@ async def forgotten(installations: Installations, team_id: str) -> bool:
 async def test_two_workspaces_install_by_oauth_and_each_is_served_with_its_own_token(
     bot_factory: Any, slack: SlackEmulator, openai_emulator: OpenAIEmulator, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    other = second_workspace(slack)
-    bot = await multi_workspace_bot(bot_factory, slack)
-    installations = bot.services.installations
-    assert installations is not None
-    for workspace, user in ((slack.workspace, ALICE), (other, CAROL)):
-        answer = await install(bot, workspace, user=user)
-        assert answer.status == 200
-        assert (await installations.store.async_find_bot(enterprise_id=None, team_id=workspace.team_id)) is not None
+    bot, other, _ = await installed_in_two_workspaces(bot_factory, slack)
 
     # A file shared in the second workspace is fetched and answered there, with that workspace's token.
     other_people = SlackDriver(slack, bot.driver.session, bot_url=bot.driver.bot_url, workspace=other)
@@ -110,12 +118,7 @@ async def test_two_workspaces_install_by_oauth_and_each_is_served_with_its_own_t
 async def test_an_uninstalled_workspace_is_forgotten_and_nothing_is_posted_there(
     bot_factory: Any, slack: SlackEmulator, openai_emulator: OpenAIEmulator, clock: FrozenClock
 ) -> None:
-    other = second_workspace(slack)
-    bot = await multi_workspace_bot(bot_factory, slack)
-    installations = bot.services.installations
-    assert installations is not None
-    for workspace, user in ((slack.workspace, ALICE), (other, CAROL)):
-        await install(bot, workspace, user=user)
+    bot, other, installations = await installed_in_two_workspaces(bot_factory, slack)
     threads = await seed_jobs(bot.services, other, openai_emulator, clock, 1)
 
     slack.revoke(other)  # Slack revokes the token, then tells the app
