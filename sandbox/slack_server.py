@@ -819,6 +819,9 @@ class SlackEmulator:
         self.sockets: list[web.WebSocketResponse] = []
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._connected = asyncio.Event()
+        # Slack spreads an app's envelopes over its open connections (one per replica).
+        self._turns = itertools.count()
+        self.envelopes_per_socket: dict[int, int] = {}
 
     @property
     def api_url(self) -> str:
@@ -1083,7 +1086,9 @@ class SlackEmulator:
             envelope["retry_reason"] = "timeout" if retry_attempt else ""
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = waiter
-        await self.sockets[-1].send_json(envelope)
+        socket = self.sockets[next(self._turns) % len(self.sockets)]
+        self.envelopes_per_socket[id(socket)] = self.envelopes_per_socket.get(id(socket), 0) + 1
+        await socket.send_json(envelope)
         try:
             return await asyncio.wait_for(waiter, timeout)
         finally:

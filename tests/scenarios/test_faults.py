@@ -35,6 +35,7 @@ EVENTS = 1000
 THREADS = 20
 IN_FLIGHT = 50
 JOBS = 12
+SOCKET_QUESTIONS = 50
 # Slack retries an event it got no 200 for; the real spacing is minutes, here it is seconds.
 RETRY_DELAYS = (1.0, 2.0, 4.0)
 QUESTIONS_UNDER_RESTART = 100
@@ -117,6 +118,37 @@ async def test_a_thousand_events_delivered_up_to_three_times_act_once(
         f"\n{EVENTS} events, {len(deliveries)} deliveries over {count} replica(s): all acked 200 in {acked:.1f} s, "
         f"{EVENTS} answers and {len(openai.state.chat_requests)} model calls after {answered:.1f} s; 0 duplicates"
     )
+
+
+async def test_socket_mode_replicas_share_the_events_and_act_once(
+    bot_factory: Any, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """Two replicas in Socket Mode: Slack spreads envelopes over both connections, a retry may reach the
+    other replica, and each question is still answered once."""
+    url = await shared_database(tmp_path)
+    if not url.startswith("postgresql"):
+        pytest.skip(POSTGRES_SKIP_REASON)
+    replicas: list[BotUnderTest] = [await bot_factory(socket_mode=True, database_url=url) for _ in range(2)]
+    slack, openai = replicas[0].slack, replicas[0].openai
+    await slack.wait_connected()
+    assert len(slack.sockets) == 2
+    roots = await chat_roots(replicas[0], 2)
+    questions = [
+        slack.workspace.user_message(user=ALICE, channel=GENERAL, text=f"Question {n}?", thread_ts=roots[n % 2].ts)
+        for n in range(SOCKET_QUESTIONS)
+    ]
+    for question in questions:  # every question twice: the first delivery and Slack's retry
+        envelope = replicas[0].driver.message_envelope(question)
+        for attempt in (0, 1):
+            await replicas[0].driver.deliver_envelope(envelope, retry_num=attempt)
+    await slack.workspace.wait_for(
+        lambda: sum(len(answers(replicas[0], root)) for root in roots) >= SOCKET_QUESTIONS or None, timeout=120
+    )
+    for replica in replicas:
+        assert await replica.services.drain(timeout=60) == 0
+    asked = Counter(request["messages"][-1]["content"] for request in openai.state.chat_requests)
+    assert asked == {f"Question {n}?": 1 for n in range(SOCKET_QUESTIONS)}
+    assert sorted(slack.envelopes_per_socket.values()) == [SOCKET_QUESTIONS + 1, SOCKET_QUESTIONS + 1]
 
 
 def free_port() -> int:
