@@ -351,7 +351,6 @@ async def _start_running(services: Services, evaluation_id: int) -> None:
                 await repositories.list_evaluation_answers(session, evaluation_id=evaluation_id), evaluation
             )
         )
-    workspaces.serve(evaluation.team_id)
     name = dataset.filename if dataset is not None else f"dataset #{evaluation.dataset_id}"
     if evaluation.progress_message_ts:  # Try again: the progress message is already in the thread
         await _show_progress(services, evaluation, name, done)
