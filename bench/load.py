@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from pydantic import SecretStr
 
 from bot.server import start_bot
 from bot.services import Services
@@ -69,10 +70,10 @@ async def run(concurrent: int = 200) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="finetune-load-") as scratch:
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None,
-            slack_bot_token=workspace.bot_token,
-            slack_signing_secret=workspace.signing_secret,
+            slack_bot_token=SecretStr(workspace.bot_token),
+            slack_signing_secret=SecretStr(workspace.signing_secret),
             slack_api_url=slack.api_url,
-            openai_api_key=openai.state.api_key,
+            openai_api_key=SecretStr(openai.state.api_key),
             openai_base_url=openai.base_url,
             finetune_provider="sandbox",
             finetune_data_dir=Path(scratch),
