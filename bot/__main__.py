@@ -1,4 +1,4 @@
-"""The `finetune-bot` command line: start, run, demo, sandbox, migrate.
+"""The `finetune-bot` command line: start, run, demo, sandbox, migrate, validate.
 
 Imports are deferred to the subcommand that needs them, so a quick command does not pay for the
 Slack and OpenAI SDKs. Every expected failure ends in one line on stderr and exit status 2.
@@ -13,9 +13,14 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot import __version__
-from bot.settings import ConfigError, Settings, load_settings
+from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from bot.validation_settings import ValidationSettings
 
 logger = logging.getLogger("bot")
 
@@ -58,8 +63,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = load_settings()
-        return _dispatch(args, settings)
+        if args.command == "validate":
+            from bot.validation_settings import load_validation_settings
+
+            return _validate(
+                load_validation_settings(), args.path, model=args.model, method=args.method, as_json=args.json
+            )
+        from bot.settings import load_settings
+
+        return _dispatch(args, load_settings())
     except ConfigError as error:
         print(f"finetune-bot: {error}", file=sys.stderr)
         return 2
@@ -86,8 +98,6 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _sandbox(args.which, args.host, args.port)
     if args.command == "migrate":
         return _migrate(settings)
-    if args.command == "validate":
-        return _validate(settings, args.path, model=args.model, method=args.method, as_json=args.json)
     raise AssertionError(f"unhandled command {args.command}")
 
 
@@ -152,17 +162,17 @@ def _sandbox(which: str, host: str, port: int) -> int:
     return 0
 
 
-def _validate(settings: Settings, path: str, *, model: str | None, method: str | None, as_json: bool) -> int:
+def _validate(settings: ValidationSettings, path: str, *, model: str | None, method: str | None, as_json: bool) -> int:
     from pathlib import Path
 
     from bot.datasets.render import report_as_text
     from bot.datasets.validate import ValidationOptions, validate_path
 
     options = ValidationOptions(
-        model=model or settings.finetune_default_model,
+        model=model or settings.default_model,
         method=method,
         max_bytes=settings.max_file_bytes,
-        prices=settings.finetune_training_prices,
+        prices=settings.training_prices,
     )
     target = Path(path)
     if target.is_dir():

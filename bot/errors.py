@@ -8,6 +8,10 @@ told something went wrong on our side, never shown a traceback or a secret.
 from __future__ import annotations
 
 
+class ConfigError(Exception):
+    """A setting is missing or contradicts another; the message is the one line a person reads."""
+
+
 class UserFacingError(Exception):
     """An error whose message is written for the person who asked."""
 

@@ -18,10 +18,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from bot.app import build_app
+from bot.errors import ConfigError
 from bot.providers import ProviderError
 from bot.scheduler import start_scheduler
 from bot.services import Services
-from bot.settings import ConfigError
 from storage import repositories
 
 logger = logging.getLogger(__name__)

@@ -16,14 +16,13 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from bot.errors import ConfigError
+from bot.validation_settings import DEFAULT_MAX_FILE_MB, DEFAULT_MODEL
+
 ProviderName = Literal["openai", "azure", "compatible", "sandbox"]
 
 SECRET_SUFFIXES = ("_TOKEN", "_SECRET", "_KEY")
 SLACK_SETUP_HINT = "create the app from manifest.yml (README, 'Connect to Slack')"
-
-
-class ConfigError(Exception):
-    """A setting is missing or contradicts another; the message is the one line a person reads."""
 
 
 class Settings(BaseSettings):
@@ -72,8 +71,9 @@ class Settings(BaseSettings):
     finetune_poll_seconds: int = 30
     finetune_dm_on_finish: bool = False
 
-    finetune_default_model: str = "gpt-4o-mini-2024-07-18"
-    finetune_max_file_mb: int = 512
+    # `finetune-bot validate` reads these two and the training prices without pydantic: bot/validation_settings.py
+    finetune_default_model: str = DEFAULT_MODEL
+    finetune_max_file_mb: int = DEFAULT_MAX_FILE_MB
     # USD per 1M training tokens, merged over bot/catalog.py's table: {"gpt-4o-mini-2024-07-18": 3.0}
     finetune_training_prices: dict[str, float] = {}
     # USD per 1M (input, output) tokens when a model answers, over bot/catalog.py's table; the key is a

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import ConfigError, load_settings
+from bot.errors import ConfigError
+from bot.settings import load_settings
+from bot.validation_settings import load_validation_settings
 from bot.workspaces import BOT_SCOPES
 
 
@@ -87,3 +89,59 @@ def test_the_scopes_an_install_asks_for_are_the_manifests() -> None:
     manifest = (Path(__file__).resolve().parents[2] / "manifest.yml").read_text()
     bot_scopes = manifest.split("    bot:\n", 1)[1].split("settings:", 1)[0]
     assert tuple(line.strip().removeprefix("- ") for line in bot_scopes.splitlines() if line.strip()) == BOT_SCOPES
+
+
+VALIDATION_ENVIRONMENTS = [
+    {},
+    {"FINETUNE_DEFAULT_MODEL": "gpt-4.1-mini-2025-04-14", "FINETUNE_MAX_FILE_MB": "64"},
+    {"finetune_max_file_mb": " 12.0 "},
+    {"FINETUNE_TRAINING_PRICES": '{"gpt-4o-mini-2024-07-18": 3, "ft:custom": "2.5"}'},
+    {"FINETUNE_DEFAULT_MODEL": ""},
+]
+
+
+@pytest.mark.parametrize("environment", VALIDATION_ENVIRONMENTS)
+def test_the_validate_command_reads_its_settings_as_the_bot_does(
+    environment: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`finetune-bot validate` skips pydantic to start fast; it must still read what Settings reads."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    bot = load_settings()
+    light = load_validation_settings()
+    assert (light.default_model, light.max_file_bytes, light.training_prices) == (
+        bot.finetune_default_model,
+        bot.max_file_bytes,
+        bot.finetune_training_prices,
+    )
+
+
+def test_the_validate_command_reads_dotenv_under_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("FINETUNE_MAX_FILE_MB=3\nfinetune_default_model=gpt-4.1-2025-04-14\n")
+    monkeypatch.setenv("FINETUNE_MAX_FILE_MB", "5")
+    bot, light = load_settings(), load_validation_settings()
+    assert (light.max_file_mb, light.default_model) == (bot.finetune_max_file_mb, bot.finetune_default_model)
+    assert (light.max_file_mb, light.default_model) == (5, "gpt-4.1-2025-04-14")
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({"FINETUNE_MAX_FILE_MB": "lots"}, r"^FINETUNE_MAX_FILE_MB: Input should be a valid integer"),
+        ({"FINETUNE_MAX_FILE_MB": "0"}, r"^FINETUNE_MAX_FILE_MB must be at least 1\.$"),
+        ({"FINETUNE_TRAINING_PRICES": "{gpt: 3}"}, r"^FINETUNE_TRAINING_PRICES is not valid JSON"),
+        ({"FINETUNE_TRAINING_PRICES": '{"gpt": null}'}, r"^FINETUNE_TRAINING_PRICES"),
+        ({"FINETUNE_TRAINING_PRICES": "[3]"}, r"^FINETUNE_TRAINING_PRICES"),
+    ],
+)
+def test_both_readers_reject_the_same_bad_values(
+    environment: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=expected):
+        load_settings()
+    with pytest.raises(ConfigError, match=expected):
+        load_validation_settings()

@@ -150,3 +150,33 @@ def test_the_size_cap_applies_to_the_command_line(shared_data: Path, tmp_path: P
     )
     assert result.returncode == 1
     assert json.loads(result.stdout)["error_counts"] == {"file_too_large": 1}
+
+
+def test_the_command_line_validates_without_loading_the_bot(shared_data: Path, tmp_path: Path) -> None:
+    """`finetune-bot validate` imports only what validation needs: no pydantic, no Slack or OpenAI SDK."""
+    probe = (
+        "import sys\n"
+        "from bot.__main__ import main\n"
+        f"status = main(['validate', {str(shared_data / 'gsm8k_chat_validation.jsonl')!r}, '--json'])\n"
+        "loaded = {name.split('.')[0] for name in sys.modules}\n"
+        "heavy = sorted(loaded & {'pydantic', 'slack_sdk', 'openai', 'sqlalchemy'})\n"
+        "print(status, heavy, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert result.stderr.strip() == "0 []", result.stderr
+
+
+def test_bad_validation_settings_are_one_line_and_exit_2(shared_data: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "validate", str(shared_data / "gsm8k_chat_validation.jsonl")],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={"FINETUNE_TRAINING_PRICES": "{not json", "PATH": ""},
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == "finetune-bot: FINETUNE_TRAINING_PRICES is not valid JSON; fix it in the environment or .env.\n"
+    )
