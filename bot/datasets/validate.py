@@ -18,7 +18,6 @@ from bot.datasets.validator import Scan, Scanner, iter_lines
 
 # Below this, starting a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-READ_CHUNK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,12 @@ class _Bounded:
         return line
 
 
-def _boundaries(path: Path, size: int, parts: int) -> list[tuple[int, int, int]]:
-    """(start byte, end byte, first line number) of ``parts`` ranges that each start on a line."""
+def _boundaries(path: Path, size: int, parts: int) -> list[tuple[int, int]]:
+    """(start byte, end byte) of up to ``parts`` ranges that each start on a line.
+
+    Nobody counts the lines in front of a range: each range is scanned with its lines numbered from
+    1, and Scan.merge renumbers them, so no process reads the whole file before the work starts.
+    """
     cuts = [0]
     with path.open("rb") as stream:
         for index in range(1, parts):
@@ -84,26 +87,16 @@ def _boundaries(path: Path, size: int, parts: int) -> list[tuple[int, int, int]]
             position = stream.tell()
             if position < size and position > cuts[-1]:
                 cuts.append(position)
-        cuts.append(size)
-        ranges, line = [], 1
-        stream.seek(0)
-        for start, end in itertools.pairwise(cuts):
-            ranges.append((start, end, line))
-            remaining = end - start
-            while remaining > 0:
-                chunk = stream.read(min(READ_CHUNK, remaining))
-                remaining -= len(chunk)
-                line += chunk.count(b"\n")
-    return ranges
+    cuts.append(size)
+    return list(itertools.pairwise(cuts))
 
 
-def _scan_range(scanner: Scanner, path: Path, start: int, end: int, first_line: int) -> Scan:
+def _scan_range(scanner: Scanner, path: Path, start: int, end: int) -> Scan:
     with path.open("rb") as stream:
-        lines = iter_lines(_range_lines(stream, start, end), first_line_of_file=start == 0)
-        return scanner.scan(lines, first_line_number=first_line)
+        return scanner.scan(iter_lines(_range_lines(stream, start, end), first_line_of_file=start == 0))
 
 
-def _child(scanner: Scanner, path: Path, bounds: tuple[int, int, int], sender: Connection) -> None:
+def _child(scanner: Scanner, path: Path, bounds: tuple[int, int], sender: Connection) -> None:
     try:
         sender.send(_scan_range(scanner, path, *bounds))
     except BaseException as error:  # reported to the parent, which raises it

@@ -53,14 +53,16 @@ class Tally:
         if len(self.first) < LISTED_PER_CODE:
             self.first.append((line, message))
 
-    def merge(self, other: Tally) -> None:
+    def merge(self, other: Tally, offset: int = 0) -> None:
+        """Add ``other``'s occurrences, its line numbers moved down by ``offset``."""
         self.count += other.count
-        self.first = sorted(self.first + other.first, key=lambda item: item[0] or 0)[:LISTED_PER_CODE]
+        moved = [(line if line is None else line + offset, message) for line, message in other.first]
+        self.first = sorted(self.first + moved, key=lambda item: item[0] or 0)[:LISTED_PER_CODE]
 
 
-def _merge_tallies(mine: dict[str, Tally], theirs: dict[str, Tally]) -> None:
+def _merge_tallies(mine: dict[str, Tally], theirs: dict[str, Tally], offset: int) -> None:
     for code, tally in theirs.items():
-        mine.setdefault(code, Tally()).merge(tally)
+        mine.setdefault(code, Tally()).merge(tally, offset)
 
 
 @dataclass
@@ -82,10 +84,10 @@ class FormatStats:
     def warning(self, line: int, code: str, message: str) -> None:
         self.warnings.setdefault(code, Tally()).add(line, message)
 
-    def merge(self, other: FormatStats) -> None:
-        self.lines.merge(other.lines)
-        _merge_tallies(self.errors, other.errors)
-        _merge_tallies(self.warnings, other.warnings)
+    def merge(self, other: FormatStats, offset: int) -> None:
+        self.lines.merge(other.lines, offset)
+        _merge_tallies(self.errors, other.errors, offset)
+        _merge_tallies(self.warnings, other.warnings, offset)
         self.tokens.update(other.tokens)
         self.with_system += other.with_system
         self.without_system += other.without_system
@@ -157,6 +159,8 @@ class Scan:
     seen: LineDigests = field(default_factory=lambda: LineDigests())
     # Whether the first example line is a lone "{" or "[" that does not parse: pretty-printed JSON.
     opens_pretty_printed: bool | None = None
+    # Listed duplicate line → the line it copies, so that merge can renumber their sentences.
+    copies: dict[int, int] = field(default_factory=dict)
 
     def error(self, line: int, code: str, message: str) -> None:
         self.errors.setdefault(code, Tally()).add(line, message)
@@ -170,23 +174,39 @@ class Scan:
             stats = self.per_format[fmt] = FormatStats()
         return stats
 
+    def duplicate(self, line: int, first: int) -> None:
+        tally = self.warnings.setdefault("duplicate_example", Tally())
+        if len(tally.first) < LISTED_PER_CODE:
+            self.copies[line] = first
+        tally.add(line, _duplicate_message(first))
+
     def merge(self, later: Scan) -> None:
-        """Add the scan of the lines that follow this one's (line numbers are already absolute)."""
+        """Add the scan of the lines that follow this one's.
+
+        ``later`` numbered its lines from 1, so that a range of a file can be scanned before anyone
+        has counted the lines in front of it; its numbers move down by this scan's line count here.
+        """
+        offset = self.physical_lines
         self.physical_lines += later.physical_lines
         self.examples += later.examples
         self.first_format = self.first_format or later.first_format
         if self.opens_pretty_printed is None:
             self.opens_pretty_printed = later.opens_pretty_printed
         for fmt, stats in later.per_format.items():
-            self.stats(fmt).merge(stats)
-        self.unknown_objects.merge(later.unknown_objects)
-        _merge_tallies(self.errors, later.errors)
-        _merge_tallies(self.warnings, later.warnings)
+            self.stats(fmt).merge(stats, offset)
+        self.unknown_objects.merge(later.unknown_objects, offset)
+        copies = later.warnings.get("duplicate_example")
+        if copies is not None:
+            copies.first = [
+                (line, _duplicate_message(later.copies[line] + offset)) for line, _ in copies.first if line is not None
+            ]
+        _merge_tallies(self.errors, later.errors, offset)
+        _merge_tallies(self.warnings, later.warnings, offset)
         repeats = Tally()
         for digest, line in sorted(later.seen.items(), key=lambda item: item[1]):
-            first = self.seen.first_or_add(digest, line)
-            if first != line:
-                repeats.add(line, _duplicate_message(first))
+            first = self.seen.first_or_add(digest, line + offset)
+            if first != line + offset:
+                repeats.add(line + offset, _duplicate_message(first))
         if repeats.count:
             self.warnings.setdefault("duplicate_example", Tally()).merge(repeats)
 
@@ -259,9 +279,10 @@ class Scanner:
         # 3 tokens of message overhead plus the role itself, for the roles of plain text messages.
         self._simple_roles = {role: 3 + counter.count(role) for role in ("system", "user", "assistant")}
 
-    def scan(self, lines: Iterator[bytes | None], *, first_line_number: int = 1) -> Scan:
+    def scan(self, lines: Iterator[bytes | None]) -> Scan:
+        """Scan ``lines``, numbered from 1 (Scan.merge renumbers the scan of a later range)."""
         scan = Scan()
-        number = first_line_number - 1
+        number = 0
         for raw in lines:
             number += 1
             scan.physical_lines += 1
@@ -291,7 +312,7 @@ class Scanner:
             digest = int.from_bytes(hashlib.blake2b(raw.strip(), digest_size=8).digest(), "little")
             first = scan.seen.first_or_add(digest, number)
             if first != number:
-                scan.warning(number, "duplicate_example", _duplicate_message(first))
+                scan.duplicate(number, first)
             fmt = line_format(obj)
             if fmt is None:
                 keys = ", ".join(sorted(obj)[:5]) or "no keys"

@@ -246,7 +246,20 @@ def test_cost_is_unknown_without_a_price(tmp_path: Path) -> None:
 
 def test_parallel_scan_merges_into_the_same_report_as_one_process(tmp_path: Path, shared_data: Path) -> None:
     lines = (shared_data / "drone_training.2024-06-13.jsonl").read_bytes().splitlines()
-    mixed = [*lines[:40], b"not json", b"", b'{"prompt": "x", "completion": "y"}', *lines[40:], *lines[:3]]
+    # Repeats across ranges (the first lines again) and inside the last range (its own last line twice),
+    # and errors on both sides of every cut: each range numbers its lines from 1 and the merge renumbers.
+    mixed = [
+        *lines[:40],
+        b"not json",
+        b"",
+        b'{"prompt": "x", "completion": "y"}',
+        *lines[40:],
+        *lines[:3],
+        b"[1]",
+        lines[-2],
+        b"",
+        lines[-2],
+    ]
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(mixed) + b"\n")
     scanner = Scanner(counter=TokenCounter("o200k_base"), example_token_limit=65_536)
@@ -254,7 +267,7 @@ def test_parallel_scan_merges_into_the_same_report_as_one_process(tmp_path: Path
         sequential = scanner.scan(iter_lines(stream))
     for workers in (2, 3, 7):
         parallel = _scan_in_parallel(path, path.stat().st_size, scanner, workers)
-        assert parallel.physical_lines == sequential.physical_lines
+        assert (parallel.physical_lines, parallel.examples) == (sequential.physical_lines, sequential.examples)
         assert parallel.errors == sequential.errors
         assert parallel.warnings == sequential.warnings, workers
         assert parallel.per_format == sequential.per_format
