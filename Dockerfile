@@ -2,7 +2,7 @@
 # Build stage: resolve nothing, install exactly what uv.lock pins into /app/.venv.
 FROM python:3.11-slim AS build
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
-# A C compiler for the validator's word cache (bot/datasets/_wordcache.c); only this stage has one.
+# A C compiler for the validator's speedups (bot/datasets/_speedups.c); only this stage has one.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app

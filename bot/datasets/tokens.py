@@ -13,10 +13,10 @@ holds a space only at its start, or else it is all whitespace (``\s+(?!\S)``, ``
 ``\s+``), and those stop before a space that precedes a non-whitespace character. The regexes look
 behind nothing and ahead only through ``(?!\S)``, which sees a space and the end of the text alike,
 so each piece pre-tokenizes alone as it does inside the text. Hence count(text) is the sum of the
-counts of its pieces, cut before every such space. The word cache lives in compiled code
-(``_wordcache.c``; words.py has its Python twin for machines without a C compiler): done in Python,
-cutting and looking up the words (about 0.3 µs each) cost more than every other step of validating
-them.
+counts of its pieces, cut before every such space. Both caches live in compiled code
+(``_speedups.c``; speedups.py has their Python twins for machines without a C compiler): done in
+Python, cutting and looking up the words (about 0.3 µs each) cost more than every other step of
+validating them.
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
-from bot.datasets.words import new_word_cache
+from bot.datasets.speedups import new_word_cache
 
-CACHE_LIMIT = 8_192
-SEEN_ONCE_LIMIT = 65_536
-CACHEABLE_LENGTH = 20_000
 WORD_CACHE_LIMIT = 100_000
 CACHEABLE_PIECE_BYTES = 48
+TEXT_CACHE_LIMIT = 8_192
+TEXT_CACHE_CHARACTERS = 2_000_000
 
 
 class _Tokenizer(Protocol):
@@ -63,19 +62,21 @@ def _load_bindings() -> ModuleType:
 
 
 class TokenCounter:
-    """Counts tokens of strings with one encoding, remembering recent strings and words."""
+    """Counts tokens of strings with one encoding, remembering recurring strings and words."""
 
     def __init__(self, encoding: str) -> None:
         self.encoding = encoding
         self._tokenizer: _Tokenizer = _load_bindings().tokenizer_for_encoding(encoding)
-        self._cache: dict[str, int] = {}
-        self._seen_once: set[int] = set()
-        self._words = new_word_cache(
-            self._tokenizer.count, limit=WORD_CACHE_LIMIT, max_piece_bytes=CACHEABLE_PIECE_BYTES
+        self._cache = new_word_cache(
+            self._tokenizer.count,
+            limit=WORD_CACHE_LIMIT,
+            max_piece_bytes=CACHEABLE_PIECE_BYTES,
+            text_limit=TEXT_CACHE_LIMIT,
+            text_chars=TEXT_CACHE_CHARACTERS,
         )
 
     def __call__(self, text: str) -> int:
-        """One piece, counted by the tokenizer itself."""
+        """The whole text, counted by the tokenizer itself."""
         try:
             return self._tokenizer.count(text)
         except (UnicodeEncodeError, ValueError):
@@ -83,22 +84,5 @@ class TokenCounter:
             return self._tokenizer.count(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
 
     def count(self, text: str) -> int:
-        cached = self._cache.get(text)
-        if cached is not None:
-            return cached
-        tokens = self._words.count(text)
-        if tokens is None:
-            tokens = self(text)
-        if len(text) <= CACHEABLE_LENGTH:
-            # Cache a string the second time it is seen: most strings are unique, and memory must not
-            # grow with the file, while the ones that recur (system prompts, tools, roles) recur a lot.
-            key = hash(text)
-            if key in self._seen_once:
-                if len(self._cache) >= CACHE_LIMIT:
-                    self._cache.clear()
-                self._cache[text] = tokens
-            else:
-                if len(self._seen_once) >= SEEN_ONCE_LIMIT:
-                    self._seen_once.clear()
-                self._seen_once.add(key)
-        return tokens
+        tokens = self._cache.count(text)
+        return self(text) if tokens is None else tokens

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from array import array
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from bot.datasets.speedups import LineDigests, new_line_digests
 from bot.datasets.tokens import TokenCounter
 
 FORMATS = ("chat", "preference", "prompt_completion")
@@ -95,56 +95,6 @@ class FormatStats:
         self.has_images = self.has_images or other.has_images
 
 
-class LineDigests:
-    """Digest of each example line → the first line it appeared on, in flat arrays.
-
-    An open-addressing table of 64-bit digests: about 24 bytes a line instead of the ~100 a dict
-    entry costs, so duplicate detection stays small on files of hundreds of megabytes.
-    """
-
-    def __init__(self, capacity: int = 1 << 12) -> None:
-        self._keys = array("Q", bytes(8 * capacity))
-        self._lines = array("I", bytes(4 * capacity))
-        self._mask = capacity - 1
-        self._size = 0
-
-    def first_or_add(self, digest: int, line: int) -> int:
-        """The first line with this digest; records ``line`` (and returns it) when the digest is new."""
-        digest = digest or 1  # 0 marks an empty slot
-        slot = digest & self._mask
-        keys = self._keys
-        while True:
-            key = keys[slot]
-            if key == digest:
-                return self._lines[slot]
-            if key == 0:
-                break
-            slot = (slot + 1) & self._mask
-        keys[slot] = digest
-        self._lines[slot] = line
-        self._size += 1
-        if self._size * 2 > len(keys):
-            self._grow()
-        return line
-
-    def _grow(self) -> None:
-        old = list(self.items())
-        capacity = len(self._keys) * 2
-        self._keys = array("Q", bytes(8 * capacity))
-        self._lines = array("I", bytes(4 * capacity))
-        self._mask, self._size = capacity - 1, 0
-        for digest, line in old:
-            self.first_or_add(digest, line)
-
-    def items(self) -> Iterator[tuple[int, int]]:
-        for key, line in zip(self._keys, self._lines, strict=True):
-            if key:
-                yield key, line
-
-    def __len__(self) -> int:
-        return self._size
-
-
 @dataclass
 class Scan:
     """The mergeable result of scanning some lines of a file."""
@@ -156,7 +106,7 @@ class Scan:
     unknown_objects: Tally = field(default_factory=Tally)
     errors: dict[str, Tally] = field(default_factory=dict)
     warnings: dict[str, Tally] = field(default_factory=dict)
-    seen: LineDigests = field(default_factory=lambda: LineDigests())
+    seen: LineDigests = field(default_factory=new_line_digests)
     # Whether the first example line is a lone "{" or "[" that does not parse: pretty-printed JSON.
     opens_pretty_printed: bool | None = None
     # Listed duplicate line → the line it copies, so that merge can renumber their sentences.
@@ -203,10 +153,8 @@ class Scan:
         _merge_tallies(self.errors, later.errors, offset)
         _merge_tallies(self.warnings, later.warnings, offset)
         repeats = Tally()
-        for digest, line in sorted(later.seen.items(), key=lambda item: item[1]):
-            first = self.seen.first_or_add(digest, line + offset)
-            if first != line + offset:
-                repeats.add(line + offset, _duplicate_message(first))
+        for line, first in self.seen.absorb(later.seen, offset):
+            repeats.add(line, _duplicate_message(first))
         if repeats.count:
             self.warnings.setdefault("duplicate_example", Tally()).merge(repeats)
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import sysconfig
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.datasets.report import Report
+from bot.datasets.speedups import PythonWordCache
 from bot.datasets.tokens import TokenCounter
 from bot.datasets.validate import ValidationOptions, _scan_in_parallel, validate_path
 from bot.datasets.validator import Scanner, iter_lines
-from bot.datasets.words import PythonWordCache, WordCache, compiled
 
 SYSTEM = {"role": "system", "content": "You are terse."}
 
@@ -388,102 +385,5 @@ def test_counting_word_by_word_equals_counting_the_whole_text(counters: dict[str
         whole = counter(text)
         assert counter.count(text) == whole, repr(text)
         assert counter.count(text) == whole, "and again, from the caches"
-        assert PythonWordCache(counter, limit=64, max_piece_bytes=48).count(text) in (whole, None), "the Python twin"
-
-
-MakeWordCache = Callable[..., WordCache]
-
-
-@pytest.fixture(params=["compiled", "python"])
-def word_cache(request: pytest.FixtureRequest) -> MakeWordCache:
-    """Both word caches: the C extension and its Python twin for machines without a compiler."""
-    if request.param == "python":
-        return PythonWordCache
-    if not compiled():
-        pytest.skip("the C extension was not built here (no C compiler when the project was installed)")
-    from bot.datasets._wordcache import WordCache as CompiledWordCache
-
-    return CompiledWordCache
-
-
-def test_the_word_cache_is_compiled_wherever_a_compiler_is() -> None:
-    """setuptools skips the optional extension quietly when the build fails; with a compiler here, it must not have."""
-    compiler = sysconfig.get_config_var("CC") or "cc"
-    if shutil.which(compiler.split()[0]) is None:
-        pytest.skip(f"no C compiler ({compiler}) on this machine")
-    assert compiled(), "bot/datasets/_wordcache.c did not build: run `./dev` again and read uv's build output"
-
-
-def test_the_word_cache_counts_exactly_and_stays_bounded(
-    counters: dict[str, TokenCounter], word_cache: MakeWordCache
-) -> None:
-    """Sixty thousand distinct words through a cache of 64: every count exact, the table never over its limit."""
-    counter = counters["o200k_base"]
-    calls: list[str] = []
-
-    def tokenizer(piece: str) -> int:
-        calls.append(piece)
-        return counter(piece)
-
-    cache = word_cache(tokenizer, limit=64, max_piece_bytes=12)
-    for index in range(2_000):
-        text = " ".join(f"w{index * 30 + offset} the of" for offset in range(30))
-        assert cache.count(text) == counter(text), text
-        assert len(cache) <= 64
-    cache = word_cache(tokenizer, limit=64, max_piece_bytes=12)
-    calls.clear()
-    assert cache.count("alpha beta gamma") == counter("alpha beta gamma")
-    assert calls == ["alpha", " beta", " gamma"]
-    assert cache.count("alpha beta gamma") == counter("alpha beta gamma")
-    assert cache.count("gamma beta") == counter("gamma beta")
-    assert calls[3:] == ["gamma"], "only the piece never seen before, a first word without its space, is asked"
-    long_word = "x" * 13
-    before = len(calls)
-    assert cache.count(f"a {long_word} {long_word}") == counter(f"a {long_word} {long_word}")
-    assert calls[before:].count(f" {long_word}") == 2, "pieces over max_piece_bytes are counted, never kept"
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "ends with a space ",
-        "two  spaces",
-        "    indented code\n        deeper",
-        "a \u00a0no-break space",
-        "a \u3000ideographic space",
-        "tab \tafter",
-        "line \n break",
-        " starts with a space",
-    ],
-)
-def test_whitespace_runs_stay_inside_one_piece(
-    counters: dict[str, TokenCounter], word_cache: MakeWordCache, text: str
-) -> None:
-    """Only a space followed by a non-whitespace character is a cut; runs of whitespace are counted in one piece."""
-    for counter in counters.values():
-        cache = word_cache(counter, limit=16, max_piece_bytes=64)
-        assert cache.count(text) == counter(text)
-        assert cache.count(text) == counter(text), "and again, from the table"
-
-
-def test_a_text_without_utf8_form_is_counted_whole(
-    counters: dict[str, TokenCounter], word_cache: MakeWordCache
-) -> None:
-    counter = counters["cl100k_base"]
-    assert word_cache(counter, limit=16, max_piece_bytes=16).count("\ud800 lone") is None
-    assert counter.count("\ud800 lone") == counter("\ud800 lone") > 0
-
-
-def test_the_word_cache_passes_on_tokenizer_failures_and_refuses_bad_limits(word_cache: MakeWordCache) -> None:
-    def broken(piece: str) -> int:
-        raise RuntimeError(f"cannot count {piece!r}")
-
-    with pytest.raises(RuntimeError, match="cannot count ' b'"):
-        word_cache(lambda piece: 1 if piece == "a" else broken(piece), limit=4, max_piece_bytes=4).count("a b")
-    with pytest.raises(ValueError, match="negative"):
-        word_cache(lambda piece: -1, limit=4, max_piece_bytes=4).count("a")
-    for limit, max_piece_bytes in ((0, 4), (4, 0), (2**21, 4), (4, 5_000)):
-        with pytest.raises(ValueError, match="WordCache needs"):
-            word_cache(len, limit=limit, max_piece_bytes=max_piece_bytes)
-    with pytest.raises(TypeError):
-        word_cache(len, limit=4, max_piece_bytes=4).count(b"bytes")  # type: ignore[arg-type]
+        twin = PythonWordCache(counter, limit=64, max_piece_bytes=48, text_limit=8, text_chars=1_000)
+        assert twin.count(text) in (whole, None), "the Python twin"
