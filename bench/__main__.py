@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bench import load, replicas, ticks, validator
+from bot.datasets import speedups
 
 
 def validator_table(sizes: tuple[int, ...]) -> None:
@@ -24,6 +25,8 @@ def validator_table(sizes: tuple[int, ...]) -> None:
             f"{row['speedup']}× | {row['validator_peak_rss_mib']} MiB | {row['validator_peak_pss_mib']} MiB | "
             f"{row['baseline_peak_rss_mib']} MiB | {row['same_token_total']} |"
         )
+    tables = "compiled (bot/datasets/_speedups.c)" if speedups.compiled() else "Python twins (no C compiler)"
+    print(f"\nThe validator's hot tables: {tables}; best of {validator.REPEATS} runs each, taking turns.")
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k_chat_validation.jsonl"
     if shared.exists():
         latency = validator.small_file_latency(shared)

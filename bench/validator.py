@@ -2,6 +2,7 @@
 
 Each run is a separate process tree; its memory is sampled from /proc and summed over
 every process of the tree every 50 ms (RSS, and PSS, which counts pages the forked workers share only once).
+The validator and the baseline run twice each, taking turns, and the faster run of each is compared.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bench.generate import generate
 MODEL = "gpt-4o-mini-2024-07-18"
 ENCODING = "o200k_base"
 SIZES_MB = (25, 50, 100)
+REPEATS = 2
 
 
 def _tree(pid: int) -> list[int]:
@@ -67,6 +69,26 @@ def measure(command: list[str], env: dict[str, str]) -> dict[str, float | str]:
     return {"seconds": elapsed, "peak_rss": peak_rss, "peak_pss": peak_pss, "output": stdout}
 
 
+def _fastest_of(
+    repeats: int, ours: list[str], baseline: list[str], env: dict[str, str]
+) -> tuple[dict[str, float | str], dict[str, float | str]]:
+    """Each command ``repeats`` times, taking turns, so that a slow spell of a shared machine hits both.
+
+    The fastest run of each is kept (the least disturbed one) with the highest memory peak of all.
+    """
+    runs: dict[str, list[dict[str, float | str]]] = {"ours": [], "baseline": []}
+    for _ in range(repeats):
+        runs["ours"].append(measure(ours, env))
+        runs["baseline"].append(measure(baseline, env))
+    kept = []
+    for measured in runs.values():
+        fastest = dict(min(measured, key=lambda run: float(run["seconds"])))
+        for peak in ("peak_rss", "peak_pss"):
+            fastest[peak] = max(float(run[peak]) for run in measured)
+        kept.append(fastest)
+    return kept[0], kept[1]
+
+
 def seed_tiktoken(cache: Path) -> None:
     """tiktoken would download its tables; give it the identical files bpe-openai ships."""
     spec = importlib.util.find_spec("bpe_openai")
@@ -89,8 +111,12 @@ def run(sizes: tuple[int, ...] = SIZES_MB) -> list[dict[str, object]]:
             data = folder / f"chat-{size}mb.jsonl"
             examples = generate(data, size * 1_000_000)
             megabytes = data.stat().st_size / 1e6
-            ours = measure([sys.executable, "-m", "bot", "validate", str(data), "--json", "--model", MODEL], env)
-            baseline = measure([sys.executable, "-m", "bench.baseline", str(data), ENCODING], env)
+            ours, baseline = _fastest_of(
+                REPEATS,
+                [sys.executable, "-m", "bot", "validate", str(data), "--json", "--model", MODEL],
+                [sys.executable, "-m", "bench.baseline", str(data), ENCODING],
+                env,
+            )
             report = json.loads(str(ours["output"]))
             reference = json.loads(str(baseline["output"]))
             results.append(

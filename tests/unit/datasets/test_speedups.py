@@ -7,12 +7,15 @@ import random
 import shutil
 import sysconfig
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.datasets import speedups
 from bot.datasets.tokens import TokenCounter
+from bot.datasets.validate import ValidationOptions, _scan_in_parallel, validate_path
+from bot.datasets.validator import Scanner
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +170,25 @@ def test_line_digests_travel_through_a_pipe(implementation: Any) -> None:
     assert len(arrived) == 10_000
     assert arrived.first_or_add(7_919 * 5_000, 1) == 5_000
     assert implementation.LineDigests().absorb(arrived, 0) == []
+
+
+def test_the_python_twins_give_the_validator_the_same_reports(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a machine without a C compiler gets: the whole validator on the twins, report for report."""
+    names = ["toy_chat_fine_tuning.jsonl", "drone_training.2024-06-13.jsonl", "orca_dpo_pairs_validation.jsonl"]
+    doubled = tmp_path / "doubled.jsonl"
+    doubled.write_bytes((shared_data / names[1]).read_bytes() * 2)  # every line repeated, across the ranges
+    paths = [shared_data / name for name in names] + [doubled]
+    options = ValidationOptions(model="gpt-4o-mini-2024-07-18")
+
+    def validate_everything() -> list[Any]:
+        reports: list[Any] = [validate_path(path, options).to_json() for path in paths]
+        scanner = Scanner(counter=TokenCounter("o200k_base"), example_token_limit=65_536)
+        parallel = _scan_in_parallel(doubled, doubled.stat().st_size, scanner, 3)
+        return [*reports, parallel.errors, parallel.warnings, parallel.per_format]
+
+    compiled = validate_everything()
+    monkeypatch.setattr(speedups, "compiled", lambda: False)
+    assert isinstance(TokenCounter("o200k_base")._cache, speedups.PythonWordCache)
+    assert validate_everything() == compiled
