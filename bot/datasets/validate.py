@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 import os
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from bot import catalog
 from bot.datasets.report import Report, build_report
@@ -18,6 +19,9 @@ from bot.datasets.validator import Scan, Scanner, iter_lines
 
 # Below this, starting a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+# Ranges a parallel scan cuts the file into: at least a few per process, and none much over 8 MB.
+RANGES_PER_WORKER = 4
+RANGE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,33 @@ def _scan_range(scanner: Scanner, path: Path, start: int, end: int) -> Scan:
         return scanner.scan(iter_lines(_range_lines(stream, start, end), first_line_of_file=start == 0))
 
 
-def _child(scanner: Scanner, path: Path, bounds: tuple[int, int], sender: Connection) -> None:
+class _RangeCounter(Protocol):
+    """A multiprocessing.Value("i"): the index of the next range nobody has taken."""
+
+    value: int
+
+    def get_lock(self) -> AbstractContextManager[object]: ...
+
+
+def _take_ranges(
+    scanner: Scanner, path: Path, ranges: list[tuple[int, int]], next_range: _RangeCounter
+) -> list[tuple[int, Scan]]:
+    """Scan ranges, each time the next one nobody has taken, until none is left."""
+    scans: list[tuple[int, Scan]] = []
+    while True:
+        with next_range.get_lock():
+            index = next_range.value
+            next_range.value = index + 1
+        if index >= len(ranges):
+            return scans
+        scans.append((index, _scan_range(scanner, path, *ranges[index])))
+
+
+def _child(
+    scanner: Scanner, path: Path, ranges: list[tuple[int, int]], next_range: _RangeCounter, sender: Connection
+) -> None:
     try:
-        sender.send(_scan_range(scanner, path, *bounds))
+        sender.send(_take_ranges(scanner, path, ranges, next_range))
     except BaseException as error:  # reported to the parent, which raises it
         sender.send(error)
     finally:
@@ -109,28 +137,34 @@ def _scan_in_parallel(path: Path, size: int, scanner: Scanner, workers: int) -> 
     """Scan byte ranges in forked processes and merge them in order.
 
     Forking (not spawning) lets the children share the tokenizer the parent already loaded, so the
-    tables exist once in memory and nothing is pickled on the way in.
+    tables exist once in memory and nothing is pickled on the way in. There are several ranges per
+    process, and each process takes the next free one when it is done with its last: a process
+    that a busy machine slows down scans less, instead of keeping the others waiting at the end.
     """
     context = get_context("fork")
-    ranges = _boundaries(path, size, workers)
+    ranges = _boundaries(path, size, max(workers * RANGES_PER_WORKER, size // RANGE_BYTES))
+    next_range = context.Value("i", 0)
     children: list[tuple[BaseProcess, Connection]] = []
     try:
-        for bounds in ranges[1:]:
+        for _ in range(workers - 1):
             receiver, sender = context.Pipe(duplex=False)
-            child = context.Process(target=_child, args=(scanner, path, bounds, sender))
+            child = context.Process(target=_child, args=(scanner, path, ranges, next_range, sender))
             child.start()
             sender.close()
             children.append((child, receiver))
-        scan = _scan_range(scanner, path, *ranges[0])
+        scans = dict(_take_ranges(scanner, path, ranges, next_range))
         for _, receiver in children:
             result = receiver.recv()
             if isinstance(result, BaseException):
                 raise result
-            scan.merge(result)
+            scans.update(result)
     finally:
         for started, receiver in children:
             receiver.close()
             started.join(timeout=5)
             if started.is_alive():
                 started.kill()
+    scan = scans[0]
+    for index in range(1, len(ranges)):
+        scan.merge(scans[index])
     return scan
