@@ -298,9 +298,14 @@ WordCache_init(WordCache *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"count_piece", "limit", "max_piece_bytes", "text_limit", "text_chars", NULL};
     PyObject *count_piece;
-    Py_ssize_t limit, max_piece_bytes, text_limit, text_chars;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O$nnnn", keywords, &count_piece, &limit, &max_piece_bytes,
+    /* Keyword-only arguments are optional to the parser; a missing size stays 0 and is refused below. */
+    Py_ssize_t limit = 0, max_piece_bytes = 0, text_limit = 0, text_chars = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$nnnn", keywords, &count_piece, &limit, &max_piece_bytes,
                                      &text_limit, &text_chars)) {
+        return -1;
+    }
+    if (self->slots != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "WordCache is initialized once");
         return -1;
     }
     /* Slots hold 32-bit key offsets and 16-bit lengths and counts; these bounds keep them in range. */
@@ -325,9 +330,6 @@ WordCache_init(WordCache *self, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         return -1;
     }
-    PyMem_Free(self->slots);
-    PyMem_Free(self->keys);
-    PyMem_Free(self->seen_once);
     Py_XSETREF(self->texts, texts);
     Py_XSETREF(self->count_piece, Py_NewRef(count_piece));
     self->slots = slots;
