@@ -137,17 +137,22 @@ def test_command_line_contract(shared_data: Path, tmp_path: Path) -> None:
     assert json.loads(run(str(empty), "--json").stdout)["error_counts"] == {"empty_file": 1}
 
 
-def test_the_size_cap_applies_to_the_command_line(shared_data: Path, tmp_path: Path) -> None:
-    big = tmp_path / "big.jsonl"
-    big.write_bytes((shared_data / "gsm8k_chat_validation.jsonl").read_bytes() * 40)  # about 1.4 MB
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "validate", str(big), "--json"],
+def validate_with_only(cwd: Path, environment: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`finetune-bot validate` with nothing in its environment but ``environment``."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "validate", *args],
         capture_output=True,
         text=True,
         check=False,
-        cwd=tmp_path,
-        env={"FINETUNE_MAX_FILE_MB": "1", "PATH": ""},
+        cwd=cwd,
+        env={**environment, "PATH": ""},
     )
+
+
+def test_the_size_cap_applies_to_the_command_line(shared_data: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big.jsonl"
+    big.write_bytes((shared_data / "gsm8k_chat_validation.jsonl").read_bytes() * 40)  # about 1.4 MB
+    result = validate_with_only(tmp_path, {"FINETUNE_MAX_FILE_MB": "1"}, str(big), "--json")
     assert result.returncode == 1
     assert json.loads(result.stdout)["error_counts"] == {"file_too_large": 1}
 
@@ -167,13 +172,8 @@ def test_the_command_line_validates_without_loading_the_bot(shared_data: Path, t
 
 
 def test_bad_validation_settings_are_one_line_and_exit_2(shared_data: Path, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "validate", str(shared_data / "gsm8k_chat_validation.jsonl")],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        env={"FINETUNE_TRAINING_PRICES": "{not json", "PATH": ""},
+    result = validate_with_only(
+        tmp_path, {"FINETUNE_TRAINING_PRICES": "{not json"}, str(shared_data / "gsm8k_chat_validation.jsonl")
     )
     assert result.returncode == 2
     assert (

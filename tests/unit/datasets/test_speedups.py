@@ -40,6 +40,17 @@ def word_cache(implementation: Any, count_piece: Callable[[str], int], **sizes: 
     return implementation.WordCache(count_piece, **(defaults | sizes))
 
 
+def recording(counter: TokenCounter) -> tuple[list[str], Callable[[str], int]]:
+    """A tokenizer that notes every piece it is asked to count."""
+    calls: list[str] = []
+
+    def tokenizer(piece: str) -> int:
+        calls.append(piece)
+        return counter(piece)
+
+    return calls, tokenizer
+
+
 def test_the_extension_is_built_wherever_a_compiler_is() -> None:
     """setuptools skips the optional extension quietly when the build fails; with a compiler here, it must not have."""
     compiler = sysconfig.get_config_var("CC") or "cc"
@@ -58,12 +69,7 @@ def test_word_counts_are_exact_and_the_table_stays_bounded(implementation: Any, 
 
 
 def test_only_pieces_never_seen_go_to_the_tokenizer(implementation: Any, counter: TokenCounter) -> None:
-    calls: list[str] = []
-
-    def tokenizer(piece: str) -> int:
-        calls.append(piece)
-        return counter(piece)
-
+    calls, tokenizer = recording(counter)
     cache = word_cache(implementation, tokenizer, text_chars=1)  # no text is short enough to keep whole
     assert cache.count("alpha beta gamma") == counter("alpha beta gamma")
     assert calls == ["alpha", " beta", " gamma"]
@@ -76,12 +82,7 @@ def test_only_pieces_never_seen_go_to_the_tokenizer(implementation: Any, counter
 
 
 def test_a_recurring_text_is_kept_whole_from_its_second_time(implementation: Any, counter: TokenCounter) -> None:
-    calls: list[str] = []
-
-    def tokenizer(piece: str) -> int:
-        calls.append(piece)
-        return counter(piece)
-
+    calls, tokenizer = recording(counter)
     cache = word_cache(implementation, tokenizer, limit=1)  # the word table forgets at every new piece
     prompt = "You are a terse assistant"
     counts = [cache.count(prompt) for _ in range(4)]
