@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from bot.errors import ConfigError
-from bot.validation_settings import DEFAULT_MAX_FILE_MB, DEFAULT_MODEL
+from bot.validation_settings import DEFAULT_MAX_FILE_MB, DEFAULT_MODEL, FIX
 
 ProviderName = Literal["openai", "azure", "compatible", "sandbox"]
 
@@ -253,7 +253,7 @@ def load_settings(**overrides: object) -> Settings:
         # Raised for a value that should be JSON and is not; its text names the field in lower case.
         match = re.search(r'field "(\w+)"', str(error))
         variable = match.group(1).upper() if match else "a setting"
-        raise ConfigError(f"{variable} is not valid JSON; fix it in the environment or .env.") from None
+        raise ConfigError(f"{variable} is not valid JSON; {FIX}.") from None
 
 
 def _one_line(error: ValidationError) -> str:
@@ -261,6 +261,6 @@ def _one_line(error: ValidationError) -> str:
     if first["loc"]:
         variable = str(first["loc"][0]).upper()
         shown = "" if variable.endswith(SECRET_SUFFIXES) else f" (got {first.get('input')!r})"
-        return f"{variable}: {first['msg']}{shown}; fix it in the environment or .env."
+        return f"{variable}: {first['msg']}{shown}; {FIX}."
     message = str(first["msg"]).removeprefix("Value error, ")
     return f"{message}."
