@@ -246,8 +246,7 @@ async def _retired(services: Services, model: str) -> str | None:
     today = services.clock.now().date()
     known = {m.id: m for m in await services.base_models()}
     retires = known[base].inference_retires if base in known else None
-    info = catalog.lookup(model)
-    retires = retires or (info.inference_retires if info else None)
+    retires = retires or services.provider.published_shutdown(model)
     if retires is not None and today >= retires:
         return (
             f"`{model}` was retired on {retires:%Y-%m-%d} and no longer answers. "

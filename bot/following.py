@@ -239,8 +239,7 @@ async def _model_retires(services: Services, model: str) -> date | None:
     known = {m.id: m for m in await services.base_models()}
     if base in known and known[base].inference_retires:
         return known[base].inference_retires
-    info = catalog.lookup(model)
-    return info.inference_retires if info else None
+    return services.provider.published_shutdown(model)
 
 
 def backoff(failures: int, interval: timedelta) -> timedelta:

@@ -29,7 +29,7 @@ from bot.server import start_bot
 from bot.services import Services
 from bot.settings import Settings
 from sandbox.driver import SlackDriver
-from sandbox.openai_server import OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.openai_server import SANDBOX_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
 from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackWorkspace, View
 
 ALICE, BOB = "U0ALICE", "U0BOB"
@@ -423,7 +423,7 @@ async def run_demo(settings: Settings) -> int:
     workspace.add_user(BOB, "bob", "Bob Chen")
     workspace.add_channel(CHANNEL, "ml-team", members=[ALICE, BOB])
     slack = await SlackEmulator(workspace).start()
-    openai = await OpenAIEmulator(OpenAIState(clock=SandboxClock(start=time.time()))).start()
+    openai = await OpenAIEmulator(OpenAIState(clock=SandboxClock(start=time.time()), models=SANDBOX_MODELS)).start()
     with tempfile.TemporaryDirectory(prefix="finetune-demo-") as scratch:
         demo_settings = settings.model_copy(
             update={

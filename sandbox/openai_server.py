@@ -19,6 +19,7 @@ import asyncio
 import builtins
 import contextlib
 import csv
+import dataclasses
 import functools
 import hashlib
 import io
@@ -70,6 +71,9 @@ DEFAULT_MODELS = (
     BaseModel("gpt-3.5-turbo-0125", 1706048358, shutdown_date="2026-10-23", context_window=16_385),
     BaseModel("gpt-5.2", 1764000000, fine_tunable=False, context_window=400_000),
 )
+# The built-in sandbox's own offer: the same models on no provider's calendar, so the demo and a bot
+# running on the sandbox train and chat on any date. DEFAULT_MODELS are OpenAI's, with its dates.
+SANDBOX_MODELS = tuple(dataclasses.replace(model, shutdown_date=None) for model in DEFAULT_MODELS)
 ALIASES = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18", "gpt-4o": "gpt-4o-2024-08-06", "gpt-4.1": "gpt-4.1-2025-04-14"}
 
 

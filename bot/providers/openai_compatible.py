@@ -146,14 +146,23 @@ class OpenAICompatibleProvider:
         return result
 
     def training_retires(self, model: str, inference_retires: date | None) -> date | None:
-        """The last day to train: settings first, then OpenAI's end of fine-tuning, never after shutdown."""
+        """The last day to train: settings first, then OpenAI's end of fine-tuning (on OpenAI only), never
+        after shutdown."""
         configured = self.settings.finetune_training_retirements.get(model)
         if configured is not None:
             return configured
         candidates = [day for day in (inference_retires,) if day is not None]
-        if self.name == "openai" or self.name == "sandbox":
+        if self.name == "openai":
             candidates.append(catalog.OPENAI_TRAINING_ENDS)
         return min(candidates) if candidates else None
+
+    def published_shutdown(self, model: str) -> date | None:
+        """The shutdown date the catalog publishes for ``model``'s base: OpenAI's calendar, which the
+        built-in sandbox does not follow (it runs on any date, so the demo does too)."""
+        if self.name == "sandbox":
+            return None
+        info = catalog.lookup(model)
+        return info.inference_retires if info else None
 
     async def list_base_models(self) -> list[BaseModelInfo]:
         offered = self.settings.finetune_base_models or list(catalog.CATALOG)
@@ -166,7 +175,7 @@ class OpenAICompatibleProvider:
             if model_id not in listed:
                 continue
             info = catalog.lookup(model_id)
-            inference = listed[model_id] or (info.inference_retires if info else None)
+            inference = listed[model_id] or self.published_shutdown(model_id)
             methods = info.methods if info else ("supervised",)
             models.append(BaseModelInfo(model_id, methods, self.training_retires(model_id, inference), inference))
         return models

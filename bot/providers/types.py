@@ -144,6 +144,10 @@ class FineTuneProvider(Protocol):
 
     async def model_shutdown(self, model: str) -> date | None: ...
 
+    def published_shutdown(self, model: str) -> date | None:
+        """The shutdown date published for ``model``'s base outside the API (the catalog), if this host follows it."""
+        ...
+
     def chat_target(self, model: str) -> str:
         """The name a chat request uses: the model id, or its deployment name where the host deploys."""
         ...

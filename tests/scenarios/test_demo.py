@@ -20,7 +20,9 @@ def test_demo_prints_the_team_session_and_exits_0(tmp_path: Path) -> None:
     assert "fine-tuning on `marv.jsonl` succeeded" in transcript and "loss-curve-job-1.png" in transcript
     assert "💬 Chat with `ft:gpt-4o-mini-2024-07-18:sandbox:marv:" in transcript
     assert "Paris. As if everyone didn't already know that." in transcript
-    assert "retires 2027-01-14 (54 days left)" in transcript and "Home tab" in transcript
+    # The sandbox follows no provider's calendar, so the demo trains and chats on any date.
+    assert "no retirement date known" in transcript and "Home tab" in transcript
+    assert "can no longer be trained" not in transcript and "was retired on" not in transcript
     assert "📼 @alice, golden set #1" in transcript
     assert "⚖️ Compare" in transcript and "[gpt-4o-mini-2024-07-18] Thanks for your question" in transcript
     assert "Traceback" not in result.stderr
