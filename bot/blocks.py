@@ -8,11 +8,16 @@ from typing import Any
 
 from bot.datasets.report import CODE_TITLES
 from bot.jobs import STATUS_ICONS, JobStatus
+from bot.mrkdwn import escape
 
 Block = dict[str, Any]
 
 # Slack rejects a section whose text is longer than this (invalid_blocks).
 SECTION_TEXT_LIMIT = 3000
+# A message's top-level text is truncated by Slack past 4,000 characters (msg_too_long past 40,000).
+FALLBACK_TEXT_LIMIT = 3000
+# Sections a job's failure may take in its result message, leaving room for the advice.
+RESULT_TEXT_SECTIONS = 10
 
 
 def section(text: str) -> Block:
@@ -27,9 +32,9 @@ def context(text: str) -> Block:
 
 def help_blocks(command: str, entries: Sequence[tuple[str, str]]) -> list[Block]:
     """The `/finetune help` answer: one line per subcommand, usage then what it does."""
-    lines = [f"`{command} {usage}` — {summary}" for usage, summary in entries]
+    lines = [f"`{escape(command)} {escape(usage)}` — {escape(summary)}" for usage, summary in entries]
     return [
-        section(f"*What `{command}` can do*"),
+        section(f"*What `{escape(command)}` can do*"),
         section("\n".join(lines)),
         context("Drop a `.jsonl` file in a channel I'm in and I'll validate it in its thread."),
     ]
@@ -37,7 +42,8 @@ def help_blocks(command: str, entries: Sequence[tuple[str, str]]) -> list[Block]
 
 def help_text(command: str, entries: Sequence[tuple[str, str]]) -> str:
     """Plain-text fallback of help_blocks, for notifications and screen readers."""
-    return "\n".join([f"What {command} can do:", *(f"{command} {usage} — {summary}" for usage, summary in entries)])
+    lines = [f"What {command} can do:", *(f"{command} {usage} — {summary}" for usage, summary in entries)]
+    return escape("\n".join(lines))
 
 
 def header(text: str) -> Block:
@@ -56,6 +62,21 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
     return element
 
 
+def safe_cut(text: str, limit: int) -> int:
+    """Where to cut ``text`` at most ``limit`` characters in, never inside an escape such as ``&lt;``."""
+    entity = text.rfind("&", max(0, limit - 5), limit)
+    if entity != -1 and ";" not in text[entity:limit]:
+        return entity or limit
+    return limit
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, never inside an escape such as ``&lt;``."""
+    if len(text) <= limit:
+        return text
+    return text[: safe_cut(text, limit - 1)] + "…"
+
+
 def split_text(text: str, limit: int = SECTION_TEXT_LIMIT) -> list[str]:
     """Split on line breaks into pieces Slack accepts; a single overlong line is cut at ``limit``."""
     pieces: list[str] = []
@@ -65,8 +86,9 @@ def split_text(text: str, limit: int = SECTION_TEXT_LIMIT) -> list[str]:
             if current:
                 pieces.append(current)
                 current = ""
-            pieces.append(line[:limit])
-            line = line[limit:]
+            cut = safe_cut(line, limit)
+            pieces.append(line[:cut])
+            line = line[cut:]
         candidate = f"{current}\n{line}" if current else line
         if len(candidate) > limit:
             pieces.append(current)
@@ -99,8 +121,8 @@ def _issue_lines(issues: list[dict[str, Any]], counts: dict[str, int], *, show_m
         location = ""
         if where:
             location = f" — line{'s' if total > 1 else ''} {where}" + (f" and {more:,} more" if more > 0 else "")
-        lines.append(f"• *{_code_title(code)}* `{code}`{location}")
-        lines += [f"    _{m['message']}_" for m in members[:show_messages]]
+        lines.append(f"• *{escape(_code_title(code))}* `{escape(code)}`{location}")
+        lines += [f"    _{escape(m['message'])}_" for m in members[:show_messages]]
     return lines
 
 
@@ -123,9 +145,10 @@ def report_text(filename: str, report: dict[str, Any]) -> str:
     billing = report["billing"]
     if not report["valid"]:
         problems = sum(report["error_counts"].values())
-        return f"{icon} {filename}: {problems:,} problem(s) to fix before training."
+        return f"{icon} {escape(filename)}: {problems:,} problem(s) to fix before training."
     return (
-        f"{icon} {filename}: {FORMAT_NAMES.get(report['format'], report['format'])}, {report['examples']:,} examples, "
+        f"{icon} {escape(filename)}: {escape(FORMAT_NAMES.get(report['format'], report['format']))}, "
+        f"{report['examples']:,} examples, "
         f"{report['tokens']['total']:,} tokens, about {money(billing['estimated_cost_usd'])} to train."
     )
 
@@ -141,7 +164,7 @@ def report_blocks(*, dataset_id: int, filename: str, report: dict[str, Any]) -> 
     result: list[Block] = [
         header(title),
         context(
-            f"{fmt} · {report['examples']:,} examples · method {report.get('method', 'supervised')} · "
+            f"{escape(fmt)} · {report['examples']:,} examples · method {escape(report.get('method', 'supervised'))} · "
             f"dataset #{dataset_id}"
         ),
     ]
@@ -158,14 +181,15 @@ def report_blocks(*, dataset_id: int, filename: str, report: dict[str, Any]) -> 
     if tokens["total"]:
         result.append(
             section(
-                f"*Tokens per example* ({billing['model']}): min {tokens['min']:,} · mean {tokens['mean']:,.1f} · "
+                f"*Tokens per example* ({escape(billing['model'])}): min {tokens['min']:,} · "
+                f"mean {tokens['mean']:,.1f} · "
                 f"p50 {tokens['p50']:,} · p95 {tokens['p95']:,} · max {tokens['max']:,}\n"
                 f"*Training estimate:* {billing['epochs']} epochs × capped tokens = {billing['billed_tokens']:,} "
                 f"billed tokens ≈ *{money(billing['estimated_cost_usd'])}*"
             )
         )
     for note in report.get("notes", []):
-        result.append(context(note))
+        result.append(context(escape(note)))
     actions = [button("Details", "dataset_details", str(dataset_id))]
     if valid:
         actions.insert(0, button("Train…", "dataset_train", str(dataset_id), style="primary"))
@@ -175,7 +199,7 @@ def report_blocks(*, dataset_id: int, filename: str, report: dict[str, Any]) -> 
 
 def report_details_blocks(*, dataset_id: int, filename: str, report: dict[str, Any]) -> list[Block]:
     """Every listed line with its sentence, for the person who clicked Details."""
-    lines = [f"*{filename}* (dataset #{dataset_id}) — first lines per problem, with what is wrong:"]
+    lines = [f"*{escape(filename)}* (dataset #{dataset_id}) — first lines per problem, with what is wrong:"]
     if report["errors"]:
         lines += ["", "*Errors*", *_issue_lines(report["errors"], report["error_counts"], show_messages=5)]
     if report["warnings"]:
@@ -185,36 +209,37 @@ def report_details_blocks(*, dataset_id: int, filename: str, report: dict[str, A
         lines.append("Nothing to fix: no errors and no warnings.")
     if report.get("common_system_prompt"):
         prompt = report["common_system_prompt"]
-        lines += ["", f"*Most common system prompt:* _{prompt[:500]}{'…' if len(prompt) > 500 else ''}_"]
+        shown = escape(prompt[:500]) + ("…" if len(prompt) > 500 else "")
+        lines += ["", f"*Most common system prompt:* _{shown}_"]
     pieces = split_text("\n".join(lines))
     return [section(piece) for piece in pieces[:49]]
 
 
 def not_jsonl_text(filename: str) -> str:
     return (
-        f"`{filename}` looks like plain JSON. I validate fine-tuning data in JSONL: one JSON object per line, "
+        f"`{escape(filename)}` looks like plain JSON. I validate fine-tuning data in JSONL: one JSON object per line, "
         "saved as `.jsonl`. Convert it (for example `jq -c '.[]' data.json > data.jsonl`) and share it again."
     )
 
 
 def same_data_text(earlier: Any) -> str:
     return (
-        f"These are the same bytes as dataset #{earlier.id} (`{earlier.filename}`, shared by <@{earlier.uploaded_by}> "
-        f"on {earlier.created_at:%Y-%m-%d}), so I'm reusing it. Its report:"
+        f"These are the same bytes as dataset #{earlier.id} (`{escape(earlier.filename)}`, shared by "
+        f"<@{earlier.uploaded_by}> on {earlier.created_at:%Y-%m-%d}), so I'm reusing it. Its report:"
     )
 
 
 def too_large_text(filename: str, size: int, limit: int) -> str:
     return (
-        f"`{filename}` is {size / 2**20:,.1f} MB, over the {limit / 2**20:,.0f} MB limit (FINETUNE_MAX_FILE_MB; "
-        "OpenAI's own limit is 512 MB). Split it into smaller files and share them again."
+        f"`{escape(filename)}` is {size / 2**20:,.1f} MB, over the {limit / 2**20:,.0f} MB limit "
+        "(FINETUNE_MAX_FILE_MB; OpenAI's own limit is 512 MB). Split it into smaller files and share them again."
     )
 
 
 def download_refused_text(filename: str, status: int) -> str:
     return (
-        f"Slack refused to let me download `{filename}` (HTTP {status}, or its sign-in page). Check that the app "
-        "has the files:read scope and is a member of this channel, then share the file again."
+        f"Slack refused to let me download `{escape(filename)}` (HTTP {status}, or its sign-in page). "
+        "Check that the app has the files:read scope and is a member of this channel, then share the file again."
     )
 
 
@@ -226,7 +251,8 @@ def datasets_list_blocks(datasets: Sequence[Any], *, workspace_url: str) -> list
         icon = "✅" if dataset.valid else "❌"
         link = f"{workspace_url}archives/{dataset.channel_id}/p{dataset.message_ts.replace('.', '')}"
         lines.append(
-            f"{icon} *#{dataset.id}* <{link}|{dataset.filename}> — {FORMAT_NAMES.get(dataset.format, dataset.format)}, "
+            f"{icon} *#{dataset.id}* <{link}|{escape(dataset.filename)}> — "
+            f"{escape(FORMAT_NAMES.get(dataset.format, dataset.format))}, "
             f"{dataset.examples:,} examples, {dataset.total_tokens:,} tokens · <@{dataset.uploaded_by}> · "
             f"{dataset.created_at:%b %d}"
         )
@@ -305,7 +331,8 @@ def train_modal(
     }
     blocks_: list[Block] = [
         section(
-            f"*Dataset:* `{dataset.filename}` (#{dataset.id}) — {FORMAT_NAMES.get(dataset.format, dataset.format)}, "
+            f"*Dataset:* `{escape(dataset.filename)}` (#{dataset.id}) — "
+            f"{escape(FORMAT_NAMES.get(dataset.format, dataset.format))}, "
             f"{dataset.examples:,} examples"
         ),
         {
@@ -386,14 +413,14 @@ def train_modal(
 
 def estimate_text(*, model: str, epochs: int, capped_tokens: int, cost: float | None) -> str:
     return (
-        f"*Estimate on {model}:* {epochs} epoch{'s' if epochs != 1 else ''} × {capped_tokens:,} tokens = "
+        f"*Estimate on {escape(model)}:* {epochs} epoch{'s' if epochs != 1 else ''} × {capped_tokens:,} tokens = "
         f"{epochs * capped_tokens:,} billed tokens ≈ *{money(cost)}*"
     )
 
 
 def _hyperparameters_text(hyperparameters: dict[str, Any]) -> str:
     names = {"n_epochs": "epochs", "batch_size": "batch", "learning_rate_multiplier": "LR ×", "beta": "beta"}
-    return ", ".join(f"{names.get(key, key)} {value}" for key, value in hyperparameters.items())
+    return escape(", ".join(f"{names.get(key, key)} {value}" for key, value in hyperparameters.items()))
 
 
 def _duration(seconds: float) -> str:
@@ -440,15 +467,15 @@ def progress_line(job: Any, *, now: Any) -> str:
 def job_card(job: Any, *, dataset_name: str, title: str, now: Any = None) -> list[Block]:
     """The card of a job in its dataset's thread, with a Cancel button while it can be cancelled."""
     fields = [
-        f"*Job*\n`{job.provider_job_id or '—'}` (#{job.id})",
-        f"*Base model*\n`{job.base_model}`",
-        f"*Method*\n{job.method}",
+        f"*Job*\n`{escape(job.provider_job_id or '—')}` (#{job.id})",
+        f"*Base model*\n`{escape(job.base_model)}`",
+        f"*Method*\n{escape(job.method)}",
         f"*Hyperparameters*\n{_hyperparameters_text(job.hyperparameters)}",
         f"*Estimate*\n{money(job.estimated_cost_usd)}",
         f"*Asked by*\n<@{job.requested_by}>",
     ]
     result: list[Block] = [
-        section(f"{title} on `{dataset_name}`"),
+        section(f"{title} on `{escape(dataset_name)}`"),
         {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
     ]
     if now is not None:
@@ -457,7 +484,10 @@ def job_card(job: Any, *, dataset_name: str, title: str, now: Any = None) -> lis
         cancel = button("Cancel", "job_cancel", str(job.id), style="danger")
         cancel["confirm"] = {
             "title": {"type": "plain_text", "text": "Cancel this job?"},
-            "text": {"type": "mrkdwn", "text": f"Training of `{job.base_model}` on `{dataset_name}` stops for good."},
+            "text": {
+                "type": "mrkdwn",
+                "text": f"Training of `{escape(job.base_model)}` on `{escape(dataset_name)}` stops for good.",
+            },
             "confirm": {"type": "plain_text", "text": "Cancel the job"},
             "deny": {"type": "plain_text", "text": "Keep training"},
         }
@@ -468,13 +498,14 @@ def job_card(job: Any, *, dataset_name: str, title: str, now: Any = None) -> lis
 def approval_request(job: Any, *, dataset_name: str, reason: str) -> list[Block]:
     return [
         section(
-            f"⏳ <@{job.requested_by}> asks to train `{job.base_model}` on `{dataset_name}` (job #{job.id}).\n"
+            f"⏳ <@{job.requested_by}> asks to train `{escape(job.base_model)}` on `{escape(dataset_name)}` "
+            f"(job #{job.id}).\n"
             f"Estimate: *{money(job.estimated_cost_usd)}*. It needs an admin's approval because {reason}."
         ),
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*Method*\n{job.method}"},
+                {"type": "mrkdwn", "text": f"*Method*\n{escape(job.method)}"},
                 {"type": "mrkdwn", "text": f"*Hyperparameters*\n{_hyperparameters_text(job.hyperparameters)}"},
             ],
         },
@@ -493,7 +524,7 @@ def approval_decided(job: Any, *, dataset_name: str, decision: str, admin: str) 
     icon = "✅ Approved" if decision == "approved" else "🚫 Denied"
     return [
         section(
-            f"{icon} by <@{admin}>: `{job.base_model}` on `{dataset_name}` for <@{job.requested_by}> "
+            f"{icon} by <@{admin}>: `{escape(job.base_model)}` on `{escape(dataset_name)}` for <@{job.requested_by}> "
             f"(job #{job.id}, estimate {money(job.estimated_cost_usd)})."
         )
     ]
@@ -526,16 +557,16 @@ def result_blocks(
             if part
         )
         fields = [
-            f"*Model*\n`{job.fine_tuned_model}`",
-            f"*Base model*\n`{job.base_model}`",
+            f"*Model*\n`{escape(job.fine_tuned_model)}`",
+            f"*Base model*\n`{escape(job.base_model)}`",
             f"*Trained tokens*\n{job.trained_tokens or 0:,}",
             f"*Cost*\n{money(job.actual_cost_usd)} (estimate {money(job.estimated_cost_usd)})",
             f"*Duration*\n{duration}",
             f"*Final loss*\n{losses or '—'}",
         ]
-        text = f"✅ {who}, your model is ready: {job.fine_tuned_model}"
+        text = f"✅ {who}, your model is ready: {escape(job.fine_tuned_model)}"
         result: list[Block] = [
-            section(f"✅ {who}, fine-tuning on `{dataset_name}` succeeded."),
+            section(f"✅ {who}, fine-tuning on `{escape(dataset_name)}` succeeded."),
             {"type": "section", "fields": [{"type": "mrkdwn", "text": field} for field in fields]},
         ]
         if checkpoints:
@@ -552,7 +583,7 @@ def result_blocks(
                     )
                     if part
                 )
-                lines.append(f"• step {checkpoint.step}: `{checkpoint.model}` — {detail}")
+                lines.append(f"• step {checkpoint.step}: `{escape(checkpoint.model)}` — {detail}")
             result.append(section("\n".join(lines)))
         result.append(model_actions(job.id, job.fine_tuned_model))
         return text, result
@@ -565,16 +596,21 @@ def result_blocks(
             else "Nothing is billed for a failed job. Click Train… on the report to try again; if it fails the same "
             "way, the message above is what to fix."
         )
-        text = f"❌ {who}, fine-tuning on {dataset_name} failed: {message}"
-        return text, [
-            section(
-                f"❌ {who}, fine-tuning on `{dataset_name}` failed. {provider_label[:1].upper()}{provider_label[1:]} "
-                f"says:\n> {message}"
-            ),
-            context(advice),
-        ]
-    by = f"<@{job.cancelled_by}>" if job.cancelled_by else f"someone at {provider_label} (not from Slack)"
-    text = f"🛑 {who}, fine-tuning on {dataset_name} was cancelled by {by}."
+        text = shorten(
+            f"❌ {who}, fine-tuning on {escape(dataset_name)} failed: {escape(message)}", FALLBACK_TEXT_LIMIT
+        )
+        host = escape(provider_label[:1].upper() + provider_label[1:])
+        says = f"❌ {who}, fine-tuning on `{escape(dataset_name)}` failed. {host} says:"
+        quoted = "\n".join(f"> {line}" for line in escape(message).split("\n"))
+        # A provider's message has no length limit: it is split over sections, and whatever does not fit in
+        # one message is cut with a note, never an exception that loses the result.
+        pieces = split_text(f"{says}\n{quoted}")
+        shown = [section(piece) for piece in pieces[:RESULT_TEXT_SECTIONS]]
+        if len(pieces) > RESULT_TEXT_SECTIONS:
+            shown.append(context(f"… the rest of the message is at {escape(provider_label)} (job #{job.id})."))
+        return text, [*shown, context(advice)]
+    by = f"<@{job.cancelled_by}>" if job.cancelled_by else f"someone at {escape(provider_label)} (not from Slack)"
+    text = f"🛑 {who}, fine-tuning on {escape(dataset_name)} was cancelled by {by}."
     return text, [section(text)]
 
 
@@ -583,13 +619,13 @@ def chat_root(
 ) -> tuple[str, list[Block]]:
     """The root message of a chat (or compare) thread: which model(s), which system prompt, how to talk."""
     if compare_model:
-        text = f"⚖️ Compare `{model}` with `{compare_model}`"
+        text = f"⚖️ Compare `{escape(model)}` with `{escape(compare_model)}`"
         how = "Reply in this thread: each message is answered by both models, one after the other."
     else:
-        text = f"💬 Chat with `{model}`"
+        text = f"💬 Chat with `{escape(model)}`"
         how = "Reply in this thread (or mention me in it) to talk to the model."
     prompt = (
-        f"*System prompt:* _{system_prompt[:1500]}{'…' if len(system_prompt) > 1500 else ''}_"
+        f"*System prompt:* _{escape(system_prompt[:1500])}{'…' if len(system_prompt) > 1500 else ''}_"
         if system_prompt
         else "*System prompt:* none"
     )
@@ -603,7 +639,7 @@ def model_actions(job_id: int, model: str) -> Block:
         "title": {"type": "plain_text", "text": "Delete this model?"},
         "text": {
             "type": "mrkdwn",
-            "text": f"`{model}` will be deleted at the provider for good. Its training data stays in the bot.",
+            "text": f"`{escape(model)}` will be deleted at the provider for good. Its training data stays in the bot.",
         },
         "confirm": {"type": "plain_text", "text": "Delete"},
         "deny": {"type": "plain_text", "text": "Keep it"},
@@ -645,17 +681,19 @@ def retirement_text(retires: Any, *, today: Any) -> str:
 def model_line(job: Any, *, today: Any) -> str:
     created = f"{job.finished_at:%Y-%m-%d}" if job.finished_at else "—"
     return (
-        f"• `{job.fine_tuned_model}` — base `{job.base_model}`, created {created} by <@{job.requested_by}>, "
+        f"• `{escape(job.fine_tuned_model)}` — base `{escape(job.base_model)}`, created {created} by "
+        f"<@{job.requested_by}>, "
         f"{retirement_text(job.model_retires, today=today)}"
     )
 
 
 def reminder_text(job: Any, *, left: int) -> str:
     when = "tomorrow" if left == 1 else ("today" if left == 0 else f"in {left} days")
+    model = escape(job.fine_tuned_model)
     return (
-        f"⚠️ `{job.fine_tuned_model}` stops answering {when} ({job.model_retires:%Y-%m-%d}). Keep its behaviour: "
-        f"`/finetune record {job.fine_tuned_model}` records its answers, and `/finetune export "
-        f"{job.fine_tuned_model}` puts its training data and golden set in the thread."
+        f"⚠️ `{model}` stops answering {when} ({job.model_retires:%Y-%m-%d}). Keep its behaviour: "
+        f"`/finetune record {model}` records its answers, and `/finetune export "
+        f"{model}` puts its training data and golden set in the thread."
     )
 
 
@@ -698,8 +736,8 @@ def home_view(
     for dataset in shown:
         icon = "✅" if dataset.valid else "❌"
         block = section(
-            f"{icon} *#{dataset.id}* `{dataset.filename}`{lineage(dataset)} — "
-            f"{FORMAT_NAMES.get(dataset.format, dataset.format)}, "
+            f"{icon} *#{dataset.id}* `{escape(dataset.filename)}`{lineage(dataset)} — "
+            f"{escape(FORMAT_NAMES.get(dataset.format, dataset.format))}, "
             f"{dataset.examples:,} examples, {dataset.total_tokens:,} tokens · {dataset.created_at:%b %d}"
         )
         if dataset.valid:
@@ -715,7 +753,10 @@ def home_view(
     for job in shown:
         cost = money(job.actual_cost_usd if job.actual_cost_usd is not None else job.estimated_cost_usd)
         result.append(
-            section(f"*#{job.id}* `{job.base_model}` · <@{job.requested_by}> · {cost}\n{progress_line(job, now=now)}")
+            section(
+                f"*#{job.id}* `{escape(job.base_model)}` · <@{job.requested_by}> · {cost}\n"
+                f"{progress_line(job, now=now)}"
+            )
         )
     pager = _pager("jobs", page, count, pages)
     result += [pager] if pager else []
@@ -742,18 +783,21 @@ def home_view(
 def golden_progress(golden: Any, *, done: int) -> str:
     bar = "▓" * int(10 * done / max(golden.total, 1)) + "░" * (10 - int(10 * done / max(golden.total, 1)))
     icon = {"done": "✅", "failed": "❌"}.get(golden.status, "⏳")
-    return f"{icon} Recording a golden set of `{golden.model}`: {bar} {done:,}/{golden.total:,} prompts answered"
+    return (
+        f"{icon} Recording a golden set of `{escape(golden.model)}`: {bar} {done:,}/{golden.total:,} prompts answered"
+    )
 
 
 def golden_summary(golden: Any, *, done: int) -> str:
     if golden.status == "done":
         return (
-            f"📼 <@{golden.started_by}>, golden set #{golden.id} of `{golden.model}` is recorded: {done:,} prompts "
-            "and their answers, kept by the bot. The JSONL file follows; `/finetune export` gets it again later."
+            f"📼 <@{golden.started_by}>, golden set #{golden.id} of `{escape(golden.model)}` is recorded: "
+            f"{done:,} prompts and their answers, kept by the bot. The JSONL file follows; `/finetune export` "
+            "gets it again later."
         )
     return (
-        f"❌ <@{golden.started_by}>, the golden set of `{golden.model}` stopped at {done:,}/{golden.total:,}: "
-        f"“{golden.error_message}” Run `/finetune record {golden.model}` again to finish it."
+        f"❌ <@{golden.started_by}>, the golden set of `{escape(golden.model)}` stopped at {done:,}/{golden.total:,}: "
+        f"“{escape(golden.error_message)}” Run `/finetune record {escape(golden.model)}` again to finish it."
     )
 
 
@@ -779,7 +823,8 @@ def _excerpt(text: str, limit: int = EVAL_EXCERPT_CHARS) -> str:
 
 def _overlap_warning(evaluation: Any) -> str:
     return (
-        f"⚠️ {evaluation.overlap:,} of {evaluation.total:,} examples are also in `{evaluation.model}`'s training data "
+        f"⚠️ {evaluation.overlap:,} of {evaluation.total:,} examples are also in `{escape(evaluation.model)}`'s "
+        "training data "
         "(the same conversation): its scores on them say little about new data, and look better than they are."
     )
 
@@ -788,13 +833,14 @@ def evaluation_confirmation(evaluation: Any, *, dataset_name: str, usable: int, 
     """What an evaluation will ask and cost, with Run and Cancel: shown to the person who asked."""
     requests = 2 + (1 if evaluation.judge_model else 0)
     text = (
-        f"📏 Evaluate `{evaluation.model}` against `{evaluation.baseline_model}` on `{dataset_name}`: "
+        f"📏 Evaluate `{escape(evaluation.model)}` against `{escape(evaluation.baseline_model)}` on "
+        f"`{escape(dataset_name)}`: "
         f"{evaluation.total:,} examples, estimated cost {precise_money(evaluation.estimated_cost_usd)}."
     )
     lines = [
         text,
         f"{evaluation.total * requests:,} requests ({requests} per example), about {tokens:,} tokens"
-        + (f", judged by `{evaluation.judge_model}`" if evaluation.judge_model else "")
+        + (f", judged by `{escape(evaluation.judge_model)}`" if evaluation.judge_model else "")
         + ".",
     ]
     if usable > evaluation.total:
@@ -823,8 +869,9 @@ def evaluation_progress(evaluation: Any, *, dataset_name: str, done: int) -> str
     filled = int(10 * done / max(evaluation.total, 1))
     icon = {"done": "✅", "failed": "❌"}.get(evaluation.status, "⏳")
     return (
-        f"{icon} Evaluation #{evaluation.id}: `{evaluation.model}` against `{evaluation.baseline_model}` on "
-        f"`{dataset_name}`: {'▓' * filled}{'░' * (10 - filled)} {done:,}/{evaluation.total:,} examples"
+        f"{icon} Evaluation #{evaluation.id}: `{escape(evaluation.model)}` against "
+        f"`{escape(evaluation.baseline_model)}` on `{escape(dataset_name)}`: "
+        f"{'▓' * filled}{'░' * (10 - filled)} {done:,}/{evaluation.total:,} examples"
     )
 
 
@@ -853,7 +900,7 @@ def _score_table(metrics: dict[str, Any], model: str, baseline: str) -> str:
     width = max(len(first), 10)
     lines = [f"{'':<18} {first:>{width}}  {second}"]
     lines += [f"{name:<18} {a:>{width}}  {b}" for name, a, b in rows]
-    return "```\n" + "\n".join(lines) + "\n```"
+    return "```\n" + escape("\n".join(lines)) + "\n```"
 
 
 def _class_table(metrics: dict[str, Any], model: str, baseline: str) -> str:
@@ -865,7 +912,7 @@ def _class_table(metrics: dict[str, Any], model: str, baseline: str) -> str:
         lines.append(f"{row['label'][:20]:<20} {row['support']:>4}  {row['f1']:>14.3f}  {base[row['label']]['f1']:.3f}")
     if len(candidate) > EVAL_SHOWN_CLASSES:
         lines.append(f"… and {len(candidate) - EVAL_SHOWN_CLASSES} more classes")
-    return "*Per class*\n```\n" + "\n".join(lines) + "\n```"
+    return "*Per class*\n```\n" + escape("\n".join(lines)) + "\n```"
 
 
 def _confusion(metrics: dict[str, Any], model: str) -> str | None:
@@ -877,7 +924,7 @@ def _confusion(metrics: dict[str, Any], model: str) -> str | None:
     lines = ["expected ↓ said →  " + " ".join(f"{name:>10}" for name in names)]
     for label, row in zip(labels, confusion["rows"], strict=False):
         lines.append(f"{label[:18]:<18} " + " ".join(f"{count:>10}" for count in row))
-    return f"*Confusion matrix of `{short_model(model)}`*\n```\n" + "\n".join(lines) + "\n```"
+    return f"*Confusion matrix of `{escape(short_model(model))}`*\n```\n" + escape("\n".join(lines)) + "\n```"
 
 
 def evaluation_report(evaluation: Any, *, dataset_name: str) -> tuple[str, list[Block]]:
@@ -886,15 +933,15 @@ def evaluation_report(evaluation: Any, *, dataset_name: str) -> tuple[str, list[
     record = metrics["head_to_head"]
     who = f"<@{evaluation.requested_by}>"
     text = (
-        f"📏 {who}, evaluation #{evaluation.id} is done: `{evaluation.model}` won {record['wins']:,}, tied "
-        f"{record['ties']:,} and lost {record['losses']:,} of {metrics['examples']:,} examples against "
-        f"`{evaluation.baseline_model}` on `{dataset_name}`."
+        f"📏 {who}, evaluation #{evaluation.id} is done: `{escape(evaluation.model)}` won {record['wins']:,}, "
+        f"tied {record['ties']:,} and lost {record['losses']:,} of {metrics['examples']:,} examples against "
+        f"`{escape(evaluation.baseline_model)}` on `{escape(dataset_name)}`."
     )
     result: list[Block] = [
         section(text),
         section(_score_table(metrics, evaluation.model, evaluation.baseline_model)),
         context(
-            f"Win rate {_percent(record['win_rate'])} (a tie counts half), decided by {record['decided_by']}. "
+            f"Win rate {_percent(record['win_rate'])} (a tie counts half), decided by {escape(record['decided_by'])}. "
             "Normalized match ignores case, punctuation and spacing."
         ),
     ]
@@ -907,19 +954,19 @@ def evaluation_report(evaluation: Any, *, dataset_name: str) -> tuple[str, list[
         result.append(section(_overlap_warning(evaluation)))
     if metrics["differences"]:
         result.append(section(f"*Where the two differ most* ({len(metrics['differences'])} examples)"))
-        first, second = short_model(evaluation.model), short_model(evaluation.baseline_model)
+        first, second = escape(short_model(evaluation.model)), escape(short_model(evaluation.baseline_model))
         for difference in metrics["differences"]:
             result.append(
                 section(
-                    f"*Example {difference['position'] + 1}* — _{_excerpt(difference['question'])}_\n"
-                    f"• expected: {_excerpt(difference['expected'])}\n"
-                    f"• `{first}`: {_excerpt(difference['candidate'])}\n"
-                    f"• `{second}`: {_excerpt(difference['baseline'])}"
+                    f"*Example {difference['position'] + 1}* — _{escape(_excerpt(difference['question']))}_\n"
+                    f"• expected: {escape(_excerpt(difference['expected']))}\n"
+                    f"• `{first}`: {escape(_excerpt(difference['candidate']))}\n"
+                    f"• `{second}`: {escape(_excerpt(difference['baseline']))}"
                 )
             )
     usage = metrics["usage"]
     parts = [
-        f"`{short_model(side['model'])}` {side['prompt_tokens']:,} in / {side['completion_tokens']:,} out "
+        f"`{escape(short_model(side['model']))}` {side['prompt_tokens']:,} in / {side['completion_tokens']:,} out "
         f"({precise_money(side['cost_usd'])})"
         for side in usage.values()
     ]
@@ -932,7 +979,7 @@ def evaluation_report(evaluation: Any, *, dataset_name: str) -> tuple[str, list[
 def evaluation_stopped(evaluation: Any, *, done: int) -> tuple[str, list[Block]]:
     text = (
         f"❌ <@{evaluation.requested_by}>, evaluation #{evaluation.id} stopped at {done:,}/{evaluation.total:,} "
-        f"examples: “{evaluation.error_message}”"
+        f"examples: “{escape(evaluation.error_message)}”"
     )
     return text, [
         section(text),
@@ -960,7 +1007,7 @@ def evaluation_modal(job: Any, *, datasets: Sequence[Any], initial_dataset_id: i
         "submit": {"type": "plain_text", "text": "Estimate"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            section(f"Measure `{job.fine_tuned_model}` on examples it did not train on."),
+            section(f"Measure `{escape(job.fine_tuned_model)}` on examples it did not train on."),
             {
                 "type": "input",
                 "block_id": "eval_dataset",
@@ -981,7 +1028,10 @@ def evaluation_modal(job: Any, *, datasets: Sequence[Any], initial_dataset_id: i
 
 def evaluation_line(evaluation: Any, *, dataset_name: str) -> str:
     icon = {"done": "✅", "failed": "❌", "running": "⏳", "cancelled": "🚫"}.get(evaluation.status, "❔")
-    head = f"{icon} *#{evaluation.id}* `{evaluation.model}` vs `{evaluation.baseline_model}` on `{dataset_name}`"
+    head = (
+        f"{icon} *#{evaluation.id}* `{escape(evaluation.model)}` vs `{escape(evaluation.baseline_model)}` on "
+        f"`{escape(dataset_name)}`"
+    )
     if evaluation.status == "done":
         metrics = evaluation.metrics
         key = "macro_f1" if metrics["classification"] else "token_f1"
@@ -990,7 +1040,7 @@ def evaluation_line(evaluation: Any, *, dataset_name: str) -> str:
             f"{head}\n{name} {metrics['candidate'][key]:.3f} vs {metrics['baseline'][key]:.3f} · win rate "
             f"{_percent(metrics['head_to_head']['win_rate'])} · {evaluation.finished_at:%b %d}"
         )
-    return f"{head} · {evaluation.status.replace('_', ' ')}"
+    return f"{head} · {escape(evaluation.status.replace('_', ' '))}"
 
 
 # --- data flywheel -------------------------------------------------------------------------------------
@@ -1007,14 +1057,14 @@ def _candidate_summary(example: dict[str, Any]) -> str:
         if example.get("messages")
         else (example.get("preferred_output") or [{}])[0].get("content", "")
     )
-    return f"_{_excerpt(str(question), 90)}_ → {_excerpt(str(answer), 120)}"
+    return f"_{escape(_excerpt(str(question), 90))}_ → {escape(_excerpt(str(answer), 120))}"
 
 
 def candidates_blocks(
     dataset: Any, pending: Sequence[Any], *, duplicates: set[int | None], may_drop: bool
 ) -> tuple[str, list[Block]]:
     """`/finetune candidates`: what the team collected for the next version, by kind and contributor."""
-    text = f"{len(pending):,} candidate(s) for the next version of `{dataset.filename}`"
+    text = f"{len(pending):,} candidate(s) for the next version of `{escape(dataset.filename)}`"
     if not pending:
         return text, [
             section(f"*{text}*"),
@@ -1062,7 +1112,8 @@ def _added_words(diff: dict[str, Any]) -> str:
 def version_announcement(parent: Any, *, name: str, version: int, diff: dict[str, Any]) -> str:
     people = ", ".join(f"<@{who}>" for who in diff["contributors"])
     return (
-        f"📦 `{name}`: version {version} of `{parent.filename}` (#{parent.id}), with {_added_words(diff)} "
+        f"📦 `{escape(name)}`: version {version} of `{escape(parent.filename)}` (#{parent.id}), "
+        f"with {_added_words(diff)} "
         f"collected in chats by {people}."
     )
 

@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, catalog
 from bot.datasets.tokens import TokenCounter
 from bot.errors import UserFacingError
+from bot.mrkdwn import escape
 from bot.providers import ProviderError, ProviderErrorKind
 from bot.providers.types import ChatUsage
 from bot.services import Services
@@ -62,7 +63,7 @@ async def resolve_model(services: Services, *, team_id: str, reference: str) -> 
         if number.isdigit():
             job = await repositories.get_job(session, team_id=team_id, job_id=int(number))
             if job is None:
-                raise UserFacingError(f"I have no job `{reference}`. `/finetune jobs` lists the team's jobs.")
+                raise UserFacingError(f"I have no job `{escape(reference)}`. `/finetune jobs` lists the team's jobs.")
             if not job.fine_tuned_model:
                 raise UserFacingError(f"Job #{job.id} has no model yet (it is {job.status.replace('_', ' ')}).")
         else:
@@ -99,7 +100,7 @@ async def start_chat(
             else (await resolve_model(services, team_id=team_id, reference=compare_with)).model
         )
         if other == chosen.model:
-            raise UserFacingError(f"`{chosen.model}` is its own base; pick another model to compare it with.")
+            raise UserFacingError(f"`{escape(chosen.model)}` is its own base; pick another model to compare it with.")
     prompt = system if system is not None else chosen.default_system
     channel_id = channel_id or chosen.home_channel or user_id  # from the Home tab: the job's channel, else a DM
     text, root_blocks = blocks.chat_root(model=chosen.model, compare_model=other, system_prompt=prompt, user=user_id)
@@ -249,7 +250,7 @@ async def _retired(services: Services, model: str) -> str | None:
     retires = retires or services.provider.published_shutdown(model)
     if retires is not None and today >= retires:
         return (
-            f"`{model}` was retired on {retires:%Y-%m-%d} and no longer answers. "
+            f"`{escape(model)}` was retired on {retires:%Y-%m-%d} and no longer answers. "
             "Its training data is still here: `/finetune datasets`."
         )
     return None
@@ -285,11 +286,12 @@ async def _answer(
         await _notice(
             services,
             thread,
-            f"That message is too long for `{model}`: {too_long.needed:,} tokens with the system prompt, and it "
+            f"That message is too long for `{escape(model)}`: {too_long.needed:,} tokens with the system "
+            "prompt, and it "
             f"reads at most {too_long.budget:,} before answering. Please shorten it.",
         )
         return
-    label = f"*{model}*\n" if labelled else ""
+    label = f"*{escape(model)}*\n" if labelled else ""
     writer = _Writer(services, thread, incoming, model=model, label=label)
     usage: ChatUsage | None = None
     try:
@@ -302,7 +304,7 @@ async def _answer(
         await writer.abandon()
         await _notice(services, thread, await _failure_text(services, thread, model, error))
         return
-    footer = f"{model} · {len(messages) - 1} message(s) of context"
+    footer = f"{escape(model)} · {len(messages) - 1} message(s) of context"
     if usage is not None:
         footer += f" · {usage.prompt_tokens:,} in · {usage.completion_tokens:,} out tokens"
     await writer.finish(footer)
@@ -317,13 +319,16 @@ async def _failure_text(services: Services, thread: ChatThread, model: str, erro
             job = await repositories.find_job_by_model(session, team_id=thread.team_id, model=model)
         planned = f" (it was due to retire on {job.model_retires:%Y-%m-%d})" if job and job.model_retires else ""
         if job is not None and job.model_deleted_at is not None:
-            return f"`{model}` was deleted on {job.model_deleted_at:%Y-%m-%d}{planned}; it no longer answers."
-        return f"`{model}` is not available any more at {services.provider.label}{planned}."
+            return f"`{escape(model)}` was deleted on {job.model_deleted_at:%Y-%m-%d}{planned}; it no longer answers."
+        return f"`{escape(model)}` is not available any more at {services.provider.label}{planned}."
     if error.kind == ProviderErrorKind.CONTEXT_TOO_LONG:
-        return f"The conversation no longer fits `{model}`'s context: “{error.provider_message}” Start a new chat."
+        return (
+            f"The conversation no longer fits `{escape(model)}`'s context: “{escape(error.provider_message)}” "
+            "Start a new chat."
+        )
     if error.kind == ProviderErrorKind.RATE_LIMITED:
         return f"{services.provider.label} is rate-limiting requests right now; ask again in a minute."
-    return f"`{model}` could not answer: “{error.provider_message}” Try again in a moment."
+    return f"`{escape(model)}` could not answer: “{escape(error.provider_message)}” Try again in a moment."
 
 
 async def _notice(services: Services, thread: ChatThread, text: str) -> None:
@@ -359,16 +364,21 @@ class _Writer:
         return {"event_type": ANSWER_EVENT, "event_payload": payload}
 
     async def add(self, piece: str) -> None:
+        """Append a piece of the model's answer, escaped: a model's ``<!channel>`` stays text."""
+        await self._add(escape(piece))
+
+    async def _add(self, piece: str) -> None:
         if not self.text:
             self.text = self.label
         room = PART_CHARS - len(self.text)
         if len(piece) > room:
-            head, tail = piece[:room], piece[room:]
+            cut = blocks.safe_cut(piece, room)
+            head, tail = piece[:cut], piece[cut:]
             self.text += head
             await self._close(footer=None)
             self.part += 1
             self.text, self.sent, self.ts = self.label, 0, None
-            await self.add(tail)
+            await self._add(tail)
             return
         self.text += piece
         await self._flush(final=False)

@@ -26,6 +26,7 @@ from bot import blocks, catalog, eval_metrics, notifier, team_views, workspaces
 from bot.chat import resolve_model
 from bot.errors import UserFacingError
 from bot.intake import dataset_path, find_dataset
+from bot.mrkdwn import escape
 from bot.providers import ProviderError, ProviderErrorKind
 from bot.providers.patience import complete_patiently
 from bot.services import Services
@@ -201,25 +202,28 @@ async def plan(
         else catalog.base_model_id(chosen.model)
     )
     if baseline == chosen.model:
-        raise UserFacingError(f"`{chosen.model}` would be measured against itself; name another model with `against`.")
+        raise UserFacingError(
+            f"`{escape(chosen.model)}` would be measured against itself; name another model with `against`."
+        )
     dataset = await find_dataset(services, team_id=team_id, reference=dataset_reference)
     if dataset is None:
         raise UserFacingError(
-            f"I have no dataset `{dataset_reference}`. Share the held-out file in a channel I'm in first; "
+            f"I have no dataset `{escape(dataset_reference)}`. Share the held-out file in a channel I'm in first; "
             "`/finetune datasets` lists the team's datasets."
         )
     if dataset.format not in ("chat", "preference"):
         raise UserFacingError(
-            f"`{dataset.filename}` is not chat or preference data, so it has no conversations to ask the models."
+            f"`{escape(dataset.filename)}` is not chat or preference data, so it has no conversations to ask "
+            "the models."
         )
     stored = dataset_path(services, dataset.sha256)
     if not stored.exists():
-        raise UserFacingError(f"The stored copy of `{dataset.filename}` is missing; share the file again.")
+        raise UserFacingError(f"The stored copy of `{escape(dataset.filename)}` is missing; share the file again.")
     limit = services.settings.finetune_eval_max_examples
     examples, usable = await asyncio.to_thread(load_examples, stored, dataset.format, limit=limit)
     if not examples:
         raise UserFacingError(
-            f"`{dataset.filename}` has no examples to evaluate on: each needs a user turn followed by an "
+            f"`{escape(dataset.filename)}` has no examples to evaluate on: each needs a user turn followed by an "
             "assistant answer to compare with."
         )
     async with services.db.session() as session:
@@ -282,7 +286,7 @@ def _state_sentence(evaluation: Evaluation) -> str:
         EvalStatus.DONE: f"Evaluation #{evaluation.id} has already finished; its report is in the thread.",
         EvalStatus.FAILED: f"Evaluation #{evaluation.id} stopped; its thread says why and offers Try again.",
         EvalStatus.CANCELLED: f"Evaluation #{evaluation.id} was called off; run `/finetune eval` again to start anew.",
-    }.get(EvalStatus(evaluation.status), f"Evaluation #{evaluation.id} is {evaluation.status}.")
+    }.get(EvalStatus(evaluation.status), f"Evaluation #{evaluation.id} is {escape(evaluation.status)}.")
 
 
 async def confirm(services: Services, *, team_id: str, user_id: str, evaluation_id: int) -> str:

@@ -27,6 +27,7 @@ from bot.chat import Turn, thread_turns
 from bot.errors import UserFacingError
 from bot.eval_metrics import normalize
 from bot.intake import dataset_path, find_dataset, run_validation, validation_options
+from bot.mrkdwn import escape
 from bot.services import Services
 from storage import repositories
 from storage.models import AuditEntry, Candidate, ChatThread, Dataset
@@ -326,7 +327,9 @@ def _existing_keys(path: Path) -> set[str]:
 async def _dataset_or_explain(services: Services, *, team_id: str, reference: str) -> Dataset:
     dataset = await find_dataset(services, team_id=team_id, reference=reference)
     if dataset is None:
-        raise UserFacingError(f"I have no dataset `{reference}`. `/finetune datasets` lists the team's datasets.")
+        raise UserFacingError(
+            f"I have no dataset `{escape(reference)}`. `/finetune datasets` lists the team's datasets."
+        )
     return dataset
 
 
@@ -355,16 +358,16 @@ async def drop(services: Services, *, team_id: str, user_id: str, candidate_id: 
         raise UserFacingError("That candidate no longer exists.")
     if not _may_curate(services, dataset, user_id):
         raise UserFacingError(
-            f"Only an admin or <@{dataset.uploaded_by}>, who shared `{dataset.filename}`, can drop candidates."
+            f"Only an admin or <@{dataset.uploaded_by}>, who shared `{escape(dataset.filename)}`, can drop candidates."
         )
     async with services.db.session() as session, session.begin():
         dropped = await repositories.set_candidate_status(
             session, candidate_id=candidate_id, from_status="pending", to_status="dropped", now=services.clock.now()
         )
     if not dropped:
-        return f"Candidate #{candidate_id} is {candidate.status} already; nothing changed."
+        return f"Candidate #{candidate_id} is {escape(candidate.status)} already; nothing changed."
     await _audit(services, team_id=team_id, actor=user_id, action="drop candidate", candidate=candidate)
-    return f"Dropped candidate #{candidate_id}; it will not be in the next version of `{dataset.filename}`."
+    return f"Dropped candidate #{candidate_id}; it will not be in the next version of `{escape(dataset.filename)}`."
 
 
 def _next_content(source: Path, lines: list[dict[str, Any]]) -> bytes:
@@ -421,7 +424,7 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
     left_out.pop("", None)
     if not added:
         raise UserFacingError(
-            f"There is nothing new for `{parent.filename}`: no pending candidates"
+            f"There is nothing new for `{escape(parent.filename)}`: no pending candidates"
             + (f" ({', '.join(f'{n} {why}' for why, n in left_out.items())})" if left_out else "")
             + ". 👍 a good answer, or reply `correct: …` under a wrong one, in a chat with its model."
         )
@@ -483,7 +486,9 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
         await services.slack.chat_update(
             channel=parent.channel_id,
             ts=str(root["ts"]),
-            text=f"`{name}` has the same bytes as dataset #{dataset.id}: its report is in that dataset's thread.",
+            text=(
+                f"`{escape(name)}` has the same bytes as dataset #{dataset.id}: its report is in that dataset's thread."
+            ),
         )
         return f"These are the same bytes as dataset #{dataset.id}; nothing new was stored."
     await services.slack.chat_postMessage(
@@ -495,4 +500,7 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
         ),
     )
     await team_views.refresh_homes(services, team_id=team_id)
-    return f"Published `{name}` (dataset #{dataset.id}): {len(added)} examples added; its report is in the channel."
+    return (
+        f"Published `{escape(name)}` (dataset #{dataset.id}): {len(added)} examples added; its report is in the "
+        "channel."
+    )

@@ -20,6 +20,7 @@ from bot import blocks, notifier, workspaces
 from bot.chat import resolve_model
 from bot.errors import UserFacingError
 from bot.intake import dataset_path, find_dataset
+from bot.mrkdwn import escape
 from bot.providers import ProviderError
 from bot.providers.patience import complete_patiently
 from bot.services import Services
@@ -81,12 +82,14 @@ async def start_recording(
     )
     if dataset is None:
         raise UserFacingError(
-            f"Which prompts? `{chosen.model}` is not one of the team's models; name a dataset: "
-            f"`/finetune record {chosen.model} <dataset>`."
+            f"Which prompts? `{escape(chosen.model)}` is not one of the team's models; name a dataset: "
+            f"`/finetune record {escape(chosen.model)} &lt;dataset&gt;`."
         )
     prompts = prompts_of(dataset_path(services, dataset.sha256), dataset.format)
     if not prompts:
-        raise UserFacingError(f"`{dataset.filename}` has no prompts to record (examples that end with a question).")
+        raise UserFacingError(
+            f"`{escape(dataset.filename)}` has no prompts to record (examples that end with a question)."
+        )
     channel, thread = (job.channel_id, job.thread_ts) if job else (dataset.channel_id, dataset.message_ts)
     now = services.clock.now()
     async with services.db.session() as session, session.begin():

@@ -23,6 +23,7 @@ from bot import blocks
 from bot.datasets.report import Report
 from bot.datasets.validate import PARALLEL_MIN_BYTES, ValidationOptions, validate_path
 from bot.errors import UserFacingError
+from bot.mrkdwn import escape
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset
@@ -106,7 +107,8 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
             services,
             shared.channel_id,
             message_ts,
-            f"Sorry, I could not check `{name}` because of a problem on my side (reference `{reference}`). "
+            f"Sorry, I could not check `{escape(name)}` because of a problem on my side (reference "
+            f"`{escape(reference)}`). "
             "Please share the file again; if it keeps failing, tell your admin the reference.",
         )
     finally:
@@ -186,7 +188,8 @@ async def download(services: Services, url: str, name: str) -> tuple[Path, str, 
     host = urlsplit(url).hostname or ""
     if not url or host not in allowed_hosts(services):
         raise IntakeError(
-            f"I could not download `{name}`: its link does not point to Slack's file host, so I did not follow it."
+            f"I could not download `{escape(name)}`: its link does not point to Slack's file host, so I did "
+            "not follow it."
         )
     token = await services.bot_token()
     partial = settings.finetune_data_dir / "incoming" / f"{uuid.uuid4().hex}.part"
@@ -214,7 +217,7 @@ async def download(services: Services, url: str, name: str) -> tuple[Path, str, 
         return final, sha256, size
     except aiohttp.ClientError as error:
         raise IntakeError(
-            f"I could not download `{name}` from Slack ({type(error).__name__}); please share it again."
+            f"I could not download `{escape(name)}` from Slack ({type(error).__name__}); please share it again."
         ) from None
     finally:
         partial.unlink(missing_ok=True)
@@ -260,10 +263,12 @@ async def revalidate(
     """Run the report again on the bot's stored copy (with another model or method) and post it in the thread."""
     dataset = await find_dataset(services, team_id=team_id, reference=reference)
     if dataset is None:
-        raise UserFacingError(f"I have no dataset `{reference}`. `/finetune datasets` lists the team's datasets.")
+        raise UserFacingError(
+            f"I have no dataset `{escape(reference)}`. `/finetune datasets` lists the team's datasets."
+        )
     stored = dataset_path(services, dataset.sha256)
     if not stored.exists():
-        raise UserFacingError(f"The stored copy of `{dataset.filename}` is missing; share the file again.")
+        raise UserFacingError(f"The stored copy of `{escape(dataset.filename)}` is missing; share the file again.")
     report = await run_validation(
         services, stored, dataset.bytes, validation_options(services, model=model, method=method)
     )

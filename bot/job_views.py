@@ -7,6 +7,7 @@ from typing import Any
 from bot import blocks
 from bot.errors import UserFacingError
 from bot.jobs import ACTIVE
+from bot.mrkdwn import escape
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, TrainingJob
@@ -28,7 +29,7 @@ async def find_job(services: Services, *, team_id: str, reference: str) -> Train
                 None,
             )
     if job is None:
-        raise UserFacingError(f"I have no job `{reference}`. `/finetune jobs` lists the team's jobs.")
+        raise UserFacingError(f"I have no job `{escape(reference)}`. `/finetune jobs` lists the team's jobs.")
     return job
 
 
@@ -49,7 +50,7 @@ async def status_blocks(services: Services, *, team_id: str, reference: str | No
     title = f"*Job #{job.id}*"
     card = blocks.job_card(job, dataset_name=dataset.filename, title=title, now=now)
     if job.error_message:
-        card.append(blocks.context(f"{services.provider.label} said: {job.error_message}"))
+        card.append(blocks.context(f"{services.provider.label} said: {escape(job.error_message)}"))
     return f"Job #{job.id}: {blocks.progress_line(job, now=now)}", card
 
 
@@ -61,7 +62,8 @@ async def jobs_list_blocks(services: Services, *, team_id: str) -> tuple[str, li
         return "No jobs yet.", [blocks.section("No jobs yet. Click Train… on a dataset's report to start one.")]
     now = services.clock.now()
     lines = [
-        f"*#{job.id}* `{job.base_model}` on `{names.get(job.dataset_id, job.dataset_id)}` · <@{job.requested_by}> · "
+        f"*#{job.id}* `{escape(job.base_model)}` on `{escape(names.get(job.dataset_id, job.dataset_id))}` · "
+        f"<@{job.requested_by}> · "
         f"{blocks.progress_line(job, now=now)}"
         + (f" · {blocks.money(job.actual_cost_usd or job.estimated_cost_usd)}" if job.estimated_cost_usd else "")
         for job in jobs

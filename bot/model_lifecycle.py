@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot import blocks, policy
 from bot.chat import resolve_model
 from bot.errors import UserFacingError
+from bot.mrkdwn import escape
 from bot.providers import ProviderError, ProviderErrorKind
 from bot.services import Services
 from storage import repositories
@@ -17,17 +18,19 @@ async def delete_model(services: Services, *, team_id: str, user_id: str, refere
     async with services.db.session() as session:
         job = await repositories.find_job_by_model(session, team_id=team_id, model=chosen.model)
     if job is None:
-        raise UserFacingError(f"`{chosen.model}` is not one of the team's fine-tuned models.")
+        raise UserFacingError(f"`{escape(chosen.model)}` is not one of the team's fine-tuned models.")
     if job.model_deleted_at is not None:
-        return f"`{chosen.model}` was already deleted on {job.model_deleted_at:%Y-%m-%d}."
+        return f"`{escape(chosen.model)}` was already deleted on {job.model_deleted_at:%Y-%m-%d}."
     if user_id != job.requested_by and not policy.is_admin(services.settings, user_id):
-        raise UserFacingError(f"Only <@{job.requested_by}>, who trained it, or an admin can delete `{chosen.model}`.")
+        raise UserFacingError(
+            f"Only <@{job.requested_by}>, who trained it, or an admin can delete `{escape(chosen.model)}`."
+        )
     try:
         await services.provider.delete_model(chosen.model)
     except ProviderError as error:
         if error.kind != ProviderErrorKind.NOT_FOUND:
             raise UserFacingError(
-                f"{services.provider.label} did not delete `{chosen.model}`: “{error.provider_message}”"
+                f"{services.provider.label} did not delete `{escape(chosen.model)}`: “{escape(error.provider_message)}”"
             ) from None
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
@@ -47,9 +50,9 @@ async def delete_model(services: Services, *, team_id: str, user_id: str, refere
     await services.slack.chat_postMessage(
         channel=job.channel_id,
         thread_ts=job.thread_ts,
-        text=f"🗑 <@{user_id}> deleted `{chosen.model}`. Its training data stays here: `/finetune datasets`.",
+        text=f"🗑 <@{user_id}> deleted `{escape(chosen.model)}`. Its training data stays here: `/finetune datasets`.",
     )
-    return f"`{chosen.model}` is deleted."
+    return f"`{escape(chosen.model)}` is deleted."
 
 
 async def confirmation(services: Services, *, team_id: str, reference: str) -> list[dict[str, object]]:
@@ -58,7 +61,7 @@ async def confirmation(services: Services, *, team_id: str, reference: str) -> l
     async with services.db.session() as session:
         job = await repositories.find_job_by_model(session, team_id=team_id, model=chosen.model)
     if job is None or job.id is None:
-        raise UserFacingError(f"`{chosen.model}` is not one of the team's fine-tuned models.")
+        raise UserFacingError(f"`{escape(chosen.model)}` is not one of the team's fine-tuned models.")
     actions = blocks.model_actions(job.id, chosen.model)
     actions["elements"] = [e for e in actions["elements"] if e["action_id"] == "model_delete"]
-    return [blocks.section(f"Delete `{chosen.model}` (job #{job.id})?"), actions]
+    return [blocks.section(f"Delete `{escape(chosen.model)}` (job #{job.id})?"), actions]

@@ -13,6 +13,7 @@ from bot import blocks, notifier, policy, workspaces
 from bot.chat import resolve_model
 from bot.errors import UserFacingError
 from bot.intake import dataset_path, find_dataset
+from bot.mrkdwn import escape
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, Notification
@@ -91,8 +92,8 @@ async def audit_blocks(services: Services, *, team_id: str, user_id: str, limit:
     if not entries:
         return [blocks.section("The audit log is empty.")]
     lines = [
-        f"`{entry.created_at:%Y-%m-%d %H:%M} UTC` <@{entry.actor}> *{entry.action}* {entry.subject}"
-        + (f" — {json.dumps(entry.detail, ensure_ascii=False)[:200]}" if entry.detail else "")
+        f"`{entry.created_at:%Y-%m-%d %H:%M} UTC` <@{entry.actor}> *{escape(entry.action)}* {escape(entry.subject)}"
+        + (f" — {escape(json.dumps(entry.detail, ensure_ascii=False)[:200])}" if entry.detail else "")
         for entry in entries
     ]
     return [
@@ -112,7 +113,8 @@ async def export(services: Services, *, team_id: str, reference: str) -> str:
             job = await repositories.find_job_by_model(session, team_id=team_id, model=chosen.model)
             if job is None:
                 raise UserFacingError(
-                    f"I have no dataset or model `{reference}`; see `/finetune datasets` and `/finetune models`."
+                    f"I have no dataset or model `{escape(reference)}`; see `/finetune datasets` and "
+                    "`/finetune models`."
                 )
             dataset = await session.get(Dataset, job.dataset_id)
             golden = await repositories.latest_golden_set(session, team_id=team_id, model=chosen.model)
@@ -122,7 +124,7 @@ async def export(services: Services, *, team_id: str, reference: str) -> str:
     assert dataset is not None
     stored = dataset_path(services, dataset.sha256)
     if not stored.exists():
-        raise UserFacingError(f"The stored copy of `{dataset.filename}` is missing.")
+        raise UserFacingError(f"The stored copy of `{escape(dataset.filename)}` is missing.")
     uploads: list[dict[str, Any]] = [
         {
             "file": str(stored),
@@ -132,15 +134,16 @@ async def export(services: Services, *, team_id: str, reference: str) -> str:
     ]
     if golden_content:
         uploads.append({"content": golden_content, "filename": "golden-set.jsonl", "title": f"Golden set of {model}"})
-    comment = f"📦 Export of `{dataset.filename}`" + (f" and the golden set of `{model}`" if golden_content else "")
+    comment = f"📦 Export of `{escape(dataset.filename)}`" + (
+        f" and the golden set of `{escape(model)}`" if golden_content else ""
+    )
     await services.slack.files_upload_v2(
         file_uploads=uploads, channel=dataset.channel_id, thread_ts=dataset.message_ts, initial_comment=comment
     )
     if model and not golden_content:
-        return (
-            f"Exported `{dataset.filename}` to its thread. `{model}` has no golden set yet: `/finetune record {model}`."
-        )
-    return f"Exported to the thread of `{dataset.filename}`."
+        return f"Exported `{escape(dataset.filename)}` to its thread. "
+        f"`{escape(model)}` has no golden set yet: `/finetune record {escape(model)}`."
+    return f"Exported to the thread of `{escape(dataset.filename)}`."
 
 
 # --- App Home ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from bot.datasets.report import default_epochs, default_method
 from bot.errors import UserFacingError
 from bot.intake import dataset_path, find_dataset, run_validation, validation_options
 from bot.jobs import JobStatus
+from bot.mrkdwn import escape
 from bot.providers import BaseModelInfo, JobRequest, ProviderError, ProviderErrorKind, ProviderJob
 from bot.services import Services
 from storage import repositories
@@ -81,12 +82,12 @@ def retired_text(services: Services, model: BaseModelInfo | None, model_id: str)
     today = services.clock.now().date()
     if model is None:
         return (
-            f"`{model_id}` cannot be fine-tuned with {services.provider.label}. Pick one of the models in the "
+            f"`{escape(model_id)}` cannot be fine-tuned with {services.provider.label}. Pick one of the models in the "
             f"Train… dialog, or switch to another provider ({_other_providers(services)})."
         )
     shutdown = f" and stops answering on {model.inference_retires:%Y-%m-%d}" if model.inference_retires else ""
     return (
-        f"`{model.id}` can no longer be trained with {services.provider.label}: training ended on "
+        f"`{escape(model.id)}` can no longer be trained with {services.provider.label}: training ended on "
         f"{model.training_retires:%Y-%m-%d} (today is {today:%Y-%m-%d}){shutdown}. Azure OpenAI keeps training "
         f"the same models longer; set {_other_providers(services)} to use another provider."
     )
@@ -101,10 +102,12 @@ async def _trainable(services: Services) -> tuple[list[BaseModelInfo], dict[str,
 async def _require_dataset(services: Services, team_id: str, reference: str) -> Dataset:
     dataset = await find_dataset(services, team_id=team_id, reference=reference)
     if dataset is None:
-        raise UserFacingError(f"I have no dataset `{reference}`. `/finetune datasets` lists the team's datasets.")
+        raise UserFacingError(
+            f"I have no dataset `{escape(reference)}`. `/finetune datasets` lists the team's datasets."
+        )
     if not dataset.valid:
         raise UserFacingError(
-            f"`{dataset.filename}` (#{dataset.id}) has problems to fix before it can train; see its report."
+            f"`{escape(dataset.filename)}` (#{dataset.id}) has problems to fix before it can train; see its report."
         )
     return dataset
 
@@ -282,7 +285,7 @@ async def check_choice(
     elif dataset.format == "chat" and method == "dpo":
         errors["method"] = "dpo needs preference data (preferred and non-preferred answers); use supervised."
     elif info is not None and method not in info.methods:
-        errors["method"] = f"{model} cannot be trained with {method}."
+        errors["method"] = f"{escape(model)} cannot be trained with {escape(method)}."
     hyperparameters: dict[str, Any] = {}
     for name in ("n_epochs", "batch_size", "learning_rate_multiplier", *(("beta",) if method == "dpo" else ())):
         value, problem = _number(choice.get(name, "auto"), name)
@@ -382,14 +385,14 @@ async def _ask_for_approval(services: Services, job: TrainingJob, dataset: Datas
     channel = services.settings.finetune_approval_channel or ""
     await services.slack.chat_postMessage(
         channel=channel,
-        text=f"Approval needed: {job.base_model} on {dataset.filename} for {job.requested_by}",
+        text=f"Approval needed: {escape(job.base_model)} on {escape(dataset.filename)} for <@{job.requested_by}>",
         blocks=blocks.approval_request(job, dataset_name=dataset.filename, reason=reason),
     )
     await services.slack.chat_postMessage(
         channel=job.channel_id,
         thread_ts=job.thread_ts,
         text=(
-            f"⏳ <@{job.requested_by}>, your training request (job #{job.id}, `{job.base_model}`, estimate "
+            f"⏳ <@{job.requested_by}>, your training request (job #{job.id}, `{escape(job.base_model)}`, estimate "
             f"{blocks.money(job.estimated_cost_usd)}) waits for an admin's approval because {reason}."
         ),
     )
@@ -476,7 +479,7 @@ async def launch(services: Services, *, job_id: int) -> None:
     card = await services.slack.chat_postMessage(
         channel=row.channel_id,
         thread_ts=row.thread_ts,
-        text=f"🚀 Training started: {row.base_model} on {dataset.filename} (job {created.id})",
+        text=f"🚀 Training started: {escape(row.base_model)} on {escape(dataset.filename)} (job {created.id})",
         blocks=blocks.job_card(row, dataset_name=dataset.filename, title="🚀 *Training started*"),
     )
     async with services.db.session() as session, session.begin():
@@ -514,8 +517,10 @@ async def _not_started(services: Services, job: TrainingJob, dataset: Dataset, e
         channel=job.channel_id,
         thread_ts=job.thread_ts,
         text=(
-            f"❌ <@{job.requested_by}>, {services.provider.label} did not start the job on `{dataset.filename}`: "
-            f"“{error.provider_message}”\n{FAILURE_ADVICE[error.kind]} Nothing was started, and the dataset is still "
+            f"❌ <@{job.requested_by}>, {services.provider.label} did not start the job on "
+            f"`{escape(dataset.filename)}`: "
+            f"“{escape(error.provider_message)}”\n{FAILURE_ADVICE[error.kind]} Nothing was started, and the "
+            "dataset is still "
             "ready: click Train… on its report to try again."
         ),
     )
@@ -563,7 +568,7 @@ async def decide(
     await services.slack.chat_update(
         channel=channel,
         ts=ts,
-        text=f"Job #{job_id} {verdict} by {admin}",
+        text=f"Job #{job_id} {verdict} by <@{admin}>",
         blocks=blocks.approval_decided(job, dataset_name=dataset.filename, decision=verdict, admin=admin),
     )
     await services.slack.chat_postMessage(
@@ -592,12 +597,12 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
         not in (JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.UNKNOWN)
         or not job.provider_job_id
     ):
-        return f"Job #{job_id} is {job.status.replace('_', ' ')}; there is nothing to cancel."
+        return f"Job #{job_id} is {escape(job.status.replace('_', ' '))}; there is nothing to cancel."
     try:
         remote = await services.provider.cancel_job(job.provider_job_id)
     except ProviderError as error:
         raise UserFacingError(
-            f"{services.provider.label} did not cancel job #{job_id}: “{error.provider_message}”"
+            f"{services.provider.label} did not cancel job #{job_id}: “{escape(error.provider_message)}”"
         ) from None
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
@@ -628,12 +633,12 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
         await services.slack.chat_update(
             channel=row.channel_id,
             ts=row.progress_message_ts,
-            text=f"🛑 Training cancelled by {user_id}",
+            text=f"🛑 Training cancelled by <@{user_id}>",
             blocks=blocks.job_card(row, dataset_name=dataset.filename, title=f"🛑 *Cancelled by <@{user_id}>*"),
         )
     await services.slack.chat_postMessage(
         channel=row.channel_id,
         thread_ts=row.thread_ts,
-        text=f"🛑 <@{user_id}> cancelled job #{job_id} (`{row.base_model}`).",
+        text=f"🛑 <@{user_id}> cancelled job #{job_id} (`{escape(row.base_model)}`).",
     )
     return f"Job #{job_id} is cancelled."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 
 from bot.errors import UsageError
+from bot.mrkdwn import escape
 
 # Slack's desktop clients turn straight quotes into typographic ones.
 SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
@@ -15,7 +16,7 @@ def parse(text: str, *, allowed: set[str], usage: str) -> tuple[list[str], dict[
     try:
         tokens = shlex.split(text.translate(SMART_QUOTES))
     except ValueError:
-        raise UsageError(f"I could not read that (an unclosed quote?). Usage: `{usage}`") from None
+        raise UsageError(f"I could not read that (an unclosed quote?). Usage: `{escape(usage)}`") from None
     words: list[str] = []
     options: dict[str, str] = {}
     for token in tokens:
@@ -25,6 +26,8 @@ def parse(text: str, *, allowed: set[str], usage: str) -> tuple[list[str], dict[
             continue
         if key not in allowed:
             known = ", ".join(sorted(allowed)) or "none"
-            raise UsageError(f"`{key}` is not an option here (options: {known}). Usage: `{usage}`")
+            raise UsageError(
+                f"`{escape(key)}` is not an option here (options: {escape(known)}). Usage: `{escape(usage)}`"
+            )
         options[key] = value
     return words, options

@@ -10,6 +10,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import chat, flywheel, model_lifecycle
 from bot.errors import UsageError
+from bot.mrkdwn import escape
 from bot.services import Services
 from handlers import arguments
 from handlers.clicks import answer_clicker, team_of
@@ -63,7 +64,7 @@ def _incoming(event: dict[str, Any], body: dict[str, Any]) -> chat.Incoming:
 async def chat_command(request: CommandRequest) -> None:
     words, options = arguments.parse(request.args, allowed={"system"}, usage=CHAT_USAGE)
     if len(words) != 1:
-        raise UsageError(f"Which model? Usage: `{CHAT_USAGE}`")
+        raise UsageError(f"Which model? Usage: `{escape(CHAT_USAGE)}`")
     await chat.start_chat(
         request.services,
         team_id=request.team_id,
@@ -81,7 +82,7 @@ async def compare_command(request: CommandRequest) -> None:
     elif len(words) == 3 and words[1].lower() == "with":
         other = words[2]
     else:
-        raise UsageError(f"Usage: `{COMPARE_USAGE}`")
+        raise UsageError(f"Usage: `{escape(COMPARE_USAGE)}`")
     await chat.start_chat(
         request.services,
         team_id=request.team_id,
@@ -95,7 +96,7 @@ async def compare_command(request: CommandRequest) -> None:
 async def delete_command(request: CommandRequest) -> None:
     words = request.args.split()
     if len(words) != 1:
-        raise UsageError("Which model? Usage: `/finetune delete <model|job>`")
+        raise UsageError(f"Which model? Usage: `{escape('/finetune delete <model|job>')}`")
     await request.respond(
         text="Delete this model?",
         blocks=await model_lifecycle.confirmation(request.services, team_id=request.team_id, reference=words[0]),

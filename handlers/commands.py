@@ -17,6 +17,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import blocks
 from bot.errors import UserFacingError
+from bot.mrkdwn import escape
 from bot.services import Services
 
 COMMAND = "/finetune"
@@ -80,7 +81,7 @@ def make_dispatcher(services: Services, subcommands: Sequence[Subcommand]) -> Ca
         )
         if entry is None:
             await respond(
-                text=f"I don't know `{COMMAND} {name}`. Try `{COMMAND} help` for the list of what I can do.",
+                text=f"I don't know `{COMMAND} {escape(name)}`. Try `{COMMAND} help` for the list of what I can do.",
                 response_type="ephemeral",
             )
             return
@@ -92,7 +93,7 @@ def make_dispatcher(services: Services, subcommands: Sequence[Subcommand]) -> Ca
             reference = uuid.uuid4().hex[:8]
             logger.exception("%s %s failed (reference %s)", COMMAND, entry.name, reference)
             await respond(
-                text=f"Sorry, `{COMMAND} {entry.name}` failed on our side (reference `{reference}`). "
+                text=f"Sorry, `{COMMAND} {entry.name}` failed on our side (reference `{escape(reference)}`). "
                 "Nothing was changed; please try again, and tell your admin the reference if it keeps failing.",
                 response_type="ephemeral",
             )

@@ -10,6 +10,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import blocks, intake, team_views
 from bot.errors import UsageError
+from bot.mrkdwn import escape
 from bot.services import Services
 from handlers import arguments
 from handlers.clicks import team_of
@@ -67,9 +68,9 @@ VALIDATE_USAGE = "/finetune validate <dataset> [model=…] [method=supervised|dp
 async def revalidate(request: CommandRequest) -> None:
     words, options = arguments.parse(request.args, allowed={"model", "method"}, usage=VALIDATE_USAGE)
     if len(words) != 1:
-        raise UsageError(f"Which dataset? Usage: `{VALIDATE_USAGE}` (see `/finetune datasets`).")
+        raise UsageError(f"Which dataset? Usage: `{escape(VALIDATE_USAGE)}` (see `/finetune datasets`).")
     if options.get("method") not in (None, "supervised", "dpo"):
-        raise UsageError(f"method must be supervised or dpo. Usage: `{VALIDATE_USAGE}`")
+        raise UsageError(f"method must be supervised or dpo. Usage: `{escape(VALIDATE_USAGE)}`")
     dataset = await intake.revalidate(
         request.services,
         team_id=request.team_id,
@@ -78,7 +79,7 @@ async def revalidate(request: CommandRequest) -> None:
         method=options.get("method"),
     )
     await request.respond(
-        text=f"Re-checked `{dataset.filename}` (dataset #{dataset.id}); the report is in the file's thread.",
+        text=f"Re-checked `{escape(dataset.filename)}` (dataset #{dataset.id}); the report is in the file's thread.",
         response_type="ephemeral",
     )
 
@@ -103,7 +104,7 @@ async def show_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespon
         return
     assert dataset.id is not None
     await respond(
-        text=f"Details of {dataset.filename}",
+        text=f"Details of {escape(dataset.filename)}",
         blocks=blocks.report_details_blocks(dataset_id=dataset.id, filename=dataset.filename, report=dataset.report),
         response_type="ephemeral",
         replace_original=False,

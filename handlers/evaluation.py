@@ -9,6 +9,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import evaluation
 from bot.errors import UsageError, UserFacingError
+from bot.mrkdwn import escape
 from bot.services import Services
 from handlers.clicks import answer_clicker, team_of
 from handlers.commands import CommandRequest, Subcommand
@@ -23,7 +24,9 @@ async def eval_command(request: CommandRequest) -> None:
     elif len(words) == 4 and words[2].lower() == "against":
         against = words[3]
     else:
-        raise UsageError(f"Usage: `{EVAL_USAGE}` (the dataset holds held-out examples, by number or file name).")
+        raise UsageError(
+            f"Usage: `{escape(EVAL_USAGE)}` (the dataset holds held-out examples, by number or file name)."
+        )
     _, confirmation, text = await evaluation.plan(
         request.services,
         team_id=request.team_id,

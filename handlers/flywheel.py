@@ -9,6 +9,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import flywheel
 from bot.errors import UsageError
+from bot.mrkdwn import escape
 from bot.services import Services
 from handlers.clicks import answer_clicker, team_of
 from handlers.commands import CommandRequest, Subcommand
@@ -40,7 +41,7 @@ async def reaction_removed(event: dict[str, Any], body: dict[str, Any], services
 async def candidates_command(request: CommandRequest) -> None:
     words = request.args.split()
     if len(words) != 1:
-        raise UsageError("Usage: `/finetune candidates <dataset>` (the dataset a model was trained on).")
+        raise UsageError(f"Usage: `{escape('/finetune candidates <dataset>')}` (the dataset a model was trained on).")
     text, listing = await flywheel.candidates_view(
         request.services, team_id=request.team_id, user_id=request.user_id, reference=words[0]
     )
@@ -50,7 +51,9 @@ async def candidates_command(request: CommandRequest) -> None:
 async def dataset_command(request: CommandRequest) -> None:
     words = request.args.split()
     if len(words) != 2 or words[0].lower() != "next":
-        raise UsageError("Usage: `/finetune dataset next <dataset>` builds its next version from the candidates.")
+        raise UsageError(
+            f"Usage: `{escape('/finetune dataset next <dataset>')}` builds its next version from the candidates."
+        )
     sentence = await flywheel.publish_next(
         request.services, team_id=request.team_id, user_id=request.user_id, reference=words[1]
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot import job_views
 from bot.errors import UsageError
+from bot.mrkdwn import escape
 from handlers.commands import CommandRequest, Subcommand
 
 
@@ -21,7 +22,7 @@ async def jobs(request: CommandRequest) -> None:
 async def cancel(request: CommandRequest) -> None:
     words = request.args.split()
     if len(words) != 1:
-        raise UsageError("Which job? Usage: `/finetune cancel <job>` (see `/finetune jobs`).")
+        raise UsageError(f"Which job? Usage: `{escape('/finetune cancel <job>')}` (see `/finetune jobs`).")
     card = await job_views.cancel_confirmation(
         request.services, team_id=request.team_id, user_id=request.user_id, reference=words[0]
     )

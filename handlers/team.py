@@ -9,6 +9,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot import golden, team_views
 from bot.errors import UsageError
+from bot.mrkdwn import escape
 from bot.services import Services
 from handlers.clicks import team_of
 from handlers.commands import CommandRequest, Subcommand
@@ -34,7 +35,9 @@ async def models(request: CommandRequest) -> None:
 async def record(request: CommandRequest) -> None:
     words = request.args.split()
     if len(words) not in (1, 2):
-        raise UsageError("Usage: `/finetune record <model|job> [dataset]` (default: the model's training prompts).")
+        raise UsageError(
+            f"Usage: `{escape('/finetune record <model|job> [dataset]')}` (default: the model's training prompts)."
+        )
     recording = await golden.start_recording(
         request.services,
         team_id=request.team_id,
@@ -43,7 +46,7 @@ async def record(request: CommandRequest) -> None:
         dataset_reference=words[1] if len(words) == 2 else None,
     )
     await request.respond(
-        text=f"Recording {recording.total:,} prompts through `{recording.model}`; progress is in its thread.",
+        text=f"Recording {recording.total:,} prompts through `{escape(recording.model)}`; progress is in its thread.",
         response_type="ephemeral",
     )
 
@@ -51,7 +54,7 @@ async def record(request: CommandRequest) -> None:
 async def export(request: CommandRequest) -> None:
     words = request.args.split()
     if len(words) != 1:
-        raise UsageError("Usage: `/finetune export <dataset|model>`")
+        raise UsageError(f"Usage: `{escape('/finetune export <dataset|model>')}`")
     sentence = await team_views.export(request.services, team_id=request.team_id, reference=words[0])
     await request.respond(text=sentence, response_type="ephemeral")
 

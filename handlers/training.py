@@ -10,6 +10,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import training
 from bot.errors import UsageError, UserFacingError
+from bot.mrkdwn import escape
 from bot.services import Services
 from handlers import arguments
 from handlers.clicks import answer_clicker, team_of
@@ -38,7 +39,7 @@ TRAIN_OPTIONS = {
 async def train_command(request: CommandRequest) -> None:
     words, options = arguments.parse(request.args, allowed=set(TRAIN_OPTIONS), usage=TRAIN_USAGE)
     if len(words) != 1:
-        raise UsageError(f"Which dataset? Usage: `{TRAIN_USAGE}`")
+        raise UsageError(f"Which dataset? Usage: `{escape(TRAIN_USAGE)}`")
     assert request.trigger_id is not None
     await training.open_train_modal(
         request.services,

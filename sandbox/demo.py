@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 import tempfile
 import textwrap
@@ -28,6 +27,7 @@ from bot.clock import FrozenClock
 from bot.server import start_bot
 from bot.services import Services
 from bot.settings import Settings
+from sandbox import slack_mrkdwn
 from sandbox.driver import SlackDriver
 from sandbox.openai_server import SANDBOX_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
 from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackWorkspace, View
@@ -128,10 +128,12 @@ class Transcript:
             return f"{name} › thread “{self.roots.get(thread_ts, thread_ts)}”"
         return name
 
+    def _channel(self, channel: str) -> str:
+        return self.ws.channels[channel].name if channel in self.ws.channels else channel
+
     def _readable(self, text: str) -> str:
-        """Slack markup as a person reads it: <@U…> as @name, <url|label> as label."""
-        text = re.sub(r"<@(\w+)>", lambda match: "@" + self._who(match.group(1)), text)
-        return re.sub(r"<[^|>]+\|([^>]+)>", r"\1", text)
+        """Slack markup as a person reads it: <@U…> as @name, <!here> as @here, <url|label> as label, &lt; as <."""
+        return slack_mrkdwn.render(text, user_name=self._who, channel_name=self._channel)
 
     def _print(self, where: str, who: str, text: str) -> None:
         text = self._readable(text)
