@@ -24,9 +24,31 @@ logger = logging.getLogger(__name__)
 
 METADATA_EVENT = "finetune_notification"
 CLAIM = timedelta(minutes=2)
-# Slack errors that no retry will fix: the notification is given up, and the reason logged.
 FILE_KINDS = ("chart", "golden_file", "eval_chart")
-PERMANENT = {"channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long", "no_text"}
+_REINSTALL = "the bot token no longer works: reinstall the app and set SLACK_BOT_TOKEN to its new token"
+_BUG = "Slack refused the message itself; please report it with the notification id"
+# Slack errors that no retry will fix: the notification ends as failed, and the log says what to do.
+PERMANENT = {
+    "missing_scope": "the app lacks the scope {needed}: add it under oauth_config.scopes.bot in manifest.yml and "
+    "reinstall the app",
+    "channel_not_found": "the channel is gone or private to the app: invite the app to it, or check the channel",
+    "not_in_channel": "the app is not in the channel: /invite @finetune-bot there",
+    "is_archived": "the channel is archived: unarchive it, or work in another channel",
+    "invalid_auth": _REINSTALL,
+    "not_authed": _REINSTALL,
+    "token_revoked": _REINSTALL,
+    "account_inactive": _REINSTALL,
+    "user_not_found": "the person left the workspace: nobody is left to tell",
+    "user_disabled": "the person's account is deactivated: nobody is left to tell",
+    "cannot_dm_bot": "the recipient is a bot: nobody is left to tell",
+    "invalid_blocks": _BUG,
+    "msg_too_long": _BUG,
+    "no_text": _BUG,
+}
+# Any other failure is retried after a delay that doubles each time, then given up.
+RETRY_FIRST = timedelta(seconds=15)
+RETRY_MOST = timedelta(minutes=30)
+MAX_ATTEMPTS = 12
 
 
 def _metadata(notification_id: int) -> dict[str, Any]:
@@ -64,19 +86,48 @@ async def _deliver(services: Services, notification: Notification) -> int:
             )
         return 0
     except SlackApiError as error:
-        code = str(error.response.get("error") or error.response.status_code)
-        status = "failed" if code in PERMANENT else "pending"
-        logger.warning("notification %s (%s) not posted: %s; %s", notification.id, notification.kind, code, status)
-        async with services.db.session() as session, session.begin():
-            await repositories.finish_notification(
-                session, notification_id=notification.id, status=status, now=services.clock.now()
-            )
+        await _postpone_or_give_up(services, notification, error, attempt=attempt)
         return 0
     async with services.db.session() as session, session.begin():
         await repositories.finish_notification(
             session, notification_id=notification.id, status="sent", now=services.clock.now(), slack_ts=posted
         )
     return 1
+
+
+async def _postpone_or_give_up(
+    services: Services, notification: Notification, error: SlackApiError, *, attempt: int
+) -> None:
+    """A permanent error ends the notification, with one line naming the fix; any other waits and retries."""
+    assert notification.id is not None
+    # A 5xx from Slack may carry a plain-text body rather than JSON.
+    data = error.response.data if isinstance(error.response.data, dict) else {}
+    code = str(data.get("error") or f"HTTP {error.response.status_code}")
+    now = services.clock.now()
+    retry_at = None
+    if code in PERMANENT:
+        status = "failed"
+        fix = PERMANENT[code].format(needed=data.get("needed") or "it needs")
+        logger.error("notification %s (%s) given up: Slack said %s; %s", notification.id, notification.kind, code, fix)
+    elif attempt >= MAX_ATTEMPTS:
+        status = "failed"
+        logger.error(
+            "notification %s (%s) given up after %s attempts: %s", notification.id, notification.kind, attempt, code
+        )
+    else:
+        status = "pending"
+        retry_at = now + min(RETRY_FIRST * 2 ** (attempt - 1), RETRY_MOST)
+        logger.warning(
+            "notification %s (%s) not posted: %s; trying again at %s",
+            notification.id,
+            notification.kind,
+            code,
+            f"{retry_at:%H:%M:%S} UTC",
+        )
+    async with services.db.session() as session, session.begin():
+        await repositories.finish_notification(
+            session, notification_id=notification.id, status=status, now=now, retry_at=retry_at
+        )
 
 
 async def _channel(services: Services, notification: Notification) -> str:

@@ -26,6 +26,7 @@ BOT_SCOPES = (
     "channels:history",
     "groups:history",
     "im:history",
+    "im:write",
     "mpim:history",
     "chat:write",
     "commands",
@@ -34,7 +35,6 @@ BOT_SCOPES = (
     "reactions:read",
     "reactions:write",
     "usergroups:read",
-    "users:read",
 )
 current_team: ContextVar[str] = ContextVar("current_team", default="")
 # A revoked token is refused by Slack anyway; the cache only spares a query per Slack call.

@@ -18,6 +18,7 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -27,10 +28,48 @@ TEXT_LIMIT = 4000
 BLOCKS_PER_MESSAGE = 50
 BLOCKS_PER_VIEW = 100
 SECTION_TEXT_LIMIT = 3000
-BOT_SCOPES = (
-    "app_mentions:read,channels:history,chat:write,commands,files:read,files:write,groups:history,"
-    "im:history,mpim:history,reactions:write,usergroups:read,users:read"
-)
+MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
+# The bot-token scopes each Web API method needs (docs.slack.dev, each method's page: any one suffices).
+# A method missing here needs none (views.*, auth.test). History and conversations.open depend on the
+# conversation's kind, which _needed_scopes decides.
+METHOD_SCOPES: dict[str, tuple[str, ...]] = {
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.delete": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "chat.startStream": ("chat:write",),
+    "chat.appendStream": ("chat:write",),
+    "chat.stopStream": ("chat:write",),
+    "conversations.open": ("im:write", "mpim:write", "channels:manage", "groups:write"),
+    "conversations.replies": ("channels:history", "groups:history", "im:history", "mpim:history"),
+    "conversations.history": ("channels:history", "groups:history", "im:history", "mpim:history"),
+    "files.info": ("files:read",),
+    "files.getUploadURLExternal": ("files:write",),
+    "files.completeUploadExternal": ("files:write",),
+    "reactions.add": ("reactions:write",),
+    "reactions.remove": ("reactions:write",),
+    "usergroups.users.list": ("usergroups:read",),
+    "users.info": ("users:read",),
+    "assistant.threads.setStatus": ("assistant:write", "chat:write"),
+}
+
+
+def manifest_scopes(manifest: Path = MANIFEST) -> tuple[str, ...]:
+    """The bot scopes that manifest.yml asks for: what an installed app's token holds.
+
+    An install without the source tree (the container image) has no manifest: its emulator grants the
+    first scope of every method instead, so the demo still runs there."""
+    if not manifest.exists():
+        return tuple(sorted({needed[0] for needed in METHOD_SCOPES.values()}))
+    text = manifest.read_text()
+    listed = text.split("oauth_config:", 1)[1].split("    bot:\n", 1)[1]
+    scopes = []
+    for line in listed.splitlines():
+        item = line.strip()
+        if not item.startswith("- "):
+            break
+        scopes.append(item.removeprefix("- ").split("#")[0].strip())
+    return tuple(scopes)
 
 
 class SlackError(Exception):
@@ -220,8 +259,12 @@ class Hold:
 class SlackWorkspace:
     """The state of one Slack workspace, plus the call log and the faults to inject."""
 
-    def __init__(self, *, team_id: str = "T0SANDBOX", team_name: str = "Sandbox Team") -> None:
+    def __init__(
+        self, *, team_id: str = "T0SANDBOX", team_name: str = "Sandbox Team", scopes: tuple[str, ...] | None = None
+    ) -> None:
         self.team_id = team_id
+        # What the installed app's bot token may do; a method needing another scope answers missing_scope.
+        self.scopes: set[str] = set(manifest_scopes() if scopes is None else scopes)
         self.team_name = team_name
         self.app_id = "A0FINETUNE"
         self.bot_user_id = "U0FINEBOT"
@@ -440,6 +483,17 @@ class SlackApi:
         if need_member and self.ws.bot_user_id not in channel.members:
             raise SlackError("not_in_channel")
         return channel
+
+    def needed_scopes(self, method: str, args: dict[str, Any]) -> tuple[str, ...]:
+        """The scopes of which the token needs one for this call, as Slack decides them."""
+        needed = METHOD_SCOPES.get(method, ())
+        if method in ("conversations.history", "conversations.replies"):
+            channel = self.ws.channels.get(str(args.get("channel") or ""))
+            if channel is not None:
+                return ("im:history",) if channel.is_im else ("channels:history", "groups:history")
+        if method == "conversations.open":
+            return ("im:write",) if "," not in str(args.get("users") or "") else ("mpim:write",)
+        return needed
 
     def _message(self, channel: str, ts: str | None) -> Message:
         message = self.ws.find(channel, ts or "")
@@ -870,7 +924,7 @@ class SlackEmulator:
                 "ok": True,
                 "app_id": workspace.app_id,
                 "authed_user": {"id": user},
-                "scope": BOT_SCOPES,
+                "scope": ",".join(sorted(workspace.scopes)),
                 "token_type": "bot",
                 "access_token": workspace.bot_token,
                 "bot_user_id": workspace.bot_user_id,
@@ -948,6 +1002,9 @@ class SlackEmulator:
         handler = getattr(self.apis[ws.team_id], method.replace(".", "_"), None)
         if handler is None:
             return _slack_error("unknown_method")
+        needed = self.apis[ws.team_id].needed_scopes(method, args)
+        if needed and not ws.scopes.intersection(needed):
+            return _slack_error("missing_scope", needed=",".join(needed), provided=",".join(sorted(ws.scopes)))
         try:
             result = await handler(args)
         except SlackError as error:
@@ -962,7 +1019,7 @@ class SlackEmulator:
             else:
                 hold.reached.set()
                 await hold.released.wait()
-        headers = {"x-oauth-scopes": BOT_SCOPES} if method == "auth.test" else {}
+        headers = {"x-oauth-scopes": ",".join(sorted(ws.scopes))} if method == "auth.test" else {}
         return web.json_response({"ok": True, **result}, headers=headers)
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
@@ -1112,6 +1169,8 @@ def _bearer(request: web.Request) -> str | None:
 
 def _slack_error(code: str, **extra: Any) -> web.Response:
     body: dict[str, Any] = {"ok": False, "error": code}
+    if code == "missing_scope":
+        body.update(needed=extra["needed"], provided=extra["provided"])
     if extra.get("errors"):
         body["errors"] = extra["errors"]
         body["response_metadata"] = {"messages": [f"[ERROR] {e}" for e in extra["errors"]]}

@@ -147,7 +147,7 @@ class Notification(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16, index=True)
     slack_ts: str | None = Field(default=None, max_length=32)
     attempts: int = 0
-    # While a replica is posting it: until then nobody else may.
+    # While a replica is posting it: until then nobody else may. While pending: not retried before then.
     claimed_until: datetime | None = None
     created_at: datetime = Field(default_factory=utc_now)
     sent_at: datetime | None = None

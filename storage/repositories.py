@@ -276,7 +276,11 @@ async def enqueue_notification(session: AsyncSession, *, notification: Notificat
 
 
 def _deliverable(now: datetime) -> Any:
-    return (col(Notification.status) == "pending") | (
+    """Pending and not waiting out a retry delay (kept in ``claimed_until``), or claimed by a poster that vanished.
+
+    A notification waiting to retry is skipped, so one that keeps failing never holds up the others."""
+    waited = col(Notification.claimed_until).is_(None) | (col(Notification.claimed_until) < now)
+    return ((col(Notification.status) == "pending") & waited) | (
         (col(Notification.status) == "sending") & (col(Notification.claimed_until) < now)
     )
 
@@ -302,10 +306,16 @@ async def claim_notification(
 
 
 async def finish_notification(
-    session: AsyncSession, *, notification_id: int, status: str, now: datetime, slack_ts: str | None = None
+    session: AsyncSession,
+    *,
+    notification_id: int,
+    status: str,
+    now: datetime,
+    slack_ts: str | None = None,
+    retry_at: datetime | None = None,
 ) -> None:
-    """Record the outcome: ``sent`` (with its ts), ``failed`` for good, or ``pending`` to try again."""
-    values: dict[str, Any] = {"status": status, "claimed_until": None}
+    """Record the outcome: ``sent`` (with its ts), ``failed`` for good, or ``pending`` to retry from ``retry_at``."""
+    values: dict[str, Any] = {"status": status, "claimed_until": retry_at if status == "pending" else None}
     if status == "sent":
         values |= {"slack_ts": slack_ts, "sent_at": now}
     await session.exec(update(Notification).where(col(Notification.id) == notification_id).values(**values))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from sandbox.slack_server import SlackEmulator
+from sandbox.slack_server import METHOD_SCOPES, SlackEmulator, manifest_scopes
 from tests.conftest import ALICE, BOB, GENERAL
 
 
@@ -134,6 +137,7 @@ async def test_reactions_users_and_status(web: AsyncWebClient, slack: SlackEmula
     assert message.reactions == {"eyes": {slack.workspace.bot_user_id}}
     await web.reactions_remove(channel=GENERAL, name="eyes", timestamp=message.ts)
     assert message.reactions == {}
+    slack.workspace.scopes.add("users:read")  # the bot's own manifest does not ask for it
     user = await web.users_info(user=ALICE)
     assert user["user"]["real_name"] == "Alice Martin"
     await web.assistant_threads_setStatus(channel_id=GENERAL, thread_ts=message.ts, status="is thinking…")
@@ -159,3 +163,46 @@ async def test_chat_streaming_through_the_sdk_helper(web: AsyncWebClient, slack:
     slack.workspace.streaming_supported = False
     refused = web.chat_startStream(channel=GENERAL, thread_ts=root.ts, markdown_text="x")
     assert await slack_error(refused) == "not_allowed_token_type"
+
+
+def web_api_methods_the_bot_calls() -> set[str]:
+    """Every Web API method named in bot/ and handlers/ (slack_sdk's chat_postMessage is chat.postMessage)."""
+    root = Path(__file__).resolve().parents[2]
+    called: set[str] = set()
+    pattern = re.compile(
+        r"\b(?:slack|slack_once|client)\.(chat_\w+|conversations_\w+|files_\w+|reactions_\w+|views_\w+|users_\w+|usergroups_\w+)\("
+    )
+    for source in [*(root / "bot").rglob("*.py"), *(root / "handlers").rglob("*.py")]:
+        called |= set(pattern.findall(source.read_text()))
+    expanded = {"files_upload_v2": ["files_getUploadURLExternal", "files_completeUploadExternal"]}
+    methods = set()
+    for name in called:
+        for method in expanded.get(name, [name]):
+            group, _, rest = method.partition("_")
+            methods.add(f"{group}.{rest.replace('_', '.')}")
+    return methods
+
+
+def test_every_method_the_bot_calls_has_its_scope_in_the_manifest() -> None:
+    methods = web_api_methods_the_bot_calls()
+    assert {"chat.postMessage", "conversations.open", "files.info", "reactions.add", "views.open"} <= methods
+    granted = set(manifest_scopes())
+    for method in sorted(methods):
+        needed = METHOD_SCOPES.get(method)
+        if method.startswith("views."):
+            assert needed is None, "views.* need no scope"
+            continue
+        assert needed is not None, f"{method}: add the scope it needs to the emulator's METHOD_SCOPES"
+        assert granted & set(needed), f"{method} needs one of {needed}; manifest.yml has none of them"
+    assert "users:read" not in granted, "nothing the bot calls needs users:read"
+
+
+async def test_a_scope_the_app_lacks_is_answered_missing_scope(slack: SlackEmulator) -> None:
+    slack.workspace.scopes.discard("im:write")
+    web = AsyncWebClient(token=slack.workspace.bot_token, base_url=slack.api_url)
+    with pytest.raises(SlackApiError) as raised:
+        await web.conversations_open(users=ALICE)
+    assert raised.value.response["error"] == "missing_scope"
+    assert raised.value.response["needed"] == "im:write"
+    assert "chat:write" in raised.value.response["provided"]
+    assert "im:write" not in (await web.auth_test()).headers["x-oauth-scopes"]

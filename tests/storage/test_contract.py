@@ -341,6 +341,19 @@ async def test_events_and_notifications_are_recorded_once(db: Database, clock: F
             await repositories.claim_notification(session, notification_id=pending.id, now=clock.now(), lease=lease)
             == 2
         )
+        retry_at = clock.now() + timedelta(minutes=1)
+        await repositories.finish_notification(
+            session, notification_id=pending.id, status="pending", now=clock.now(), retry_at=retry_at
+        )
+    async with db.session() as session, session.begin():
+        assert await repositories.pending_notifications(session, now=clock.now()) == [], "waits out its retry delay"
+        assert [n.id for n in await repositories.pending_notifications(session, now=retry_at + lease)] == [pending.id]
+        assert (
+            await repositories.claim_notification(
+                session, notification_id=pending.id, now=retry_at + lease, lease=lease
+            )
+            == 3
+        )
         await repositories.finish_notification(
             session, notification_id=pending.id, status="sent", now=clock.now(), slack_ts="9.9"
         )
