@@ -21,6 +21,7 @@ from bot.logging import request_id
 from bot.metrics import Metrics
 from bot.services import Services
 from bot.workspaces import BOT_SCOPES, current_team
+from handlers.clicks import answers_from_views
 from storage import repositories
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def build_app(services: Services) -> AsyncApp:
     )
     app.middleware(_observe(services))
     app.middleware(_provide_services(services))
+    app.middleware(_answer_clicks_from_views)
     app.middleware(_deduplicate_events(services))
     app.error(_log_unhandled_error)
     handlers.register(app, services)
@@ -114,6 +116,17 @@ def _provide_services(services: Services) -> Callable[..., Awaitable[None]]:
         await next()
 
     return provide
+
+
+async def _answer_clicks_from_views(
+    body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+) -> None:
+    """A click on the Home tab or in a modal has no response_url, so Bolt's ``respond()`` would raise and
+    the person would see nothing: there, listeners answer by direct message instead."""
+    direct = answers_from_views(body, context.client)
+    if direct is not None:
+        context["respond"] = direct
+    await next()
 
 
 def _deduplicate_events(services: Services) -> Callable[..., Awaitable[BoltResponse | None]]:

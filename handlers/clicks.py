@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import json
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.webhook_response import WebhookResponse
 
 from bot.errors import UserFacingError
 
@@ -22,3 +25,33 @@ async def answer_clicker(respond: AsyncRespond, work: Awaitable[str | None]) -> 
         sentence = error.sentence
     if sentence:
         await respond(text=sentence, response_type="ephemeral", replace_original=False)
+
+
+class DirectRespond(AsyncRespond):
+    """``respond()`` for a click that Slack sent without a ``response_url``: one on the Home tab or in a
+    modal. The answer goes to the person as a direct message from the app, where they can read it."""
+
+    def __init__(self, client: AsyncWebClient, user_id: str) -> None:
+        super().__init__(response_url=None)
+        self._client = client
+        self._user_id = user_id
+
+    async def __call__(  # type: ignore[override]
+        self, text: str | dict[str, Any] = "", blocks: Sequence[dict[str, Any]] | None = None, **_: Any
+    ) -> WebhookResponse:
+        # replace_original, delete_original and response_type mean nothing without an original message.
+        opened = await self._client.conversations_open(users=self._user_id)
+        posted = await self._client.chat_postMessage(
+            channel=str(opened["channel"]["id"]), text=str(text), blocks=list(blocks) if blocks else None
+        )
+        return WebhookResponse(url="", status_code=200, body=json.dumps(posted.data), headers={})
+
+
+def answers_from_views(body: dict[str, Any], client: AsyncWebClient) -> DirectRespond | None:
+    """The responder for a click from a view (Slack gives those no response_url), else None."""
+    if body.get("type") not in ("block_actions", "view_submission") or body.get("response_url"):
+        return None
+    if body.get("response_urls"):
+        return None
+    user_id = str((body.get("user") or {}).get("id") or "")
+    return DirectRespond(client, user_id) if user_id else None

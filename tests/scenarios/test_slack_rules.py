@@ -1,0 +1,171 @@
+"""Slack's own rules, enforced by the emulator: escaping, scopes, clicks from views, threads, pacing."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot import notifier
+from bot.clock import FrozenClock
+from sandbox import slack_mrkdwn
+from sandbox.slack_server import Message
+from storage import repositories
+from storage.models import Notification
+from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
+from tests.scenarios.test_chat import marv_file, trained
+
+HOSTILE = "<!channel> <https://evil.example/login|Slack SSO> List<String> a < b && b > c"
+
+
+def markup(message: Message) -> tuple[list[tuple[str, str]], int]:
+    return slack_mrkdwn.markup_of([message.text, message.blocks])
+
+
+def hostile_file() -> bytes:
+    good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    bad = {"messages": [{"role": "<!channel>", "content": "Hi"}, {"role": "assistant", "content": HOSTILE}]}
+    return ("\n".join(json.dumps(line) for line in [good] * 12 + [bad]) + "\n").encode()
+
+
+async def test_a_hostile_file_pings_nobody(http_bot: BotUnderTest) -> None:
+    _, shared = await http_bot.driver.upload(ALICE, GENERAL, "<!here>.jsonl", hostile_file())
+    report = await http_bot.workspace.wait_for(
+        lambda: next((m for m in http_bot.workspace.replies_of(GENERAL, shared.ts) if m.blocks), None)
+    )
+    assert markup(report) == ([], 0), report.blocks
+    await http_bot.driver.click(BOB, report, "dataset_details")
+    [details] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(BOB))
+    assert slack_mrkdwn.markup_of([details.text, details.blocks]) == ([], 0)
+    shown = slack_mrkdwn.render(json.dumps(details.blocks), user_name=str, channel_name=str)
+    assert "<!channel>" in shown, "people see the role as it is in the file"
+
+
+async def test_a_hostile_prompt_and_answer_stay_text_in_the_edit_fallback(http_bot: BotUnderTest) -> None:
+    http_bot.workspace.streaming_supported = False
+    await http_bot.driver.slash_command(ALICE, GENERAL, f'chat gpt-4o-mini system="{HOSTILE}"')
+    root = await http_bot.workspace.wait_for(
+        lambda: next((m for m in http_bot.workspace.channel_messages(GENERAL) if m.text.startswith("💬")), None)
+    )
+    assert markup(root) == ([("user", ALICE)], 0), "only the bot's own mention of who started it"
+    await http_bot.driver.say(BOB, GENERAL, HOSTILE, thread_ts=root.ts)
+
+    def answered() -> Message | None:
+        return next(
+            (
+                m
+                for m in http_bot.workspace.replies_of(GENERAL, root.ts)
+                if m.user == http_bot.workspace.bot_user_id and m.blocks and not m.text.endswith("▌")
+            ),
+            None,
+        )
+
+    answer = await http_bot.workspace.wait_for(answered)
+    assert markup(answer) == ([], 0), answer.text
+    for call in http_bot.workspace.calls_of("chat.update") + http_bot.workspace.calls_of("chat.postMessage"):
+        assert slack_mrkdwn.entities(str(call.get("text", ""))) == [] or "<@" in str(call.get("text"))
+    assert "List<String> a < b && b > c" in slack_mrkdwn.render(answer.text, user_name=str, channel_name=str)
+
+
+async def test_the_help_shows_its_placeholders(http_bot: BotUnderTest) -> None:
+    await http_bot.driver.slash_command(ALICE, GENERAL, "help")
+    [answer] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(ALICE))
+    shown = slack_mrkdwn.render(json.dumps(answer.blocks, ensure_ascii=False), user_name=str, channel_name=str)
+    assert "/finetune chat <model|job>" in shown and "/finetune validate <dataset>" in shown
+
+
+async def test_an_unknown_command_is_quoted_not_obeyed(http_bot: BotUnderTest) -> None:
+    await http_bot.driver.slash_command(ALICE, GENERAL, "<!channel>")
+    [answer] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(ALICE))
+    assert slack_mrkdwn.markup_of([answer.text, answer.blocks]) == ([], 0)
+
+
+async def owe(bot: BotUnderTest, *, count: int, channel: str, kind: str) -> None:
+    now = bot.services.clock.now()
+    async with bot.services.db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id=bot.workspace.team_id)
+        for number in range(count):
+            note = Notification(
+                team_id=bot.workspace.team_id,
+                subject=f"test:{kind}:{number}",
+                kind=kind,
+                channel_id=channel,
+                payload={"text": f"{kind} {number}"},
+                created_at=now,
+            )
+            await repositories.enqueue_notification(session, notification=note)
+
+
+async def statuses(bot: BotUnderTest) -> dict[str, int]:
+    async with bot.services.db.session() as session:
+        rows = (await session.exec(select(Notification))).all()
+    counted: dict[str, int] = {}
+    for row in rows:
+        counted[row.status] = counted.get(row.status, 0) + 1
+    return counted
+
+
+async def test_direct_messages_need_im_write_and_a_missing_scope_blocks_nothing(
+    http_bot: BotUnderTest, caplog: pytest.LogCaptureFixture
+) -> None:
+    http_bot.workspace.scopes.discard("im:write")
+    await owe(http_bot, count=101, channel=ALICE, kind="direct")
+    await owe(http_bot, count=1, channel=GENERAL, kind="result")
+    await notifier.deliver_pending(http_bot.services)
+    await notifier.deliver_pending(http_bot.services)
+    assert [m.text for m in http_bot.workspace.bot_messages(GENERAL)] == ["result 0"]
+    assert await statuses(http_bot) == {"failed": 101, "sent": 1}, "given up once, not retried for ever"
+    assert "add it under oauth_config.scopes.bot in manifest.yml" in caplog.text and "im:write" in caplog.text
+    http_bot.workspace.scopes.add("im:write")  # as manifest.yml asks
+    await owe(http_bot, count=1, channel=BOB, kind="reminder")
+    await notifier.deliver_pending(http_bot.services)
+    assert [m.text for m in http_bot.workspace.bot_messages("D" + BOB[1:])] == ["reminder 0"]
+
+
+async def test_a_message_that_keeps_failing_waits_and_lets_the_others_pass(
+    http_bot: BotUnderTest, clock: FrozenClock
+) -> None:
+    http_bot.workspace.fail("conversations.open", status=200, times=10_000, error="request_timeout")
+    await owe(http_bot, count=120, channel=ALICE, kind="direct")
+    await owe(http_bot, count=1, channel=GENERAL, kind="result")
+    for _ in range(3):
+        await notifier.deliver_pending(http_bot.services)
+    assert [m.text for m in http_bot.workspace.bot_messages(GENERAL)] == ["result 0"]
+    assert (await statuses(http_bot)) == {"pending": 120, "sent": 1}
+    for _ in range(notifier.MAX_ATTEMPTS):
+        clock.advance(notifier.RETRY_MOST + timedelta(seconds=1))
+        await notifier.deliver_pending(http_bot.services, limit=200)
+    assert (await statuses(http_bot)) == {"failed": 120, "sent": 1}, "given up after a bounded number of tries"
+
+
+async def test_clicks_on_the_home_tab_are_answered_where_the_person_can_read_them(
+    http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
+) -> None:
+    job, _ = await trained(http_bot, clock, marv_file(tmp_path))
+    await http_bot.driver.open_home(BOB)
+    home = await http_bot.workspace.wait_for(
+        lambda: BOB in http_bot.workspace.home_views and http_bot.workspace.views[http_bot.workspace.home_views[BOB]]
+    )
+    dm = "D" + BOB[1:]
+    delivery = await http_bot.driver.click_in_view(BOB, home, "model_delete", value=str(job.id))
+    assert delivery.status == 200
+    [refusal] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.bot_messages(dm))
+    assert "Only <@U0ALICE>" in refusal.text, "Bob may not delete Alice's model, and is told so"
+    await http_bot.driver.click_in_view(BOB, home, "chat_start", value=str(job.id))
+    await http_bot.workspace.wait_for(
+        lambda: any(m.text.startswith("💬 Chat with") for m in http_bot.workspace.channel_messages(GENERAL))
+    )
+    await http_bot.driver.open_home(ALICE)
+    alice_home = await http_bot.workspace.wait_for(
+        lambda: (
+            ALICE in http_bot.workspace.home_views and http_bot.workspace.views[http_bot.workspace.home_views[ALICE]]
+        )
+    )
+    await http_bot.driver.click_in_view(ALICE, alice_home, "model_delete", value=str(job.id))
+    done = await http_bot.workspace.wait_for(
+        lambda: next((m for m in http_bot.workspace.bot_messages("D" + ALICE[1:]) if "deleted" in m.text), None)
+    )
+    assert "is deleted" in done.text
