@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, catalog
 from bot.datasets.tokens import TokenCounter
 from bot.errors import UserFacingError
-from bot.mrkdwn import escape
+from bot.mrkdwn import escape, unescape
 from bot.providers import ProviderError, ProviderErrorKind
 from bot.providers.types import ChatUsage
 from bot.services import Services
@@ -46,6 +46,7 @@ class Incoming:
     ts: str
     user_id: str
     text: str
+    user_team_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -168,11 +169,11 @@ async def thread_turns(services: Services, thread: ChatThread) -> list[Turn]:
             if message["ts"] == thread.thread_ts:
                 continue
             metadata = message.get("metadata") or {}
-            if message.get("bot_id") or message.get("user") == services.slack_state.bot_user_id:
+            if message.get("user") == services.slack_state.bot_user_id:
                 if metadata.get("event_type") != ANSWER_EVENT:
                     continue
                 payload = metadata.get("event_payload") or {}
-                text = str(message.get("text") or "")
+                text = unescape(str(message.get("text") or ""))
                 if payload.get("label") and "\n" in text:
                     text = text.split("\n", 1)[1]
                 model = str(payload.get("model") or "")
@@ -181,8 +182,8 @@ async def thread_turns(services: Services, thread: ChatThread) -> list[Turn]:
                     turns[-1].parts.append(str(message["ts"]))
                 else:
                     turns.append(Turn("assistant", text, model, [str(message["ts"])]))
-            elif message.get("subtype") is None:
-                text = MENTION.sub("", str(message.get("text") or "")).strip()
+            elif message.get("subtype") in (None, "thread_broadcast", "file_share") and not message.get("bot_id"):
+                text = MENTION.sub("", unescape(str(message.get("text") or ""))).strip()
                 turns.append(Turn("user", text, None, [str(message["ts"])]))
     return turns
 
@@ -407,7 +408,7 @@ class _Writer:
                 channel=self.thread.channel_id,
                 thread_ts=self.thread.thread_ts,
                 markdown_text=pending,
-                recipient_team_id=self.incoming.team_id,
+                recipient_team_id=self.incoming.user_team_id or self.incoming.team_id,
                 recipient_user_id=self.incoming.user_id,
             )
             self.ts, self.sent = str(started["ts"]), len(self.text)

@@ -8,6 +8,7 @@ hashing, and keeps its own content-addressed copy, so the data outlives any prov
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import uuid
@@ -45,14 +46,38 @@ class SharedFile:
     file_id: str
     user_id: str
     message_ts: str | None = None
+    # The parent's ts when the file was shared as a thread reply: answers go to that thread, never under a reply.
+    thread_ts: str | None = None
+
+    @property
+    def answer_ts(self) -> str | None:
+        return self.thread_ts or self.message_ts
 
 
-def _share_ts(file: dict[str, Any], channel_id: str) -> str | None:
-    """The ts of the message that shared ``file`` in ``channel_id`` (file_shared events lack it)."""
+# file_shared may come before Slack has finished sharing: files.info is asked again, this long apart.
+SHARE_LOOKUP_DELAYS = (0.5, 1.0, 2.0, 4.0)
+
+
+def _share_of(file: dict[str, Any], channel_id: str) -> tuple[str, str | None] | None:
+    """The ts of the message that shared ``file`` in ``channel_id``, and its thread's (file_shared lacks both)."""
     for visibility in ("public", "private"):
         shares = (file.get("shares") or {}).get(visibility, {}).get(channel_id) or []
         if shares:
-            return str(shares[0]["ts"])
+            thread_ts = shares[0].get("thread_ts")
+            return str(shares[0]["ts"]), (str(thread_ts) if thread_ts and thread_ts != shares[0]["ts"] else None)
+    return None
+
+
+async def _find_share(services: Services, shared: SharedFile) -> tuple[dict[str, Any], SharedFile] | None:
+    """For file_shared: files.info until the share shows, a few times, then None (the file_share message,
+    which carries the ts itself, does the work then)."""
+    for delay in (0.0, *SHARE_LOOKUP_DELAYS):
+        await services.clock.sleep(delay)
+        file = (await services.slack.files_info(file=shared.file_id))["file"]
+        found = _share_of(file, shared.channel_id)
+        if found is not None:
+            message_ts, thread_ts = found
+            return file, dataclasses.replace(shared, message_ts=message_ts, thread_ts=thread_ts)
     return None
 
 
@@ -65,7 +90,19 @@ def allowed_hosts(services: Services) -> set[str]:
 
 
 async def receive_file(services: Services, shared: SharedFile) -> None:
-    """Handle one shared file exactly once, whichever of file_share / file_shared arrives first."""
+    """Handle one shared file exactly once, whichever of file_share / file_shared arrives first.
+
+    Only an event that knows where the file was shared claims it: a file_shared whose share Slack has
+    not finished leaves the file to the file_share message instead of claiming it and answering nowhere."""
+    file: dict[str, Any] | None = None
+    if shared.message_ts is None:
+        found = await _find_share(services, shared)
+        if found is None:
+            logger.info(
+                "file %s shows no share in %s yet; its file_share message will", shared.file_id, shared.channel_id
+            )
+            return
+        file, shared = found
     async with services.db.session() as session, session.begin():
         await repositories.ensure_team(session, team_id=shared.team_id)
         fresh = await repositories.claim_slack_event(
@@ -73,17 +110,16 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
         )
     if not fresh:
         return
-    file = (await services.slack.files_info(file=shared.file_id))["file"]
+    if file is None:
+        file = (await services.slack.files_info(file=shared.file_id))["file"]
     name = str(file.get("name") or "")
-    message_ts = shared.message_ts or _share_ts(file, shared.channel_id)
-    if message_ts is None:
-        logger.warning("file %s has no share in %s; nothing to answer", shared.file_id, shared.channel_id)
-        return
+    reacted_ts, message_ts = shared.message_ts, shared.answer_ts
+    assert reacted_ts is not None and message_ts is not None
     if not name.lower().endswith(".jsonl"):
         if name.lower().endswith(".json"):
             await _say(services, shared.channel_id, message_ts, blocks.not_jsonl_text(name))
         return
-    await _react(services, shared.channel_id, message_ts, "eyes")
+    await _react(services, shared.channel_id, reacted_ts, "eyes")
     outcome = "x"
     try:
         dataset, earlier = await _ingest(services, shared, file, message_ts)
@@ -112,8 +148,8 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
             "Please share the file again; if it keeps failing, tell your admin the reference.",
         )
     finally:
-        await _unreact(services, shared.channel_id, message_ts, "eyes")
-        await _react(services, shared.channel_id, message_ts, outcome)
+        await _unreact(services, shared.channel_id, reacted_ts, "eyes")
+        await _react(services, shared.channel_id, reacted_ts, outcome)
 
 
 def _id(dataset: Dataset) -> int:

@@ -13,3 +13,8 @@ from __future__ import annotations
 def escape(text: object) -> str:
     """``text`` as Slack shows it literally: no link, mention or broken bracket can come out of it."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape(text: str) -> str:
+    """Text as the person typed it: Slack sends ``&``, ``<`` and ``>`` encoded in messages and commands."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -10,7 +10,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import chat, flywheel, model_lifecycle
 from bot.errors import UsageError
-from bot.mrkdwn import escape
+from bot.mrkdwn import escape, unescape
 from bot.services import Services
 from handlers import arguments
 from handlers.clicks import answer_clicker, team_of
@@ -20,9 +20,19 @@ CHAT_USAGE = '/finetune chat <model|job> [system="…"]'
 COMPARE_USAGE = "/finetune compare <model|job> [with <other model>]"
 
 
+# A reply also sent to the channel is a turn like any other; edits, deletions and joins are not.
+HUMAN_SUBTYPES = (None, "thread_broadcast")
+
+
+def is_from_a_person(event: dict[str, Any]) -> bool:
+    """Not another app's bot: answering one would start two bots talking to each other for ever."""
+    return not event.get("bot_id") and not event.get("bot_profile") and event.get("subtype") != "bot_message"
+
+
 async def is_thread_reply(event: dict[str, Any]) -> bool:
-    """A person's plain message inside a thread (not an edit, a deletion, a bot or a file share)."""
-    return event.get("subtype") is None and bool(event.get("thread_ts")) and event["thread_ts"] != event.get("ts")
+    """A person's message inside a thread (not an edit, a deletion, a bot; file shares go to intake first)."""
+    in_thread = bool(event.get("thread_ts")) and event["thread_ts"] != event.get("ts")
+    return in_thread and event.get("subtype") in HUMAN_SUBTYPES and is_from_a_person(event)
 
 
 async def on_thread_message(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
@@ -30,8 +40,8 @@ async def on_thread_message(event: dict[str, Any], body: dict[str, Any], service
 
 
 async def on_mention(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
-    if not event.get("thread_ts"):
-        return  # a mention outside a chat thread is not a question to a model
+    if not event.get("thread_ts") or not is_from_a_person(event):
+        return  # a mention outside a chat thread is not a question to a model, and bots get no answer
     services.background(_route(services, _incoming(event, body)))
 
 
@@ -57,7 +67,9 @@ def _incoming(event: dict[str, Any], body: dict[str, Any]) -> chat.Incoming:
         thread_ts=event["thread_ts"],
         ts=event["ts"],
         user_id=str(event.get("user") or ""),
-        text=str(event.get("text") or ""),
+        text=unescape(str(event.get("text") or "")),
+        # Streaming goes to the person's own workspace: a Slack Connect member's is not the installing one.
+        user_team_id=str(event.get("user_team") or event.get("team") or body.get("team_id") or ""),
     )
 
 

@@ -17,7 +17,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import blocks
 from bot.errors import UserFacingError
-from bot.mrkdwn import escape
+from bot.mrkdwn import escape, unescape
 from bot.services import Services
 
 COMMAND = "/finetune"
@@ -67,7 +67,7 @@ def make_dispatcher(services: Services, subcommands: Sequence[Subcommand]) -> Ca
 
     async def dispatch(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         await ack()
-        name, _, args = (command.get("text") or "").strip().partition(" ")
+        name, _, args = unescape(command.get("text") or "").strip().partition(" ")
         entry = by_name.get(name.lower() or "help")
         request = CommandRequest(
             services=services,

@@ -12,7 +12,7 @@ from bot import blocks, intake, team_views
 from bot.errors import UsageError
 from bot.mrkdwn import escape
 from bot.services import Services
-from handlers import arguments
+from handlers import arguments, chat
 from handlers.clicks import team_of
 from handlers.commands import CommandRequest, Subcommand
 
@@ -28,10 +28,15 @@ async def on_file_share(event: dict[str, Any], body: dict[str, Any], services: S
             file_id=file["id"],
             user_id=event.get("user", ""),
             message_ts=event["ts"],
+            thread_ts=event["thread_ts"] if event.get("thread_ts") not in (None, event["ts"]) else None,
         )
         for file in event.get("files") or []
     ]
     services.background(_take_in(services, shared))
+    mentioned = f"<@{services.slack_state.bot_user_id}>" in str(event.get("text") or "")
+    if await chat.is_thread_reply({**event, "subtype": None}) and not mentioned:
+        # A reply that carries a file is also a turn of the conversation (a mention comes as app_mention).
+        await chat.on_thread_message(event, body, services)
 
 
 async def on_file_shared(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:

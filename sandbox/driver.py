@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
+from sandbox import slack_mrkdwn
 from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackFile, SlackWorkspace, View
 
 
@@ -147,7 +148,7 @@ class SlackDriver:
             "user_id": user,
             "user_name": self.ws.users[user].name,
             "command": command,
-            "text": text,
+            "text": slack_mrkdwn.as_typed(text),
             "api_app_id": self.ws.app_id,
             "is_enterprise_install": "false",
             "response_url": self.ws.new_response_url(user=user, channel=channel, thread_ts=None, message_ts=None),
@@ -155,6 +156,10 @@ class SlackDriver:
         }
         await self.ws.notify("command", {"user": user, "channel": channel, "text": f"{command} {text}".strip()})
         return await self._deliver("slash_commands", payload)
+
+    def _team_of(self, user: str) -> str:
+        person = self.ws.users.get(user)
+        return (person.team_id if person else None) or self.ws.team_id
 
     def _message_event(self, message: Message) -> dict[str, Any]:
         channel = self.ws.channels[message.channel]
@@ -166,9 +171,11 @@ class SlackDriver:
             "channel": message.channel,
             "channel_type": "im" if channel.is_im else "channel",
             "event_ts": message.ts,
-            "team": self.ws.team_id,
+            "team": self._team_of(message.user),
             "client_msg_id": secrets.token_hex(16),
         }
+        if message.user in self.ws.users:
+            event["user_team"] = event["source_team"] = self._team_of(message.user)
         if message.thread_ts:
             event["thread_ts"] = message.thread_ts
             parent = self.ws.find(message.channel, message.thread_ts)
@@ -185,7 +192,9 @@ class SlackDriver:
         self, user: str, channel: str, text: str, *, thread_ts: str | None = None, retries: int = 0
     ) -> Message:
         """A person posts a message (a thread reply with ``thread_ts``); @mentions also send app_mention."""
-        message = self.ws.user_message(user=user, channel=channel, text=text, thread_ts=thread_ts)
+        message = self.ws.user_message(
+            user=user, channel=channel, text=slack_mrkdwn.as_typed(text), thread_ts=thread_ts
+        )
         await self.ws.notify("message", {"message": message})
         event = self._message_event(message)
         await self.send_event(event, retries=retries)
@@ -195,23 +204,39 @@ class SlackDriver:
         return message
 
     async def upload(
-        self, user: str, channel: str, name: str, content: bytes, *, comment: str = "", retries: int = 0
+        self,
+        user: str,
+        channel: str,
+        name: str,
+        content: bytes,
+        *,
+        comment: str = "",
+        retries: int = 0,
+        thread_ts: str | None = None,
+        file_shared_first: bool = False,
+        lookups_before_shared: int = 0,
     ) -> tuple[SlackFile, Message]:
-        """A person drops a file in a channel: a file_share message, then file_shared, as Slack sends them."""
+        """A person drops a file in a channel (or as a reply in ``thread_ts``): a file_share message and a
+        file_shared event, in either order, as Slack sends them; files.info may not show the share at first."""
         slack_file = self.ws.user_file(user=user, name=name, content=content, channel=channel)
-        message = self.ws.user_message(user=user, channel=channel, text=comment, files=[slack_file.id])
-        await self.ws.notify("message", {"message": message})
-        await self.send_event(self._message_event(message), retries=retries)
-        await self.send_event(
-            {
-                "type": "file_shared",
-                "channel_id": channel,
-                "file_id": slack_file.id,
-                "user_id": user,
-                "file": {"id": slack_file.id},
-                "event_ts": message.ts,
-            }
+        slack_file.lookups_before_shared = lookups_before_shared
+        message = self.ws.user_message(
+            user=user, channel=channel, text=slack_mrkdwn.as_typed(comment), files=[slack_file.id], thread_ts=thread_ts
         )
+        await self.ws.notify("message", {"message": message})
+        file_shared = {
+            "type": "file_shared",
+            "channel_id": channel,
+            "file_id": slack_file.id,
+            "user_id": user,
+            "file": {"id": slack_file.id},
+            "event_ts": message.ts,
+        }
+        if file_shared_first:
+            await self.send_event(file_shared)
+        await self.send_event(self._message_event(message), retries=retries)
+        if not file_shared_first:
+            await self.send_event(file_shared)
         return slack_file, message
 
     def _block_actions(self, user: str, action: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:

@@ -99,3 +99,16 @@ def markup_of(value: object) -> tuple[list[tuple[str, str]], int]:
         found += [(entity.kind, entity.target) for entity in entities(text)]
         strays += stray_brackets(text)
     return found, strays
+
+
+_MENTION = re.compile(r"(<@[UW][A-Z0-9]+>)")
+
+
+def as_typed(text: str) -> str:
+    """What Slack sends for text a person typed: ``&``, ``<`` and ``>`` encoded, except the ``<@U…>`` that
+    the composer makes of a chosen @mention."""
+    pieces = _MENTION.split(text)
+    return "".join(
+        piece if _MENTION.fullmatch(piece) else piece.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        for piece in pieces
+    )

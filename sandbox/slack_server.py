@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import json
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ TEXT_LIMIT = 4000
 BLOCKS_PER_MESSAGE = 50
 BLOCKS_PER_VIEW = 100
 SECTION_TEXT_LIMIT = 3000
+TRIGGER_SECONDS = 3.0
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yml"
 # The bot-token scopes each Web API method needs (docs.slack.dev, each method's page: any one suffices).
 # A method missing here needs none (views.*, auth.test). History and conversations.open depend on the
@@ -88,6 +90,8 @@ class User:
     real_name: str
     is_bot: bool = False
     tz: str = "Europe/Paris"
+    # A Slack Connect member's own workspace; None for the workspace's own people.
+    team_id: str | None = None
 
 
 @dataclass
@@ -152,8 +156,10 @@ class SlackFile:
     channels: list[str] = field(default_factory=list)
     mimetype: str = "text/plain"
     complete: bool = True
+    # Sharing completes asynchronously at Slack: this many files.info calls answer before it shows.
+    lookups_before_shared: int = 0
 
-    def to_api(self, workspace: SlackWorkspace) -> dict[str, Any]:
+    def to_api(self, workspace: SlackWorkspace, *, shared: bool = True) -> dict[str, Any]:
         download = f"{workspace.base_url}/files-pri/{workspace.team_id}-{self.id}/download/{self.name}"
         return {
             "id": self.id,
@@ -173,7 +179,7 @@ class SlackFile:
             "url_private": f"{workspace.base_url}/files-pri/{workspace.team_id}-{self.id}/{self.name}",
             "url_private_download": download,
             "permalink": f"{workspace.base_url}/files/{self.user}/{self.id}/{self.name}",
-            "channels": list(self.channels),
+            "channels": list(self.channels) if shared else [],
             "shares": {
                 "public": {
                     channel: [
@@ -181,13 +187,16 @@ class SlackFile:
                             "ts": message.ts,
                             "channel_name": workspace.channels[channel].name,
                             "team_id": workspace.team_id,
+                            **({"thread_ts": message.thread_ts} if message.thread_ts else {}),
                         }
                         for message in workspace.messages
                         if message.channel == channel and self.id in message.files
                     ]
                     for channel in self.channels
                 }
-            },
+            }
+            if shared
+            else {},
         }
 
 
@@ -289,15 +298,22 @@ class SlackWorkspace:
         self.faults: dict[str, Fault] = {}
         self.holds: dict[str, Hold] = {}
         self.triggers: dict[str, str] = {}
+        self.trigger_issued: dict[str, float] = {}
+        # A trigger_id opens a view only this long after the click or command that made it (Slack: 3 s).
+        self.trigger_seconds = TRIGGER_SECONDS
+        self.monotonic: Callable[[], float] = time.monotonic  # tests may move it instead of waiting
         self.hooks: dict[str, ResponseHook] = {}
+        # Each thread_ts the app sent that was a reply's ts (flattened, as Slack does): should stay empty.
+        self.replies_used_as_threads: list[str] = []
         self._counter = itertools.count(1)
         self._changed = asyncio.Condition()
         self._listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
     # --- set-up -------------------------------------------------------------------------------
 
-    def add_user(self, user_id: str, name: str, real_name: str = "") -> User:
-        user = User(user_id, name, real_name or name.title())
+    def add_user(self, user_id: str, name: str, real_name: str = "", *, team_id: str | None = None) -> User:
+        """A person; ``team_id`` makes them a Slack Connect member from that other workspace."""
+        user = User(user_id, name, real_name or name.title(), team_id=team_id)
         self.users[user_id] = user
         return user
 
@@ -421,6 +437,7 @@ class SlackWorkspace:
     def new_trigger(self, user: str) -> str:
         trigger = f"{next(self._counter)}.{secrets.token_hex(6)}"
         self.triggers[trigger] = user
+        self.trigger_issued[trigger] = self.monotonic()
         return trigger
 
     def new_response_url(self, *, user: str, channel: str, thread_ts: str | None, message_ts: str | None) -> str:
@@ -495,6 +512,19 @@ class SlackApi:
             return ("im:write",) if "," not in str(args.get("users") or "") else ("mpim:write",)
         return needed
 
+    def _thread_root(self, channel: str, thread_ts: str | None) -> str | None:
+        """Slack keeps threads one level deep: a thread_ts that is itself a reply is flattened into its
+        parent's thread (and recorded, since the docs say never to send one)."""
+        if not thread_ts:
+            return None
+        parent = self.ws.find(channel, thread_ts)
+        if parent is None:
+            raise SlackError("thread_not_found")
+        if parent.thread_ts and parent.thread_ts != parent.ts:
+            self.ws.replies_used_as_threads.append(thread_ts)
+            return parent.thread_ts
+        return thread_ts
+
     def _message(self, channel: str, ts: str | None) -> Message:
         message = self.ws.find(channel, ts or "")
         if message is None:
@@ -515,9 +545,7 @@ class SlackApi:
     async def chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"))
         blocks = _check_text_and_blocks(args)
-        thread_ts = args.get("thread_ts") or None
-        if thread_ts and self.ws.find(channel.id, thread_ts) is None:
-            raise SlackError("thread_not_found")
+        thread_ts = self._thread_root(channel.id, args.get("thread_ts") or None)
         message = Message(
             channel=channel.id,
             ts=self.ws.next_ts(),
@@ -606,7 +634,13 @@ class SlackApi:
         slack_file = self.ws.files.get(args.get("file") or "")
         if slack_file is None or not slack_file.complete:
             raise SlackError("file_not_found")
-        return {"file": slack_file.to_api(self.ws), "comments": [], "response_metadata": {"next_cursor": ""}}
+        shared = slack_file.lookups_before_shared <= 0
+        slack_file.lookups_before_shared -= 1
+        return {
+            "file": slack_file.to_api(self.ws, shared=shared),
+            "comments": [],
+            "response_metadata": {"next_cursor": ""},
+        }
 
     async def files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("filename") or not str(args.get("length", "")).isdigit():
@@ -648,7 +682,7 @@ class SlackApi:
                 user=self.ws.bot_user_id,
                 bot_id=self.ws.bot_id,
                 text=args.get("initial_comment") or "",
-                thread_ts=args.get("thread_ts") or None,
+                thread_ts=self._thread_root(channel.id, args.get("thread_ts") or None),
                 subtype="file_share",
                 files=[f.id for f in completed],
             )
@@ -659,8 +693,10 @@ class SlackApi:
         return {"files": [f.to_api(self.ws) for f in completed]}
 
     async def views_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        user = self.ws.triggers.pop(args.get("trigger_id") or "", None)
-        if user is None:
+        trigger = args.get("trigger_id") or ""
+        user = self.ws.triggers.pop(trigger, None)
+        issued = self.ws.trigger_issued.pop(trigger, None)
+        if user is None or issued is None or self.ws.monotonic() - issued > self.ws.trigger_seconds:
             raise SlackError("expired_trigger_id")
         view = self._new_view(user, args.get("view"), kind="modal")
         await self.ws.notify("view", {"view": view})
@@ -793,6 +829,13 @@ class SlackApi:
         channel = self._channel(args.get("channel"))
         if not channel.is_im and not (args.get("recipient_user_id") and args.get("recipient_team_id")):
             raise SlackError("invalid_arguments", errors=["recipient_user_id and recipient_team_id are required"])
+        recipient = self.ws.users.get(str(args.get("recipient_user_id") or ""))
+        if (
+            recipient is not None
+            and args.get("recipient_team_id")
+            and args["recipient_team_id"] != (recipient.team_id or self.ws.team_id)
+        ):
+            raise SlackError("invalid_arguments", errors=["recipient_team_id is not the recipient's team"])
         thread_ts = args.get("thread_ts")
         if not thread_ts or self.ws.find(channel.id, thread_ts) is None:
             raise SlackError("thread_not_found")
