@@ -418,6 +418,10 @@ def estimate_text(*, model: str, epochs: int, capped_tokens: int, cost: float | 
     )
 
 
+def estimate_pending_text(*, model: str) -> str:
+    return f"*Estimate on {escape(model)}:* ⏳ counting the tokens for this model…"
+
+
 def _hyperparameters_text(hyperparameters: dict[str, Any]) -> str:
     names = {"n_epochs": "epochs", "batch_size": "batch", "learning_rate_multiplier": "LR ×", "beta": "beta"}
     return escape(", ".join(f"{names.get(key, key)} {value}" for key, value in hyperparameters.items()))

@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
+
 from bot import blocks, catalog, policy
 from bot.datasets.report import default_epochs, default_method
 from bot.errors import UserFacingError
@@ -155,22 +157,28 @@ async def _render_modal(
     choice: dict[str, str],
     context: ModalContext,
     fresh_estimate: bool,
+    pending: bool = False,
 ) -> dict[str, Any]:
+    """The form; ``pending`` shows "computing…" where an estimate that needs a fresh count will go."""
     models, _ = await _trainable(services)
-    if fresh_estimate:
-        epochs, capped, cost = await estimate(
-            services, dataset, model=choice["model"], method=choice["method"], epochs=choice.get("n_epochs", "auto")
-        )
+    if pending:
+        shown = blocks.estimate_pending_text(model=choice["model"])
     else:
-        epochs, capped, cost = _estimate_from(
-            dataset.report, epochs=choice.get("n_epochs", "auto"), price=dataset.report.get("price_per_million")
-        )
+        if fresh_estimate:
+            epochs, capped, cost = await estimate(
+                services, dataset, model=choice["model"], method=choice["method"], epochs=choice.get("n_epochs", "auto")
+            )
+        else:
+            epochs, capped, cost = _estimate_from(
+                dataset.report, epochs=choice.get("n_epochs", "auto"), price=dataset.report.get("price_per_million")
+            )
+        shown = blocks.estimate_text(model=choice["model"], epochs=epochs, capped_tokens=capped, cost=cost)
     return blocks.train_modal(
         dataset=dataset,
         models=models,
         choice=choice,
         validation_choices=await _validation_choices(services, team_id, dataset),
-        estimate=blocks.estimate_text(model=choice["model"], epochs=epochs, capped_tokens=capped, cost=cost),
+        estimate=shown,
         private_metadata=context.encode(),
     )
 
@@ -207,10 +215,33 @@ async def open_train_modal(
         choice["validation"] = str(validation.id) if validation else ""
     context = ModalContext(dataset_id=_dataset_id(dataset), request_id=uuid.uuid4().hex)
     reuse = catalog.base_model_id(choice["model"]) == catalog.base_model_id(dataset.report["billing"]["model"])
+    # Slack's trigger_id lasts 3 s, and counting a large file for another model takes longer: the form
+    # opens at once, and its estimate follows by views.update.
     view = await _render_modal(
-        services, team_id=team_id, dataset=dataset, choice=choice, context=context, fresh_estimate=not reuse
+        services,
+        team_id=team_id,
+        dataset=dataset,
+        choice=choice,
+        context=context,
+        fresh_estimate=False,
+        pending=not reuse,
     )
-    await services.slack.views_open(trigger_id=trigger_id, view=view)
+    opened = await services.slack.views_open(trigger_id=trigger_id, view=view)
+    if not reuse:
+        counted = await _render_modal(
+            services, team_id=team_id, dataset=dataset, choice=choice, context=context, fresh_estimate=True
+        )
+        await _update_unless_changed(services, opened["view"], counted)
+
+
+async def _update_unless_changed(services: Services, shown: dict[str, Any], view: dict[str, Any]) -> None:
+    """Replace the form Slack shows, unless the person changed it meanwhile (their change refreshes it)."""
+    try:
+        await services.slack.views_update(view_id=shown["id"], hash=shown.get("hash"), view=view)
+    except SlackApiError as error:
+        if error.response.get("error") != "hash_conflict":
+            raise
+        logger.info("train form %s changed while its estimate was computed; left as the person has it", shown["id"])
 
 
 async def _previous_settings(services: Services, *, team_id: str, dataset_id: int) -> dict[str, str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from slack_sdk.errors import SlackApiError
 from sqlmodel import select
 
 from bot import notifier
@@ -17,6 +19,7 @@ from storage import repositories
 from storage.models import Notification
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 from tests.scenarios.test_chat import marv_file, trained
+from tests.scenarios.test_training import open_modal
 
 HOSTILE = "<!channel> <https://evil.example/login|Slack SSO> List<String> a < b && b > c"
 
@@ -169,3 +172,114 @@ async def test_clicks_on_the_home_tab_are_answered_where_the_person_can_read_the
         lambda: next((m for m in http_bot.workspace.bot_messages("D" + ALICE[1:]) if "deleted" in m.text), None)
     )
     assert "is deleted" in done.text
+
+
+def report_under(bot: BotUnderTest, ts: str) -> Message | None:
+    return next((m for m in bot.workspace.replies_of(GENERAL, ts) if m.blocks and m.user != ALICE), None)
+
+
+async def test_a_file_shared_as_a_reply_is_answered_in_the_parent_thread(http_bot: BotUnderTest) -> None:
+    parent = await http_bot.driver.say(ALICE, GENERAL, "Here is this week's data")
+    _, reply = await http_bot.driver.upload(BOB, GENERAL, "week.jsonl", hostile_file(), thread_ts=parent.ts)
+    report = await http_bot.workspace.wait_for(lambda: report_under(http_bot, parent.ts))
+    assert report.thread_ts == parent.ts
+    assert http_bot.workspace.replies_used_as_threads == [], "never a thread under a reply"
+    await http_bot.workspace.wait_for(lambda: "x" in reply.reactions)
+    await http_bot.driver.slash_command(BOB, GENERAL, "export week.jsonl")
+    await http_bot.workspace.wait_for(
+        lambda: any(m.files for m in http_bot.workspace.replies_of(GENERAL, parent.ts) if m.user != BOB)
+    )
+    assert http_bot.workspace.replies_used_as_threads == []
+
+
+async def test_file_shared_before_its_share_loses_nothing(http_bot: BotUnderTest) -> None:
+    _, slow = await http_bot.driver.upload(
+        ALICE, GENERAL, "slow.jsonl", hostile_file(), file_shared_first=True, lookups_before_shared=2
+    )
+    await http_bot.workspace.wait_for(lambda: report_under(http_bot, slow.ts))
+    _, never = await http_bot.driver.upload(
+        BOB, GENERAL, "never.jsonl", hostile_file() + b"\n", file_shared_first=True, lookups_before_shared=99
+    )
+    await http_bot.workspace.wait_for(lambda: report_under(http_bot, never.ts))
+    await asyncio.sleep(0.2)
+    for message in (slow, never):
+        assert len([m for m in http_bot.workspace.replies_of(GENERAL, message.ts) if m.blocks]) == 1
+
+
+async def chat_root(bot: BotUnderTest) -> Message:
+    await bot.driver.slash_command(ALICE, GENERAL, "chat gpt-4o-mini")
+    found: Message = await bot.workspace.wait_for(
+        lambda: next((m for m in bot.workspace.channel_messages(GENERAL) if m.text.startswith("💬")), None)
+    )
+    return found
+
+
+def answers(bot: BotUnderTest, root: Message) -> list[Message]:
+    return [
+        m
+        for m in bot.workspace.replies_of(GENERAL, root.ts)
+        if m.user == bot.workspace.bot_user_id
+        and not m.streaming
+        and not m.text.endswith("▌")
+        and not (m.blocks and m.blocks[0]["type"] == "header")  # a dataset's report, not an answer
+    ]
+
+
+async def test_bots_get_no_answer_but_broadcasts_and_file_replies_do(http_bot: BotUnderTest) -> None:
+    root = await chat_root(http_bot)
+    http_bot.workspace.add_user("U0OTHERBOT", "otherbot")
+    other = http_bot.workspace.user_message(user="U0OTHERBOT", channel=GENERAL, text="Hello bot", thread_ts=root.ts)
+    await http_bot.driver.send_event({**http_bot.driver._message_event(other), "bot_id": "B0OTHER"})
+    mention = {**http_bot.driver._message_event(other), "bot_id": "B0OTHER", "type": "app_mention"}
+    await http_bot.driver.send_event({**mention, "text": f"<@{http_bot.workspace.bot_user_id}> hi"})
+    broadcast = http_bot.workspace.user_message(user=BOB, channel=GENERAL, text="What about Mars?", thread_ts=root.ts)
+    await http_bot.driver.send_event({**http_bot.driver._message_event(broadcast), "subtype": "thread_broadcast"})
+    await http_bot.workspace.wait_for(lambda: len(answers(http_bot, root)) == 1)
+    await http_bot.driver.upload(ALICE, GENERAL, "notes.jsonl", b"{}\n", comment="And this one?", thread_ts=root.ts)
+    await http_bot.workspace.wait_for(lambda: len(answers(http_bot, root)) == 2)
+    await asyncio.sleep(0.2)
+    texts = [m.text for m in answers(http_bot, root)]
+    assert len(texts) == 2 and "Mars" in texts[0] and "And this one?" in texts[1], texts
+    assert not any("Hello bot" in text for text in texts), "another app's bot is never answered"
+
+
+async def test_streaming_goes_to_a_slack_connect_members_own_team(http_bot: BotUnderTest) -> None:
+    http_bot.workspace.add_user("U0PARTNER", "pat", "Pat Partner", team_id="T0PARTNER")
+    http_bot.workspace.channels[GENERAL].members.add("U0PARTNER")
+    root = await chat_root(http_bot)
+    await http_bot.driver.say("U0PARTNER", GENERAL, "Tell me the whole history of the universe", thread_ts=root.ts)
+    await http_bot.workspace.wait_for(lambda: answers(http_bot, root))
+    [started] = http_bot.workspace.calls_of("chat.startStream")
+    assert (started["recipient_user_id"], started["recipient_team_id"]) == ("U0PARTNER", "T0PARTNER")
+
+
+async def test_the_train_form_opens_within_the_trigger_window_while_its_estimate_is_counted(
+    http_bot: BotUnderTest, shared_data: Path
+) -> None:
+    http_bot.workspace.trigger_seconds = 1.0
+    _, shared = await http_bot.driver.upload(
+        ALICE, GENERAL, "gsm8k.jsonl", (shared_data / "gsm8k_chat_validation.jsonl").read_bytes()
+    )
+    await http_bot.workspace.wait_for(lambda: report_under(http_bot, shared.ts))
+    # Counting for another model waits behind this (as behind a 512 MB file): the form must not.
+    await http_bot.services.validation_slots.acquire()
+    try:
+        modal = await open_modal(
+            http_bot, ALICE, http_bot.driver.slash_command(ALICE, GENERAL, "train #1 model=gpt-4.1-mini-2025-04-14")
+        )
+        assert "counting the tokens" in json.dumps(modal.view)
+    finally:
+        http_bot.services.validation_slots.release()
+    await http_bot.workspace.wait_for(lambda: "billed tokens" in json.dumps(http_bot.workspace.views[modal.id].view))
+    assert "Estimate on gpt-4.1-mini-2025-04-14" in json.dumps(http_bot.workspace.views[modal.id].view)
+
+
+async def test_a_trigger_id_expires_after_its_window(http_bot: BotUnderTest) -> None:
+    now = [100.0]
+    http_bot.workspace.monotonic = lambda: now[0]
+    trigger = http_bot.workspace.new_trigger(ALICE)
+    now[0] += 3.5
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "Late"}, "blocks": []}
+    with pytest.raises(SlackApiError) as raised:
+        await http_bot.services.slack.views_open(trigger_id=trigger, view=view)
+    assert raised.value.response["error"] == "expired_trigger_id"
