@@ -9,15 +9,16 @@ rather than past Slack's limits, and ends with a small footer of token usage.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, catalog
+from bot import blocks, catalog, pacing
 from bot.datasets.tokens import TokenCounter
 from bot.errors import UserFacingError
 from bot.mrkdwn import escape, unescape
@@ -25,7 +26,7 @@ from bot.providers import ProviderError, ProviderErrorKind
 from bot.providers.types import ChatUsage
 from bot.services import Services
 from storage import repositories
-from storage.models import ChatThread, Dataset, TrainingJob
+from storage.models import ChatThread, ChatTurn, Dataset, TrainingJob
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,23 @@ ANSWER_EVENT = "finetune_chat"
 NOTICE_EVENT = "finetune_notice"
 # Each message holds at most this much of an answer: a section block takes 3,000 characters.
 PART_CHARS = 2900
-EDIT_EVERY_SECONDS = 1.0
+# Intermediate edits and appends of one message at most this often (and within the workspace's budget:
+# bot/pacing.py); the final text always goes.
+EDIT_EVERY_SECONDS = 1.5
+APPEND_EVERY_SECONDS = 0.5
 STREAM_FLUSH_CHARS = 200
+# Waits before each retry of an answer's final call; a 429 the client gave up on gets these.
+FINAL_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+TRANSIENT_SLACK_ERRORS = {
+    "ratelimited",
+    "HTTP 429",
+    "HTTP 500",
+    "HTTP 502",
+    "HTTP 503",
+    "request_timeout",
+    "internal_error",
+    "fatal_error",
+}
 MENTION = re.compile(r"<@[UW][A-Z0-9]+>\s*")
 
 
@@ -119,6 +135,7 @@ async def start_chat(
                 system_prompt=prompt,
                 started_by=user_id,
                 created_at=services.clock.now(),
+                records_turns=True,
             ),
         )
     return str(root["ts"])
@@ -132,8 +149,9 @@ async def on_message(services: Services, incoming: Incoming) -> None:
         )
     if thread is None:
         return
-    history = await _history(services, thread, before=incoming.ts)
     question = MENTION.sub("", incoming.text).strip()
+    await record_question(services, thread, ts=incoming.ts, text=question)
+    history = await _history(services, thread, before=incoming.ts)
     models = [thread.model, *([thread.compare_model] if thread.compare_model else [])]
     for model in models:
         await _answer(services, thread, incoming, model, history, question, labelled=len(models) > 1)
@@ -158,34 +176,86 @@ class Turn:
     parts: list[str]
 
 
+async def record_question(services: Services, thread: ChatThread, *, ts: str, text: str) -> None:
+    """Keep a person's message of a chat thread as it comes (a repeat of the same ts is a no-op)."""
+    await _record(services, ChatTurn(thread_id=_thread_id(thread), ts=ts, role="user", text=text))
+
+
+async def _record(services: Services, turn: ChatTurn) -> None:
+    turn.created_at = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        await repositories.add_chat_turn(session, turn=turn)
+
+
+def _thread_id(thread: ChatThread) -> int:
+    assert thread.id is not None
+    return thread.id
+
+
 async def thread_turns(services: Services, thread: ChatThread) -> list[Turn]:
-    """The conversation of a chat thread, oldest first: people's messages and the models' answers."""
+    """The conversation of a chat thread, oldest first: people's messages and the models' answers.
+
+    Read from the database, where each message is kept as it happens; a thread from before that is
+    read from Slack once (conversations.replies is limited hard) and kept from then on."""
+    if not thread.records_turns:
+        await _recover_from_slack(services, thread)
+    async with services.db.session() as session:
+        rows = await repositories.list_chat_turns(session, thread_id=_thread_id(thread))
     turns: list[Turn] = []
+    for row in rows:
+        if row.role == "assistant":
+            if row.part and turns and turns[-1].role == "assistant" and turns[-1].model == row.model:
+                turns[-1].text += row.text
+                turns[-1].parts.append(row.ts)
+            else:
+                turns.append(Turn("assistant", row.text, row.model, [row.ts]))
+        else:
+            turns.append(Turn("user", row.text, None, [row.ts]))
+    return turns
+
+
+async def _recover_from_slack(services: Services, thread: ChatThread) -> None:
+    """Keep what a thread holds in Slack: for threads started before turns were kept."""
     pages = await services.slack.conversations_replies(
         channel=thread.channel_id, ts=thread.thread_ts, include_all_metadata=True, limit=200
     )
+    found: list[ChatTurn] = []
     async for page in pages:
         for message in page.get("messages", []):
             if message["ts"] == thread.thread_ts:
                 continue
             metadata = message.get("metadata") or {}
+            text = unescape(str(message.get("text") or ""))
             if message.get("user") == services.slack_state.bot_user_id:
                 if metadata.get("event_type") != ANSWER_EVENT:
                     continue
                 payload = metadata.get("event_payload") or {}
-                text = unescape(str(message.get("text") or ""))
                 if payload.get("label") and "\n" in text:
                     text = text.split("\n", 1)[1]
-                model = str(payload.get("model") or "")
-                if payload.get("part", 0) and turns and turns[-1].role == "assistant" and turns[-1].model == model:
-                    turns[-1].text += text
-                    turns[-1].parts.append(str(message["ts"]))
-                else:
-                    turns.append(Turn("assistant", text, model, [str(message["ts"])]))
+                found.append(
+                    ChatTurn(
+                        thread_id=_thread_id(thread),
+                        ts=str(message["ts"]),
+                        role="assistant",
+                        model=str(payload.get("model") or ""),
+                        part=int(payload.get("part") or 0),
+                        text=text,
+                    )
+                )
             elif message.get("subtype") in (None, "thread_broadcast", "file_share") and not message.get("bot_id"):
-                text = MENTION.sub("", unescape(str(message.get("text") or ""))).strip()
-                turns.append(Turn("user", text, None, [str(message["ts"])]))
-    return turns
+                found.append(
+                    ChatTurn(
+                        thread_id=_thread_id(thread),
+                        ts=str(message["ts"]),
+                        role="user",
+                        text=MENTION.sub("", text).strip(),
+                    )
+                )
+    for turn in found:
+        await _record(services, turn)
+    async with services.db.session() as session, session.begin():
+        await repositories.mark_thread_recorded(session, thread_id=_thread_id(thread))
+    thread.records_turns = True
 
 
 def _context_window(services: Services, model: str) -> int:
@@ -341,6 +411,11 @@ async def _notice(services: Services, thread: ChatThread, text: str) -> None:
     )
 
 
+def _slack_code(error: SlackApiError) -> str:
+    data = error.response.data if isinstance(error.response.data, dict) else {}
+    return str(data.get("error") or f"HTTP {error.response.status_code}")
+
+
 class _Writer:
     """Writes one model's answer into the thread: streamed when Slack allows it, else edited in place.
 
@@ -391,12 +466,26 @@ class _Writer:
                 return
             except SlackApiError as error:
                 if self.ts is not None:
-                    raise
+                    # Mid-stream (a 429 past the client's retries): the text waits for the next append,
+                    # or for the final stop, which retries until it is delivered.
+                    logger.info("append to %s skipped: %s", self.ts, _slack_code(error))
+                    return
                 # The workspace does not stream for apps (or not here): edit a message instead, from now on.
-                logger.info("streaming unavailable (%s); editing messages instead", error.response.get("error"))
+                logger.info("streaming unavailable (%s); editing messages instead", _slack_code(error))
                 self.services.slack_state.streaming_supported = False
                 self.streaming = False
-        await self._edit(final=final)
+        try:
+            await self._edit(final=final)
+        except SlackApiError as error:
+            if self.ts is None:
+                raise
+            logger.info("edit of %s skipped: %s", self.ts, _slack_code(error))
+
+    def _paced(self, method: str, *, last: float, every: float) -> bool:
+        """Whether an intermediate call may go now: this message's own interval, then the workspace's budget."""
+        if self.services.clock.monotonic() - last < every:
+            return False
+        return self.services.pacer.try_take(self.incoming.team_id, method, leave=pacing.KEPT_FOR_FINAL)
 
     async def _stream(self, *, final: bool) -> None:
         slack = self.services.slack
@@ -412,9 +501,15 @@ class _Writer:
                 recipient_user_id=self.incoming.user_id,
             )
             self.ts, self.sent = str(started["ts"]), len(self.text)
-        elif len(pending) >= STREAM_FLUSH_CHARS and not final:
+            self.last_edit = self.services.clock.monotonic()
+        elif (
+            not final
+            and len(pending) >= STREAM_FLUSH_CHARS
+            and self._paced("chat.appendStream", last=self.last_edit, every=APPEND_EVERY_SECONDS)
+        ):
             await slack.chat_appendStream(channel=self.thread.channel_id, ts=self.ts, markdown_text=pending)
             self.sent = len(self.text)
+            self.last_edit = self.services.clock.monotonic()
 
     async def _edit(self, *, final: bool) -> None:
         slack = self.services.slack
@@ -425,44 +520,98 @@ class _Writer:
                 text=self.text + " ▌",
                 metadata=self._metadata(),
             )
-            self.ts, self.last_edit = str(posted["ts"]), time.monotonic()
+            self.ts, self.last_edit = str(posted["ts"]), self.services.clock.monotonic()
             return
-        if not final and time.monotonic() - self.last_edit < EDIT_EVERY_SECONDS:
+        if final or not self._paced("chat.update", last=self.last_edit, every=EDIT_EVERY_SECONDS):
             return
-        await slack.chat_update(channel=self.thread.channel_id, ts=self.ts, text=self.text + ("" if final else " ▌"))
-        self.last_edit = time.monotonic()
+        await slack.chat_update(channel=self.thread.channel_id, ts=self.ts, text=self.text + " ▌")
+        self.last_edit = self.services.clock.monotonic()
 
     async def _close(self, *, footer: str | None) -> None:
-        """Finish the current message: its whole text, the footer on the last one, the metadata."""
+        """Finish the current message: its whole text, the footer on the last one, the metadata.
+
+        Whatever fails, the final text is delivered: the last call is retried with backoff, and a
+        message that cannot be finished in place is replaced by a new one holding the whole answer."""
         parts = blocks.split_text(self.text) or ["…"]
         final_blocks = [blocks.section(piece) for piece in parts]
         if footer:
             final_blocks.append(blocks.context(footer))
         slack = self.services.slack
-        if self.streaming and self.ts is not None:
-            rest = self.text[self.sent :]
-            await slack.chat_stopStream(
-                channel=self.thread.channel_id,
-                ts=self.ts,
-                markdown_text=rest or None,
-                blocks=[blocks.context(footer)] if footer else None,
-                metadata=self._metadata(),
-            )
-            return
         if self.ts is None and self.streaming:
             self.streaming = False  # too short to have started a stream: post it whole
         if self.ts is None:
-            await slack.chat_postMessage(
+            await self._post_whole(final_blocks)
+            return
+        channel, ts = self.thread.channel_id, self.ts
+        if self.streaming:
+            rest = self.text[self.sent :]
+            method = "chat.stopStream"
+
+            async def finish() -> Any:
+                return await slack.chat_stopStream(
+                    channel=channel,
+                    ts=ts,
+                    markdown_text=rest or None,
+                    blocks=[blocks.context(footer)] if footer else None,
+                    metadata=self._metadata(),
+                )
+        else:
+            method = "chat.update"
+
+            async def finish() -> Any:
+                await self.services.pacer.take(self.incoming.team_id, "chat.update")
+                return await slack.chat_update(
+                    channel=channel, ts=ts, text=self.text, blocks=final_blocks, metadata=self._metadata()
+                )
+
+        if await self._with_backoff(method, finish):
+            await self._keep(ts)
+            return
+        logger.warning("could not finish %s with %s; posting the whole answer anew", ts, method)
+        await self._post_whole(final_blocks)
+        if not self.streaming:
+            with contextlib.suppress(SlackApiError):
+                await slack.chat_delete(channel=channel, ts=ts)
+
+    async def _post_whole(self, final_blocks: list[dict[str, Any]]) -> None:
+        posted: dict[str, Any] = {}
+
+        async def post() -> None:
+            response = await self.services.slack.chat_postMessage(
                 channel=self.thread.channel_id,
                 thread_ts=self.thread.thread_ts,
                 text=self.text,
                 blocks=final_blocks,
                 metadata=self._metadata(),
             )
-            return
-        await slack.chat_update(
-            channel=self.thread.channel_id, ts=self.ts, text=self.text, blocks=final_blocks, metadata=self._metadata()
+            posted["ts"] = str(response["ts"])
+
+        if await self._with_backoff("chat.postMessage", post):
+            await self._keep(posted["ts"])
+        else:
+            logger.error("the answer in %s could not be delivered", self.thread.thread_ts)
+
+    async def _keep(self, ts: str) -> None:
+        """Record this part of the answer as the thread's history (as written, without the model's label)."""
+        text = unescape(self.text.removeprefix(self.label))
+        turn = ChatTurn(
+            thread_id=_thread_id(self.thread), ts=ts, role="assistant", model=self.model, part=self.part, text=text
         )
+        await _record(self.services, turn)
+
+    async def _with_backoff(self, method: str, call: Callable[[], Awaitable[Any]]) -> bool:
+        """``call`` until Slack takes it, waiting longer each time (on the injected clock); False if it never did."""
+        for attempt, delay in enumerate(FINAL_RETRY_DELAYS):
+            try:
+                await call()
+                return True
+            except SlackApiError as error:
+                code = _slack_code(error)
+                if code not in TRANSIENT_SLACK_ERRORS or attempt == len(FINAL_RETRY_DELAYS) - 1:
+                    logger.warning("%s failed for good (%s)", method, code)
+                    return False
+                await self.services.clock.sleep(delay)
+        return False
 
     async def finish(self, footer: str) -> None:
         if not self.text.strip() or self.text == self.label:

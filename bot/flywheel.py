@@ -23,7 +23,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, policy, team_views
-from bot.chat import Turn, thread_turns
+from bot.chat import MENTION, Turn, record_question, thread_turns
 from bot.errors import UserFacingError
 from bot.eval_metrics import normalize
 from bot.intake import dataset_path, find_dataset, run_validation, validation_options
@@ -274,6 +274,7 @@ async def on_correction(
     corrected = CORRECTION.sub("", text, count=1).strip()
     dataset = await _target_dataset(services, thread)
     turns = [turn for turn in await thread_turns(services, thread) if float(turn.parts[0]) < float(ts)]
+    await record_question(services, thread, ts=ts, text=MENTION.sub("", text).strip())
     last_answer = max((i for i, turn in enumerate(turns) if turn.role == "assistant"), default=None)
     if dataset is None or last_answer is None or not corrected:
         await services.slack.chat_postEphemeral(

@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.clock import Clock, SystemClock
 from bot.datasets.tokens import TokenCounter
 from bot.metrics import Metrics
+from bot.pacing import SlackPacer
 from bot.providers.openai_compatible import build_provider
 from bot.providers.types import BaseModelInfo, FineTuneProvider
 from bot.settings import Settings
@@ -66,6 +67,14 @@ class Services:
     _token_counters: dict[str, TokenCounter] = field(default_factory=dict)
     _validation_pool: ProcessPoolExecutor | None = None
     _base_models: tuple[datetime, list[BaseModelInfo]] | None = None
+    _pacer: SlackPacer | None = None
+
+    @property
+    def pacer(self) -> SlackPacer:
+        """The bot's own pace for Slack's rate tiers, shared by every answer being written."""
+        if self._pacer is None:
+            self._pacer = SlackPacer(self.clock)
+        return self._pacer
 
     async def bot_token(self) -> str:
         """The bot token of the workspace being served, for what goes around the Web API (file downloads)."""

@@ -424,6 +424,7 @@ async def run_demo(settings: Settings) -> int:
     workspace.add_user(ALICE, "alice", "Alice Martin")
     workspace.add_user(BOB, "bob", "Bob Chen")
     workspace.add_channel(CHANNEL, "ml-team", members=[ALICE, BOB])
+    workspace.enforce_rate_tiers()  # the shop window runs under Slack's rate tiers
     slack = await SlackEmulator(workspace).start()
     openai = await OpenAIEmulator(OpenAIState(clock=SandboxClock(start=time.time()), models=SANDBOX_MODELS)).start()
     with tempfile.TemporaryDirectory(prefix="finetune-demo-") as scratch:

@@ -317,6 +317,8 @@ class OpenAIState:
         self.scripted_failures: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.chat_requests: list[dict[str, Any]] = []
+        # Seconds between streamed words: a real model takes a while, which is when pacing matters.
+        self.stream_delay_seconds = 0.0
         self._chatted = asyncio.Condition()
         self._ids = itertools.count(1)
 
@@ -1229,7 +1231,7 @@ class OpenAIEmulator:
             return f"data: {json.dumps(payload)}\n\n".encode()
 
         await response.write(chunk({"role": "assistant", "content": ""}))
-        async for piece in _pieces(answer):
+        async for piece in _pieces(answer, delay=self.state.stream_delay_seconds):
             await response.write(chunk({"content": piece}))
         await response.write(chunk({}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
@@ -1288,10 +1290,10 @@ def _judgement(question: str) -> str | None:
     return "A" if a > b else "B" if b > a else "tie"
 
 
-async def _pieces(answer: str) -> AsyncIterator[str]:
+async def _pieces(answer: str, *, delay: float = 0.0) -> AsyncIterator[str]:
     for match in re.finditer(r"\S+\s*|\s+", answer):
         yield match.group(0)
-        await asyncio.sleep(0)
+        await asyncio.sleep(delay)
 
 
 def _bearer(request: web.Request) -> str | None:

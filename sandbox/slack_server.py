@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -54,6 +55,33 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "users.info": ("users:read",),
     "assistant.threads.setStatus": ("assistant:write", "chat:write"),
 }
+
+
+# Web API rate tiers per method, per workspace and app (docs.slack.dev/apis/web-api/rate-limits): calls
+# allowed in any 60 s. Tier 2 20+/min, Tier 3 50+/min, Tier 4 100+/min. chat.postMessage is "special"
+# (about one a second per channel, with bursts) and is left unlimited here.
+RATE_TIERS: dict[str, int] = {
+    "chat.update": 50,
+    "chat.delete": 50,
+    "chat.postEphemeral": 100,
+    "chat.appendStream": 100,
+    "conversations.replies": 50,
+    "conversations.history": 50,
+    "conversations.open": 50,
+    "files.info": 100,
+    "files.getUploadURLExternal": 20,
+    "files.completeUploadExternal": 20,
+    "reactions.add": 50,
+    "reactions.remove": 50,
+    "views.open": 100,
+    "views.update": 50,
+    "views.publish": 100,
+    "usergroups.users.list": 50,
+}
+# Since 2025, commercially distributed (not Marketplace) apps may read conversations.replies and
+# .history once a minute, 15 messages a page.
+DISTRIBUTED_APP_HISTORY_PER_MINUTE = 1
+DISTRIBUTED_APP_HISTORY_LIMIT = 15
 
 
 def manifest_scopes(manifest: Path = MANIFEST) -> tuple[str, ...]:
@@ -302,6 +330,14 @@ class SlackWorkspace:
         # A trigger_id opens a view only this long after the click or command that made it (Slack: 3 s).
         self.trigger_seconds = TRIGGER_SECONDS
         self.monotonic: Callable[[], float] = time.monotonic  # tests may move it instead of waiting
+        # Calls allowed per method in any 60 s (RATE_TIERS); past that Slack answers 429 with Retry-After.
+        # Off unless a test or the demo turns it on: the load and fault tests send a day's traffic in
+        # seconds, which no tier would allow.
+        self.rate_tiers: dict[str, int] = {}
+        self.distributed_app = False  # the history limits of a commercially distributed app
+        self._recent_calls: dict[str, list[float]] = {}
+        self.rate_limited: list[str] = []  # each method that got a 429, for the tests
+        self.call_times: list[tuple[str, float]] = []  # (method, monotonic seconds) of every call taken
         self.hooks: dict[str, ResponseHook] = {}
         # Each thread_ts the app sent that was a reply's ts (flattened, as Slack does): should stay empty.
         self.replies_used_as_threads: list[str] = []
@@ -349,6 +385,27 @@ class SlackWorkspace:
         self._listeners.append(listener)
 
     # --- reading, as a person would -----------------------------------------------------------
+
+    def enforce_rate_tiers(self, tiers: dict[str, int] | None = None) -> None:
+        """Answer 429 (with Retry-After) past Slack's tiers, per method, in this workspace."""
+        self.rate_tiers = dict(RATE_TIERS if tiers is None else tiers)
+
+    def take_rate(self, method: str) -> float | None:
+        """Count a call against its tier; the seconds to wait (Retry-After) when it is over, else None."""
+        allowed = self.rate_tiers.get(method)
+        if self.distributed_app and method in ("conversations.replies", "conversations.history"):
+            allowed = DISTRIBUTED_APP_HISTORY_PER_MINUTE
+        if allowed is None:
+            return None
+        now = self.monotonic()
+        recent = [at for at in self._recent_calls.get(method, []) if now - at < 60.0]
+        if len(recent) >= allowed:
+            self._recent_calls[method] = recent
+            self.rate_limited.append(method)
+            return 60.0 - (now - recent[0])
+        recent.append(now)
+        self._recent_calls[method] = recent
+        return None
 
     def next_ts(self) -> str:
         n = next(self._counter)
@@ -610,13 +667,21 @@ class SlackApi:
             raise SlackError("thread_not_found")
         thread = self.ws.thread(channel.id, args["ts"])
         include_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        return self._page([m.to_api(self.ws, include_metadata=include_metadata) for m in thread], args)
+        return self._page(
+            [m.to_api(self.ws, include_metadata=include_metadata) for m in thread], self._history_limit(args)
+        )
+
+    def _history_limit(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.ws.distributed_app:
+            return {**args, "limit": min(int(args.get("limit") or 100), DISTRIBUTED_APP_HISTORY_LIMIT)}
+        return args
 
     async def conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"))
         include_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
         newest_first = list(reversed(self.ws.channel_messages(channel.id)))
-        return self._page([m.to_api(self.ws, include_metadata=include_metadata) for m in newest_first], args)
+        shown = [m.to_api(self.ws, include_metadata=include_metadata) for m in newest_first]
+        return self._page(shown, self._history_limit(args))
 
     @staticmethod
     def _page(items: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
@@ -1048,6 +1113,12 @@ class SlackEmulator:
         needed = self.apis[ws.team_id].needed_scopes(method, args)
         if needed and not ws.scopes.intersection(needed):
             return _slack_error("missing_scope", needed=",".join(needed), provided=",".join(sorted(ws.scopes)))
+        wait = ws.take_rate(method)
+        ws.call_times.append((method, ws.monotonic()))
+        if wait is not None:
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(max(1, math.ceil(wait)))}
+            )
         try:
             result = await handler(args)
         except SlackError as error:

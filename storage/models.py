@@ -167,6 +167,27 @@ class ChatThread(SQLModel, table=True):
     system_prompt: str | None = None
     started_by: str = Field(max_length=32)
     created_at: datetime = Field(default_factory=utc_now)
+    # Whether chat_turn holds the whole conversation; threads from before it are read from Slack once.
+    records_turns: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+
+
+class ChatTurn(SQLModel, table=True):
+    """One message of a chat thread as it happened: a person's question or one part of a model's answer.
+
+    The conversation is read from here, so a chat turn costs no conversations.replies, which Slack
+    limits hard for distributed apps (once a minute, 15 messages)."""
+
+    __tablename__ = "chat_turn"
+    __table_args__ = (UniqueConstraint("thread_id", "ts", name="uq_chat_turn"),)
+    id: int | None = Field(default=None, primary_key=True)
+    thread_id: int = Field(foreign_key="chat_thread.id", index=True)
+    ts: str = Field(max_length=32)
+    role: str = Field(max_length=16)
+    # The model that wrote an answer, and which part of it this message is (long answers span several).
+    model: str | None = Field(default=None, max_length=255)
+    part: int = 0
+    text: str
+    created_at: datetime = Field(default_factory=utc_now)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -22,6 +22,7 @@ from storage.models import (
     AuditEntry,
     Candidate,
     ChatThread,
+    ChatTurn,
     Dataset,
     Evaluation,
     EvaluationAnswer,
@@ -338,6 +339,27 @@ async def add_chat_thread(session: AsyncSession, *, thread: ChatThread) -> ChatT
     session.add(thread)
     await session.flush()
     return thread
+
+
+async def add_chat_turn(session: AsyncSession, *, turn: ChatTurn) -> bool:
+    """Keep a message of a chat thread once (a Slack retry or a replica records it again: no-op)."""
+    try:
+        async with session.begin_nested():
+            session.add(turn)
+    except IntegrityError:
+        return False
+    return True
+
+
+async def mark_thread_recorded(session: AsyncSession, *, thread_id: int) -> None:
+    await session.exec(update(ChatThread).where(col(ChatThread.id) == thread_id).values(records_turns=True))
+
+
+async def list_chat_turns(session: AsyncSession, *, thread_id: int) -> list[ChatTurn]:
+    """The thread's messages in Slack's order (by ts)."""
+    statement = select(ChatTurn).where(ChatTurn.thread_id == thread_id)
+    turns = list((await session.exec(statement)).all())
+    return sorted(turns, key=lambda turn: float(turn.ts))
 
 
 async def get_chat_thread(session: AsyncSession, *, channel_id: str, thread_ts: str) -> ChatThread | None:

@@ -283,3 +283,98 @@ async def test_a_trigger_id_expires_after_its_window(http_bot: BotUnderTest) -> 
     with pytest.raises(SlackApiError) as raised:
         await http_bot.services.slack.views_open(trigger_id=trigger, view=view)
     assert raised.value.response["error"] == "expired_trigger_id"
+
+
+def most_in_a_window(times: list[float], window: float) -> int:
+    return max((sum(1 for t in times if start <= t < start + window) for start in times), default=0)
+
+
+LONG_QUESTION = "Tell me the whole history of the universe"
+CHATS = 8
+
+
+async def pace_under_load(
+    bot: BotUnderTest, clock: FrozenClock, tmp_path: Path, *, streaming: bool
+) -> dict[str, float]:
+    """Eight chats answer a long question at once, a word every 4 ms, under Slack's tiers, in real time
+    (the bot's and the emulator's seconds are the same: a wait of the bot's also moves the emulator's)."""
+    job, _ = await trained(bot, clock, marv_file(tmp_path, long_answer=True))
+    bot.services.slack_state.streaming_supported = streaming
+    bot.workspace.streaming_supported = streaming
+    bot.workspace.monotonic = clock.monotonic
+    bot.workspace.enforce_rate_tiers()
+    bot.openai.state.stream_delay_seconds = 0.004
+    roots: list[Message] = []
+    for _ in range(CHATS):
+        await bot.driver.slash_command(ALICE, GENERAL, f"chat #{job.id}")
+        roots.append(
+            await bot.workspace.wait_for(
+                lambda: next(
+                    (
+                        m
+                        for m in reversed(bot.workspace.channel_messages(GENERAL))
+                        if m.text.startswith("💬") and m not in roots
+                    ),
+                    None,
+                )
+            )
+        )
+    started = len(bot.workspace.call_times)
+    await asyncio.gather(*(bot.driver.say(BOB, GENERAL, LONG_QUESTION, thread_ts=root.ts) for root in roots))
+    expected = ("It began with a bang. " * 400).strip()
+
+    def complete(root: Message) -> bool:
+        parts = answers(bot, root)
+        return slack_mrkdwn.render("".join(p.text for p in parts), user_name=str, channel_name=str) == expected
+
+    await bot.workspace.wait_for(lambda: all(complete(root) for root in roots), timeout=60)
+    calls = bot.workspace.call_times[started:]
+    updates = [at for method, at in calls if method == "chat.update"]
+    appends = [at for method, at in calls if method == "chat.appendStream"]
+    assert bot.workspace.rate_limited == [], "the bot kept under every tier"
+    return {
+        "seconds": (calls[-1][1] - calls[0][1]) if calls else 0.0,
+        "updates_per_minute": most_in_a_window(updates, 60.0),
+        "appends_per_second": most_in_a_window(appends, 1.0),
+        "updates": len(updates),
+        "appends": len(appends),
+    }
+
+
+async def test_eight_answers_at_once_keep_under_the_edit_tier(
+    http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
+) -> None:
+    figures = await pace_under_load(http_bot, clock, tmp_path, streaming=False)
+    print(f"\nedit fallback, {CHATS} chats at once: {figures}")
+    assert 0 < figures["updates_per_minute"] <= 50, figures
+
+
+async def test_eight_streams_at_once_keep_under_the_append_tier(
+    http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
+) -> None:
+    figures = await pace_under_load(http_bot, clock, tmp_path, streaming=True)
+    print(f"\nstreaming, {CHATS} chats at once: {figures}")
+    assert figures["appends"] > 0 and figures["appends_per_second"] <= 100 / 60 * 10, figures
+
+
+async def test_the_final_text_is_delivered_through_429s(http_bot: BotUnderTest) -> None:
+    http_bot.workspace.streaming_supported = False
+    root = await chat_root(http_bot)
+    http_bot.workspace.fail("chat.update", status=429, times=8)
+    await http_bot.driver.say(BOB, GENERAL, LONG_QUESTION, thread_ts=root.ts)
+    [answer] = await http_bot.workspace.wait_for(lambda: answers(http_bot, root))
+    assert LONG_QUESTION in slack_mrkdwn.render(answer.text, user_name=str, channel_name=str)
+    assert answer.blocks, "the final edit, with its footer, went out"
+
+
+async def test_a_chat_reads_its_history_from_the_database_not_from_slack(http_bot: BotUnderTest) -> None:
+    http_bot.workspace.distributed_app = True  # conversations.replies: once a minute, 15 messages
+    root = await chat_root(http_bot)
+    for number, question in enumerate(["First question?", "Second question?", "Third question?"], start=1):
+        await http_bot.driver.say(BOB, GENERAL, question, thread_ts=root.ts)
+        await http_bot.workspace.wait_for(lambda n=number: len(answers(http_bot, root)) == n)  # type: ignore[misc]
+    assert http_bot.workspace.calls_of("conversations.replies") == []
+    last = http_bot.openai.state.chat_requests[-1]["messages"]
+    asked = [m["content"] for m in last if m["role"] == "user"]
+    assert asked == ["First question?", "Second question?", "Third question?"]
+    assert [m["role"] for m in last if m["role"] != "system"] == ["user", "assistant", "user", "assistant", "user"]

@@ -99,7 +99,10 @@ async def test_train_from_the_command_prefills_the_modal(http_bot: BotUnderTest,
     assert blocks["model"]["element"]["initial_option"]["value"] == "gpt-4.1-mini-2025-04-14"
     assert blocks["n_epochs"]["element"]["initial_value"] == "2"
     assert blocks["suffix"]["element"]["initial_value"] == "gsm-math"
-    assert "2 epochs" in blocks["estimate"]["text"]["text"] and "gpt-4.1-mini" in blocks["estimate"]["text"]["text"]
+    # Another model than the report's: the form opens at once and its estimate follows.
+    await http_bot.workspace.wait_for(lambda: "billed tokens" in json.dumps(http_bot.workspace.views[modal.id].view))
+    estimate = next(b for b in http_bot.workspace.views[modal.id].view["blocks"] if b.get("block_id") == "estimate")
+    assert "2 epochs" in estimate["text"]["text"] and "gpt-4.1-mini" in estimate["text"]["text"]
     await http_bot.driver.submit_form(BOB, modal)
     await http_bot.workspace.wait_for(lambda: card_of(http_bot, report))
     [job] = jobs_at_provider(http_bot)

@@ -12,7 +12,7 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from storage import repositories
 from storage.db import Database, head_revision
-from storage.models import Dataset, Notification, SlackEvent, Team, TrainingJob
+from storage.models import ChatThread, ChatTurn, Dataset, Notification, SlackEvent, Team, TrainingJob
 
 
 async def test_migrate_creates_the_schema_and_is_harmless_when_repeated(database_url: str) -> None:
@@ -540,3 +540,25 @@ async def test_a_vote_is_one_candidate_that_can_be_withdrawn_and_given_again(db:
         published = await session.get(Candidate, first.id)
         assert published is not None and (published.status, published.published_dataset_id) == ("published", 1)
         assert await repositories.pending_candidates(session, team_id="T1", dataset_id=1) == []
+
+
+async def test_chat_turns_are_kept_once_and_read_in_thread_order(db: Database, clock: FrozenClock) -> None:
+    async with db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id="T1")
+        thread = await repositories.add_chat_thread(
+            session,
+            thread=ChatThread(team_id="T1", channel_id="C1", thread_ts="100.000001", model="m", started_by="U1"),
+        )
+        assert thread.id is not None and not thread.records_turns
+        for ts, role in (("100.000010", "assistant"), ("100.000002", "user"), ("99.999999", "user")):
+            turn = ChatTurn(thread_id=thread.id, ts=ts, role=role, text=ts, created_at=clock.now())
+            assert await repositories.add_chat_turn(session, turn=turn)
+        again = ChatTurn(thread_id=thread.id, ts="100.000002", role="user", text="retry", created_at=clock.now())
+        assert not await repositories.add_chat_turn(session, turn=again), "a Slack retry keeps nothing twice"
+        await repositories.mark_thread_recorded(session, thread_id=thread.id)
+    async with db.session() as session:
+        turns = await repositories.list_chat_turns(session, thread_id=thread.id)
+        assert [t.ts for t in turns] == ["99.999999", "100.000002", "100.000010"]
+        assert turns[1].text == "100.000002"
+        found = await repositories.get_chat_thread(session, channel_id="C1", thread_ts="100.000001")
+        assert found is not None and found.records_turns
