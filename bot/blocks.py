@@ -14,6 +14,7 @@ Block = dict[str, Any]
 
 # Slack rejects a section whose text is longer than this (invalid_blocks).
 SECTION_TEXT_LIMIT = 3000
+FIELD_TEXT_LIMIT = 2000
 # A message's top-level text is truncated by Slack past 4,000 characters (msg_too_long past 40,000).
 FALLBACK_TEXT_LIMIT = 3000
 # Sections a job's failure may take in its result message, leaving room for the advice.
@@ -21,13 +22,13 @@ RESULT_TEXT_SECTIONS = 10
 
 
 def section(text: str) -> Block:
-    if len(text) > SECTION_TEXT_LIMIT:
-        raise ValueError(f"section text is {len(text)} characters; Slack allows {SECTION_TEXT_LIMIT}")
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    """A mrkdwn section; text past Slack's 3,000 characters is cut with an ellipsis rather than refused
+    (callers split what must be shown whole: split_text)."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": shorten(text, SECTION_TEXT_LIMIT)}}
 
 
 def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": shorten(text, SECTION_TEXT_LIMIT)}]}
 
 
 def help_blocks(command: str, entries: Sequence[tuple[str, str]]) -> list[Block]:
@@ -44,6 +45,14 @@ def help_text(command: str, entries: Sequence[tuple[str, str]]) -> str:
     """Plain-text fallback of help_blocks, for notifications and screen readers."""
     lines = [f"What {command} can do:", *(f"{command} {usage} — {summary}" for usage, summary in entries)]
     return escape("\n".join(lines))
+
+
+def fields_section(texts: Sequence[str]) -> Block:
+    """A section of two-column fields: at most ten, each cut at Slack's 2,000 characters."""
+    return {
+        "type": "section",
+        "fields": [{"type": "mrkdwn", "text": shorten(text, FIELD_TEXT_LIMIT)} for text in list(texts)[:10]],
+    }
 
 
 def header(text: str) -> Block:
@@ -480,7 +489,7 @@ def job_card(job: Any, *, dataset_name: str, title: str, now: Any = None) -> lis
     ]
     result: list[Block] = [
         section(f"{title} on `{escape(dataset_name)}`"),
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
+        fields_section(fields),
     ]
     if now is not None:
         result.append(context(progress_line(job, now=now)))
@@ -506,13 +515,9 @@ def approval_request(job: Any, *, dataset_name: str, reason: str) -> list[Block]
             f"(job #{job.id}).\n"
             f"Estimate: *{money(job.estimated_cost_usd)}*. It needs an admin's approval because {reason}."
         ),
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*Method*\n{escape(job.method)}"},
-                {"type": "mrkdwn", "text": f"*Hyperparameters*\n{_hyperparameters_text(job.hyperparameters)}"},
-            ],
-        },
+        fields_section(
+            [f"*Method*\n{escape(job.method)}", f"*Hyperparameters*\n{_hyperparameters_text(job.hyperparameters)}"]
+        ),
         {
             "type": "actions",
             "block_id": f"approval:{job.id}",
@@ -571,7 +576,7 @@ def result_blocks(
         text = f"✅ {who}, your model is ready: {escape(job.fine_tuned_model)}"
         result: list[Block] = [
             section(f"✅ {who}, fine-tuning on `{escape(dataset_name)}` succeeded."),
-            {"type": "section", "fields": [{"type": "mrkdwn", "text": field} for field in fields]},
+            fields_section(fields),
         ]
         if checkpoints:
             lines = ["*Checkpoints*"]
@@ -628,11 +633,7 @@ def chat_root(
     else:
         text = f"💬 Chat with `{escape(model)}`"
         how = "Reply in this thread (or mention me in it) to talk to the model."
-    prompt = (
-        f"*System prompt:* _{escape(system_prompt[:1500])}{'…' if len(system_prompt) > 1500 else ''}_"
-        if system_prompt
-        else "*System prompt:* none"
-    )
+    prompt = f"*System prompt:* _{shorten(escape(system_prompt), 1500)}_" if system_prompt else "*System prompt:* none"
     return text, [section(text), section(prompt), context(f"{how} Started by <@{user}>.")]
 
 

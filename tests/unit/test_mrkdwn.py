@@ -282,3 +282,35 @@ def test_a_long_provider_error_is_split_not_raised() -> None:
     _, result = blocks.result_blocks(job, dataset_name="marv.jsonl", checkpoints=[], provider_label="OpenAI", now=NOW)
     assert len(result) == blocks.RESULT_TEXT_SECTIONS + 2
     assert "the rest of the message is at OpenAI" in result[-2]["elements"][0]["text"]
+
+
+def _sections(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _sections(item)]
+    if isinstance(value, dict):
+        found = []
+        if value.get("type") in ("section", "context"):
+            texts = [value["text"]] if "text" in value else [*value.get("fields", []), *value.get("elements", [])]
+            found += [t["text"] for t in texts if isinstance(t, dict) and "text" in t]
+        for key in ("blocks", "accessory"):
+            if key in value:
+                found += _sections(value[key])
+        return found
+    return []
+
+
+def _blocks(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, list | tuple):
+        return [block for item in value for block in _blocks(item)]
+    if isinstance(value, dict):
+        return [value, *_blocks(value.get("blocks", []))]
+    return []
+
+
+def test_long_outside_text_never_breaks_slacks_limits() -> None:
+    """Escaping makes text longer (a '<' is four characters): no builder raises or passes Slack's 3,000."""
+    for name, build in BUILDERS.items():
+        built = build("<" * 5000)
+        assert all(len(text) <= blocks.SECTION_TEXT_LIMIT for text in _sections(built)), name
+        fields = [f["text"] for block in _blocks(built) for f in block.get("fields", [])]
+        assert all(len(text) <= blocks.FIELD_TEXT_LIMIT for text in fields), name
