@@ -191,6 +191,8 @@ def _validate(settings: ValidationSettings, path: str, *, model: str | None, met
         max_bytes=settings.max_file_bytes,
         prices=settings.training_prices,
     )
+    # A file's text may hold lone surrogates (a "\ud800" escape): shown escaped, never a crash.
+    sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     target = Path(path)
     if target.is_dir():
         print(f"finetune-bot: {path} is a folder; give the path of a .jsonl file.", file=sys.stderr)

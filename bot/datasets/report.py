@@ -311,6 +311,7 @@ CODE_TITLES = {
     "duplicate_example": "Duplicate examples",
     "all_weights_zero": "All weights zero",
     "tool_arguments_not_object": "Tool arguments not a JSON object",
+    "unreadable_value": "Value the API cannot read",
 }
 
 

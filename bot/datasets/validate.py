@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import errno
 import os
+import stat
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -34,8 +36,13 @@ class ValidationOptions:
 
 
 def validate_path(path: Path, options: ValidationOptions) -> Report:
-    """Validate ``path``; raises OSError only when the file cannot be opened or read."""
-    size = path.stat().st_size
+    """Validate ``path``; raises OSError only when the file cannot be opened or read.
+
+    Only a regular file is read: a device (/dev/zero) or a pipe has no size to trust and no end."""
+    status = path.stat()
+    if not stat.S_ISREG(status.st_mode):
+        raise OSError(errno.EINVAL, "it is not a regular file (a device, a pipe or a socket)")
+    size = status.st_size
     if size > options.max_bytes:
         return build_report(
             Scan(),

@@ -202,6 +202,8 @@ def _parse(raw: bytes) -> tuple[Any, str | None, str | None]:
         return None, "invalid_utf8", f"The line is not valid UTF-8 (byte {error.start + 1} cannot be decoded)."
     try:
         return json.loads(text, parse_constant=_reject_constant), None, None
+    except RecursionError:
+        return None, "invalid_json", "The line nests arrays or objects deeper than a JSON reader allows."
     except ValueError as error:
         if isinstance(error, json.JSONDecodeError):
             return None, "invalid_json", f"The line is not valid JSON: {error.msg} (column {error.colno})."
@@ -288,10 +290,17 @@ class Scanner:
 
     # --- counting ---
 
-    def _json_tokens(self, value: Any) -> int:
-        return self.counter.count(orjson.dumps(value).decode())
+    def _json_tokens(self, value: Any, number: int, stats: FormatStats) -> int:
+        try:
+            return self.counter.count(orjson.dumps(value).decode())
+        except TypeError as error:  # orjson refuses what no API reads: lone surrogates, >64-bit numbers, >254 levels
+            stats.error(number, "unreadable_value", f"The example holds a value the API cannot read ({error}).")
+        try:
+            return self.counter.count(json.dumps(value, ensure_ascii=True))
+        except (RecursionError, ValueError):
+            return 0
 
-    def _message_tokens(self, message: dict[str, Any], stats: FormatStats) -> int:
+    def _message_tokens(self, message: dict[str, Any], number: int, stats: FormatStats) -> int:
         """The cookbook's rule: 3 per message, every value encoded (role included), +1 for a name."""
         tokens = 3
         count = self.counter.count
@@ -308,7 +317,7 @@ class Scanner:
                         elif part.get("type") == "image_url":
                             stats.has_images = True
             elif key in ("tool_calls", "function_call") and value is not None:
-                tokens += self._json_tokens(value)
+                tokens += self._json_tokens(value, number, stats)
         return tokens
 
     # --- formats ---
@@ -327,7 +336,7 @@ class Scanner:
             if type(message) is dict and len(message) == 2:
                 role = message.get("role")
                 content = message.get("content")
-                if role in simple_roles and type(content) is str and content:
+                if type(role) is str and role in simple_roles and type(content) is str and content:
                     tokens += simple_roles[role] + count(content)
                     if role == "assistant":
                         assistants += 1
@@ -335,16 +344,17 @@ class Scanner:
             if not isinstance(message, dict):
                 stats.error(number, "message_not_object", f"Message {index} is not a JSON object.")
                 continue
-            tokens += self._message_tokens(message, stats)
+            tokens += self._message_tokens(message, number, stats)
             role = message.get("role")
             if role is None:
                 stats.error(number, "message_missing_key", f'Message {index} has no "role".')
                 continue
-            if role not in ROLES:
+            if not isinstance(role, str) or role not in ROLES:
+                shown = repr(role) if isinstance(role, str) else f"a JSON {type(role).__name__}"
                 stats.error(
                     number,
                     "unrecognized_role",
-                    f"Message {index} has role {role!r}; roles are system, user, assistant, tool and function.",
+                    f"Message {index} has role {shown[:60]}; roles are system, user, assistant, tool and function.",
                 )
                 continue
             unknown = sorted(set(message) - MESSAGE_KEYS[role])
@@ -473,7 +483,7 @@ class Scanner:
         tokens, _, all_zero = self._check_messages(messages, number, stats, need_assistant=True)
         for key in ("tools", "functions"):
             if obj.get(key):
-                tokens += self._json_tokens(obj[key])
+                tokens += self._json_tokens(obj[key], number, stats)
         if all_zero:
             stats.warning(
                 number, "all_weights_zero", "Every assistant message has weight 0, so this example teaches nothing."
@@ -492,7 +502,7 @@ class Scanner:
             message_tokens, _, _ = self._check_messages(messages, number, stats, need_assistant=False)
             tokens += message_tokens
             if isinstance(source, dict) and source.get("tools"):
-                tokens += self._json_tokens(source["tools"])
+                tokens += self._json_tokens(source["tools"], number, stats)
             self._system_presence(messages, stats)
         for key, missing in (
             ("preferred_output", "missing_preferred_output"),
@@ -517,7 +527,7 @@ class Scanner:
                     f'"{key}" must be a list of exactly one assistant message with content.',
                 )
                 continue
-            tokens += self._message_tokens(output[0], stats)
+            tokens += self._message_tokens(output[0], number, stats)
         return tokens + 3
 
     def _prompt_completion(self, obj: dict[str, Any], number: int, stats: FormatStats) -> int:
