@@ -17,6 +17,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStor
 from sqlalchemy.exc import DBAPIError
 
 import handlers
+from bot.errors import MalformedRequest
 from bot.logging import request_id
 from bot.metrics import Metrics
 from bot.services import Services
@@ -171,6 +172,9 @@ def _post_key(event: dict[str, Any]) -> list[str]:
 
 
 async def _log_unhandled_error(error: Exception, body: dict[str, Any]) -> None:
+    if isinstance(error, MalformedRequest):
+        logger.warning("ignored a malformed %s request: %s", body.get("type", "?"), error)
+        return
     if isinstance(error, DBAPIError | OSError):
         # An outage, not a bug: the request fails, Slack sends it again, and one line says why.
         cause = type(getattr(error, "orig", None) or error).__name__

@@ -22,3 +22,8 @@ class UserFacingError(Exception):
 
 class UsageError(UserFacingError):
     """The command was not understood; the sentence says how to write it."""
+
+
+class MalformedRequest(Exception):
+    """A request no real Slack sends (a button value that is not an id, metadata that is not ours):
+    acknowledged and ignored with one warning line, never a traceback."""

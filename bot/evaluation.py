@@ -24,9 +24,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, catalog, eval_metrics, notifier, team_views, workspaces
 from bot.chat import resolve_model
-from bot.errors import UserFacingError
+from bot.errors import MalformedRequest, UserFacingError
 from bot.intake import dataset_path, find_dataset
 from bot.mrkdwn import escape
+from bot.numbers import whole_number
 from bot.providers import ProviderError, ProviderErrorKind
 from bot.providers.patience import complete_patiently
 from bot.services import Services
@@ -694,7 +695,12 @@ async def open_form(services: Services, *, team_id: str, trigger_id: str, job_id
 async def plan_from_form(services: Services, *, team_id: str, user_id: str, view: dict[str, Any]) -> None:
     """The form was sent: plan the evaluation and show its estimate, to the asker only, in the job's thread."""
     values = view.get("state", {}).get("values", {})
-    job_id = int(json.loads(view.get("private_metadata") or "{}").get("job_id", 0))
+    try:
+        job_id = whole_number(str(json.loads(view.get("private_metadata") or "{}").get("job_id", "")), low=1)
+    except (ValueError, AttributeError):
+        job_id = None
+    if job_id is None:
+        raise MalformedRequest("an Evaluate form whose private_metadata is not the bot's")
     dataset_id = ((values.get("eval_dataset", {}).get("eval_dataset") or {}).get("selected_option") or {}).get("value")
     against = ((values.get("eval_against", {}).get("eval_against") or {}).get("value") or "").strip() or None
     async with services.db.session() as session:

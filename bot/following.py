@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, catalog, workspaces
 from bot.jobs import TERMINAL, JobStatus, transition
+from bot.numbers import whole_number
 from bot.providers import ProviderError, ProviderEvent
 from bot.services import Services
 from storage import repositories
@@ -57,8 +58,8 @@ def _rows_from_results_csv(job: TrainingJob, content: bytes) -> list[JobEvent]:
     assert job.id is not None
     rows = []
     for record in csv.DictReader(io.StringIO(content.decode("utf-8", "replace"))):
-        step = record.get("step", "")
-        if not step.strip().isdigit():
+        step = whole_number(record.get("step") or "")
+        if step is None:
             continue
 
         def number(key: str, source: dict[str, str] = record) -> float | None:
@@ -75,7 +76,7 @@ def _rows_from_results_csv(job: TrainingJob, content: bytes) -> list[JobEvent]:
                 created_at=job.finished_at or datetime.now(UTC),
                 type="metrics",
                 message="",
-                step=int(step),
+                step=step,
                 train_loss=number("train_loss"),
                 valid_loss=number("valid_loss"),
                 train_accuracy=number("train_accuracy"),

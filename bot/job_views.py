@@ -8,6 +8,7 @@ from bot import blocks
 from bot.errors import UserFacingError
 from bot.jobs import ACTIVE
 from bot.mrkdwn import escape
+from bot.numbers import reference_number
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, TrainingJob
@@ -16,9 +17,9 @@ from storage.models import Dataset, TrainingJob
 async def find_job(services: Services, *, team_id: str, reference: str) -> TrainingJob:
     """A job by ``#12``, ``12`` or the provider's id (``ftjob-…``)."""
     async with services.db.session() as session:
-        number = reference.removeprefix("#")
-        if number.isdigit():
-            job = await repositories.get_job(session, team_id=team_id, job_id=int(number))
+        number = reference_number(reference)
+        if number is not None:
+            job = await repositories.get_job(session, team_id=team_id, job_id=number)
         else:
             job = next(
                 (

@@ -6,9 +6,12 @@ Slack is connected) on PORT; HTTP mode also receives Slack's requests at ``POST 
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -16,9 +19,11 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app
 from bot.errors import ConfigError
+from bot.numbers import whole_number
 from bot.providers import ProviderError
 from bot.scheduler import start_scheduler
 from bot.services import Services
@@ -135,8 +140,14 @@ async def start_bot(
     web_app = web.Application()
     web_app.add_routes(health_routes(services, socket_mode))
     if socket_mode is None:
+        verifier = SignatureVerifier(
+            settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        )
 
         async def slack_events(request: web.Request) -> web.Response:
+            refusal = front_door(verifier, request.headers, await request.read())
+            if refusal is not None:
+                return refusal
             return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
 
         web_app.add_routes([web.post(SLACK_EVENTS_PATH, slack_events), web.post(WEBHOOK_PATH, _webhook(services))])
@@ -155,6 +166,46 @@ async def start_bot(
         logger.info("listening for Slack on http://%s:%s%s", host, bound_port, SLACK_EVENTS_PATH)
     scheduler = start_scheduler(services) if schedule else None
     return RunningBot(app=app, port=bound_port, runner=runner, socket_mode=socket_mode, scheduler=scheduler)
+
+
+def front_door(verifier: SignatureVerifier, headers: Mapping[str, str], body: bytes) -> web.Response | None:
+    """Refuse, with one warning line, what Slack never sends: 401 unsigned (or a timestamp that is not a
+    number), 400 signed but malformed. Bolt would answer those with a 500 and a traceback."""
+    stamp = headers.get("X-Slack-Request-Timestamp", "")
+    if whole_number(stamp) is None or not verifier.is_valid(body, stamp, headers.get("X-Slack-Signature", "")):
+        logger.warning("refused a Slack request: not signed with SLACK_SIGNING_SECRET, or too old")
+        return web.json_response({"error": "invalid signature"}, status=401)
+    problem = _malformed(headers.get("Content-Type", ""), body)
+    if problem is not None:
+        logger.warning("refused a signed Slack request: %s", problem)
+        return web.json_response({"error": problem}, status=400)
+    return None
+
+
+def _malformed(content_type: str, body: bytes) -> str | None:
+    """What is wrong with a signed request's shape, or None when Bolt can take it."""
+    try:
+        text = body.decode("utf-8")
+        if content_type.startswith("application/json"):
+            event = json.loads(text)
+            return None if isinstance(event, dict) else "the JSON body is not an object"
+        form = parse_qs(text, keep_blank_values=True)
+        if "payload" not in form:
+            return None  # a slash command
+        payload = json.loads(form["payload"][0])
+    except (UnicodeDecodeError, ValueError):
+        return "the body is not JSON where Slack sends JSON"
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        return "the payload is not an object with a type"
+    if payload["type"] == "block_actions":
+        actions = payload.get("actions")
+        if not isinstance(actions, list) or not actions or not all(isinstance(a, dict) for a in actions):
+            return "block_actions without actions"
+    if payload["type"] in ("view_submission", "view_closed"):
+        view = payload.get("view")
+        if not isinstance(view, dict) or not isinstance(view.get("type"), str):
+            return f"{payload['type']} without a view"
+    return None
 
 
 def _install_routes(app: AsyncApp) -> list[web.RouteDef]:

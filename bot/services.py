@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, SystemClock
 from bot.datasets.tokens import TokenCounter
+from bot.errors import MalformedRequest
 from bot.metrics import Metrics
 from bot.pacing import SlackPacer
 from bot.providers.openai_compatible import build_provider
@@ -100,8 +101,13 @@ class Services:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("background work failed", exc_info=task.exception())
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        if isinstance(error, MalformedRequest):
+            logger.warning("ignored a malformed request: %s", error)
+            return
+        logger.error("background work failed", exc_info=error)
 
     async def base_models(self) -> list[BaseModelInfo]:
         """The provider's trainable base models, asked at most every 10 minutes (pickers open often)."""

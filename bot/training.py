@@ -20,16 +20,19 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, catalog, policy
 from bot.datasets.report import default_epochs, default_method
-from bot.errors import UserFacingError
+from bot.errors import MalformedRequest, UserFacingError
 from bot.intake import dataset_path, find_dataset, run_validation, validation_options
 from bot.jobs import JobStatus
 from bot.mrkdwn import escape
+from bot.numbers import whole_number
 from bot.providers import BaseModelInfo, JobRequest, ProviderError, ProviderErrorKind, ProviderJob
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, TrainingJob
 
 logger = logging.getLogger(__name__)
+# A plain decimal like 0.5 or 2 (float() would also take "nan", "1e400" and other scripts' digits).
+DECIMAL = re.compile(r"[0-9]{1,6}(\.[0-9]{1,12})?|\.[0-9]{1,12}")
 
 HYPERPARAMETER_BOUNDS: dict[str, tuple[type, float, float, bool]] = {
     # name: (type, low, high, low is exclusive)
@@ -65,8 +68,14 @@ class ModalContext:
 
     @classmethod
     def decode(cls, raw: str) -> ModalContext:
-        data = json.loads(raw)
-        return cls(dataset_id=int(data["dataset_id"]), request_id=str(data["request_id"]))
+        try:
+            data = json.loads(raw)
+            dataset_id = whole_number(str(data["dataset_id"]), low=1)
+            if dataset_id is None:
+                raise ValueError(data["dataset_id"])
+            return cls(dataset_id=dataset_id, request_id=str(data["request_id"]))
+        except (ValueError, KeyError, TypeError):
+            raise MalformedRequest("a Train form whose private_metadata is not the bot's") from None
 
 
 def _dataset_id(dataset: Dataset) -> int:
@@ -118,7 +127,7 @@ def _estimate_from(report: dict[str, Any], *, epochs: str, price: float | None) 
     """(epochs, capped tokens per epoch, cost) from a stored report for the chosen model."""
     billing = report["billing"]
     capped = billing["billed_tokens"] // max(1, billing["epochs"])
-    chosen = int(epochs) if epochs.isdigit() else default_epochs(report["examples"])
+    chosen = whole_number(epochs, low=1) or default_epochs(report["examples"])
     cost = None if price is None else round(chosen * capped / 1_000_000 * price, 4)
     return chosen, capped, cost
 
@@ -288,9 +297,9 @@ def _number(raw: str, name: str) -> tuple[int | float | str | None, str | None]:
     kind, low, high, exclusive = HYPERPARAMETER_BOUNDS[name]
     if raw in ("", "auto"):
         return "auto", None
-    try:
-        value: int | float = int(raw) if kind is int else float(raw)
-    except ValueError:
+    decimal = float(raw) if DECIMAL.fullmatch(raw.strip()) else None
+    value: int | float | None = whole_number(raw) if kind is int else decimal
+    if value is None:
         whole = "a whole number" if kind is int else "a number"
         return None, f"Enter auto or {whole}."
     in_range = (value > low if exclusive else value >= low) and value <= high
@@ -328,7 +337,7 @@ async def check_choice(
     if suffix and not SUFFIX_PATTERN.match(suffix):
         errors["suffix"] = "Use up to 64 letters, digits, - or _."
     seed = choice.get("seed", "")
-    if seed and not (seed.isdigit() and int(seed) <= 2_147_483_647):
+    if seed and whole_number(seed, high=2_147_483_647) is None:
         errors["seed"] = "A whole number from 0 to 2147483647."
     return errors, hyperparameters
 
@@ -370,7 +379,7 @@ async def start(services: Services, *, team_id: str, user_id: str, submission: S
     job = TrainingJob(
         team_id=team_id,
         dataset_id=_dataset_id(dataset),
-        validation_dataset_id=int(validation) if validation.isdigit() else None,
+        validation_dataset_id=whole_number(validation, low=1),
         request_id=context.request_id,
         provider=services.provider.name,
         base_model=choice["model"],
@@ -382,7 +391,7 @@ async def start(services: Services, *, team_id: str, user_id: str, submission: S
         thread_ts=dataset.message_ts,
         estimated_cost_usd=cost,
         suffix=choice.get("suffix") or None,
-        seed=int(choice["seed"]) if choice.get("seed") else None,
+        seed=whole_number(choice["seed"]) if choice.get("seed") else None,
         created_at=now,
         updated_at=now,
     )

@@ -13,7 +13,7 @@ from bot.errors import UsageError
 from bot.mrkdwn import escape, unescape
 from bot.services import Services
 from handlers import arguments
-from handlers.clicks import answer_clicker, team_of
+from handlers.clicks import answer_clicker, clicked_value, team_of
 from handlers.commands import CommandRequest, Subcommand
 
 CHAT_USAGE = '/finetune chat <model|job> [system="…"]'
@@ -138,7 +138,7 @@ async def _from_button(
         team_id=team_of(body),
         channel_id=channel,
         user_id=body["user"]["id"],
-        reference=body["actions"][0]["value"],
+        reference=clicked_value(body),
         compare_with="base" if compare else None,
     )
     await answer_clicker(respond, _quietly(started))
@@ -157,7 +157,7 @@ async def delete_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespo
     await answer_clicker(
         respond,
         model_lifecycle.delete_model(
-            services, team_id=team_of(body), user_id=body["user"]["id"], reference=body["actions"][0]["value"]
+            services, team_id=team_of(body), user_id=body["user"]["id"], reference=clicked_value(body)
         ),
     )
 

@@ -10,7 +10,8 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.webhook_response import WebhookResponse
 
-from bot.errors import UserFacingError
+from bot.errors import MalformedRequest, UserFacingError
+from bot.numbers import whole_number
 
 
 def team_of(body: dict[str, Any]) -> str:
@@ -55,3 +56,19 @@ def answers_from_views(body: dict[str, Any], client: AsyncWebClient) -> DirectRe
         return None
     user_id = str((body.get("user") or {}).get("id") or "")
     return DirectRespond(client, user_id) if user_id else None
+
+
+def clicked_value(body: dict[str, Any]) -> str:
+    """The value of the button that was clicked."""
+    actions = body.get("actions")
+    if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+        raise MalformedRequest("a block action without actions")
+    return str(actions[0].get("value") or "")
+
+
+def clicked_id(body: dict[str, Any]) -> int:
+    """The id a button carries (a job, an evaluation, a candidate): the bot only makes whole numbers."""
+    value = whole_number(clicked_value(body), low=1)
+    if value is None:
+        raise MalformedRequest(f"a button value that is not an id: {clicked_value(body)[:40]!r}")
+    return value

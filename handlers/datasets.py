@@ -13,7 +13,7 @@ from bot.errors import UsageError
 from bot.mrkdwn import escape
 from bot.services import Services
 from handlers import arguments, chat
-from handlers.clicks import team_of
+from handlers.clicks import clicked_value, team_of
 from handlers.commands import CommandRequest, Subcommand
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ SUBCOMMANDS = [
 
 async def show_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
     await ack()
-    action = body["actions"][0]
+    action = {"value": clicked_value(body)}
     team_id = team_of(body)
     dataset = await intake.find_dataset(services, team_id=team_id, reference=action.get("value", ""))
     if dataset is None:

@@ -11,7 +11,7 @@ from bot import evaluation
 from bot.errors import UsageError, UserFacingError
 from bot.mrkdwn import escape
 from bot.services import Services
-from handlers.clicks import answer_clicker, team_of
+from handlers.clicks import answer_clicker, clicked_id, team_of
 from handlers.commands import CommandRequest, Subcommand
 
 EVAL_USAGE = "/finetune eval <model|job> <dataset> [against <model>]"
@@ -53,7 +53,7 @@ async def open_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
 
     async def opened() -> None:
         await evaluation.open_form(
-            services, team_id=team_of(body), trigger_id=body["trigger_id"], job_id=int(body["actions"][0]["value"])
+            services, team_id=team_of(body), trigger_id=body["trigger_id"], job_id=clicked_id(body)
         )
 
     await answer_clicker(respond, opened())
@@ -70,7 +70,7 @@ async def _decide(body: dict[str, Any], respond: AsyncRespond, decision: Any, se
     sentence = None
     try:
         sentence = await decision(
-            services, team_id=team_of(body), user_id=body["user"]["id"], evaluation_id=int(body["actions"][0]["value"])
+            services, team_id=team_of(body), user_id=body["user"]["id"], evaluation_id=clicked_id(body)
         )
     except UserFacingError as error:
         await respond(text=error.sentence, response_type="ephemeral", replace_original=False)
@@ -93,7 +93,5 @@ async def retry_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespon
     await ack()
     await answer_clicker(
         respond,
-        evaluation.retry(
-            services, team_id=team_of(body), user_id=body["user"]["id"], evaluation_id=int(body["actions"][0]["value"])
-        ),
+        evaluation.retry(services, team_id=team_of(body), user_id=body["user"]["id"], evaluation_id=clicked_id(body)),
     )

@@ -11,7 +11,7 @@ from bot import flywheel
 from bot.errors import UsageError
 from bot.mrkdwn import escape
 from bot.services import Services
-from handlers.clicks import answer_clicker, team_of
+from handlers.clicks import answer_clicker, clicked_id, team_of
 from handlers.commands import CommandRequest, Subcommand
 
 
@@ -80,7 +80,5 @@ async def drop_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
     await ack()
     await answer_clicker(
         respond,
-        flywheel.drop(
-            services, team_id=team_of(body), user_id=body["user"]["id"], candidate_id=int(body["actions"][0]["value"])
-        ),
+        flywheel.drop(services, team_id=team_of(body), user_id=body["user"]["id"], candidate_id=clicked_id(body)),
     )

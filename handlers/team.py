@@ -8,10 +8,11 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot import golden, team_views
-from bot.errors import UsageError
+from bot.errors import MalformedRequest, UsageError
 from bot.mrkdwn import escape
+from bot.numbers import whole_number
 from bot.services import Services
-from handlers.clicks import team_of
+from handlers.clicks import clicked_value, team_of
 from handlers.commands import CommandRequest, Subcommand
 
 
@@ -23,7 +24,11 @@ async def home_opened(event: dict[str, Any], body: dict[str, Any], services: Ser
 
 async def home_page(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
     await ack()
-    pages = {key: int(value) for key, value in json.loads(body["actions"][0]["value"]).items()}
+    try:
+        asked = json.loads(clicked_value(body))
+        pages = {str(key): whole_number(str(value), low=1, high=10_000) or 1 for key, value in asked.items()}
+    except (ValueError, AttributeError):
+        raise MalformedRequest("a Home tab pager whose value is not the bot's") from None
     await team_views.publish_home(services, team_id=team_of(body), user_id=body["user"]["id"], pages=pages)
 
 
@@ -61,9 +66,9 @@ async def export(request: CommandRequest) -> None:
 
 async def audit(request: CommandRequest) -> None:
     words = request.args.split()
-    if len(words) > 1 or (words and not words[0].isdigit()):
-        raise UsageError("Usage: `/finetune audit [n]` (the last n entries, 20 by default).")
-    limit = min(int(words[0]) if words else 20, 200)
+    limit = whole_number(words[0], low=1, high=200) if len(words) == 1 else (20 if not words else None)
+    if limit is None:
+        raise UsageError("Usage: `/finetune audit [n]`: the last n entries, n from 1 to 200 (20 by default).")
     listing = await team_views.audit_blocks(
         request.services, team_id=request.team_id, user_id=request.user_id, limit=limit
     )

@@ -9,11 +9,11 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import training
-from bot.errors import UsageError, UserFacingError
+from bot.errors import MalformedRequest, UsageError, UserFacingError
 from bot.mrkdwn import escape
 from bot.services import Services
 from handlers import arguments
-from handlers.clicks import answer_clicker, team_of
+from handlers.clicks import answer_clicker, clicked_id, clicked_value, team_of
 from handlers.commands import CommandRequest, Subcommand
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ async def train_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespon
             team_id=team_of(body),
             user_id=body["user"]["id"],
             trigger_id=body["trigger_id"],
-            reference=body["actions"][0]["value"],
+            reference=clicked_value(body),
             overrides={},
         ),
     )
@@ -81,6 +81,9 @@ async def modal_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, A
     team_id = team_of(body)
     try:
         errors, submission = await training.check_submission(services, team_id=team_id, view=view)
+    except MalformedRequest:
+        await ack()  # not the bot's form: close it, and the error hook writes one warning line
+        raise
     except UserFacingError as error:
         await ack(response_action="errors", errors={"model": error.sentence[:150]})
         return
@@ -96,7 +99,7 @@ async def _decide(
 ) -> None:
     await ack()
     admin = body["user"]["id"]
-    job_id = int(body["actions"][0]["value"])
+    job_id = clicked_id(body)
     container = body.get("container") or {}
     await answer_clicker(
         respond,
@@ -123,7 +126,5 @@ async def cancel_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespo
     await ack()
     await answer_clicker(
         respond,
-        training.cancel(
-            services, team_id=team_of(body), user_id=body["user"]["id"], job_id=int(body["actions"][0]["value"])
-        ),
+        training.cancel(services, team_id=team_of(body), user_id=body["user"]["id"], job_id=clicked_id(body)),
     )
