@@ -252,6 +252,13 @@ def download_refused_text(filename: str, status: int) -> str:
     )
 
 
+def file_info_refused_text(code: str) -> str:
+    return (
+        f"Slack would not tell me about this file (`{escape(code)}`), so I could not check it. If the file is "
+        "still there, share it again; if it keeps happening, check that the app has the files:read scope."
+    )
+
+
 def datasets_list_blocks(datasets: Sequence[Any], *, workspace_url: str) -> list[Block]:
     if not datasets:
         return [section("No datasets yet. Drop a `.jsonl` file in a channel I'm in and I'll validate it.")]

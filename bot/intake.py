@@ -25,6 +25,7 @@ from bot.datasets.report import Report
 from bot.datasets.validate import PARALLEL_MIN_BYTES, ValidationOptions, validate_path
 from bot.errors import UserFacingError
 from bot.mrkdwn import escape
+from bot.numbers import reference_number
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset
@@ -36,7 +37,13 @@ DOWNLOAD_CHUNK = 1 << 20
 
 
 class IntakeError(UserFacingError):
-    """Something about the shared file that its owner can fix; the sentence goes to the file's thread."""
+    """Something about the shared file that its owner can fix; the sentence goes to the file's thread.
+
+    ``retry``: the sentence says to share the file again, so the file is not marked answered."""
+
+    def __init__(self, sentence: str, *, retry: bool = False) -> None:
+        super().__init__(sentence)
+        self.retry = retry
 
 
 @dataclass(frozen=True)
@@ -103,24 +110,26 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
             )
             return
         file, shared = found
-    async with services.db.session() as session, session.begin():
-        await repositories.ensure_team(session, team_id=shared.team_id)
-        fresh = await repositories.claim_slack_event(
-            session, event_id=f"file:{shared.file_id}", team_id=shared.team_id, now=services.clock.now()
-        )
-    if not fresh:
+    if not await _claim(services, shared):
         return
-    if file is None:
-        file = (await services.slack.files_info(file=shared.file_id))["file"]
-    name = str(file.get("name") or "")
     reacted_ts, message_ts = shared.message_ts, shared.answer_ts
     assert reacted_ts is not None and message_ts is not None
+    if file is None:
+        try:
+            file = (await services.slack.files_info(file=shared.file_id))["file"]
+        except SlackApiError as error:
+            code = error.response.get("error") if isinstance(error.response.data, dict) else None
+            await _say(services, shared.channel_id, message_ts, blocks.file_info_refused_text(str(code or "error")))
+            return
+    name = str(file.get("name") or "")
     if not name.lower().endswith(".jsonl"):
         if name.lower().endswith(".json"):
             await _say(services, shared.channel_id, message_ts, blocks.not_jsonl_text(name))
+        await _answered(services, shared)
         return
     await _react(services, shared.channel_id, reacted_ts, "eyes")
     outcome = "x"
+    answered = False
     try:
         dataset, earlier = await _ingest(services, shared, file, message_ts)
         if earlier is not None:
@@ -134,8 +143,10 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
             unfurl_links=False,
         )
         outcome = "white_check_mark" if report.get("valid") else "x"
-    except UserFacingError as error:
+        answered = True
+    except IntakeError as error:
         await _say(services, shared.channel_id, message_ts, error.sentence)
+        answered = not error.retry
     except Exception:
         reference = uuid.uuid4().hex[:8]
         logger.exception("intake of %s failed (reference %s)", shared.file_id, reference)
@@ -148,8 +159,38 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
             "Please share the file again; if it keeps failing, tell your admin the reference.",
         )
     finally:
+        if answered:  # else the advice holds: sharing the file again is a new share, taken in anew
+            await _answered(services, shared)
         await _unreact(services, shared.channel_id, reacted_ts, "eyes")
         await _react(services, shared.channel_id, reacted_ts, outcome)
+
+
+def _claim_key(shared: SharedFile) -> str:
+    """One intake per share: the file_share message and file_shared of one share claim the same key,
+    and sharing the file again (a new message) is a new share, handled anew after a failure."""
+    return f"file:{shared.file_id}:{shared.message_ts}"
+
+
+def _answered_key(shared: SharedFile) -> str:
+    return f"file:{shared.file_id}:answered"
+
+
+async def _claim(services: Services, shared: SharedFile) -> bool:
+    """Take this share of the file, unless the file was already answered (its report is in Slack)."""
+    async with services.db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id=shared.team_id)
+        if await repositories.has_slack_event(session, event_id=_answered_key(shared)):
+            return False
+        return await repositories.claim_slack_event(
+            session, event_id=_claim_key(shared), team_id=shared.team_id, now=services.clock.now()
+        )
+
+
+async def _answered(services: Services, shared: SharedFile) -> None:
+    async with services.db.session() as session, session.begin():
+        await repositories.claim_slack_event(
+            session, event_id=_answered_key(shared), team_id=shared.team_id, now=services.clock.now()
+        )
 
 
 def _id(dataset: Dataset) -> int:
@@ -238,7 +279,7 @@ async def download(services: Services, url: str, name: str) -> tuple[Path, str, 
             http.get(url, headers={"Authorization": f"Bearer {token}"}, allow_redirects=False) as response,
         ):
             if response.status != 200 or response.content_type == "text/html":
-                raise IntakeError(blocks.download_refused_text(name, response.status))
+                raise IntakeError(blocks.download_refused_text(name, response.status), retry=True)
             with partial.open("wb") as sink:
                 async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
                     size += len(chunk)
@@ -253,7 +294,8 @@ async def download(services: Services, url: str, name: str) -> tuple[Path, str, 
         return final, sha256, size
     except aiohttp.ClientError as error:
         raise IntakeError(
-            f"I could not download `{escape(name)}` from Slack ({type(error).__name__}); please share it again."
+            f"I could not download `{escape(name)}` from Slack ({type(error).__name__}); please share it again.",
+            retry=True,
         ) from None
     finally:
         partial.unlink(missing_ok=True)
@@ -286,9 +328,9 @@ async def recent_datasets(services: Services, *, team_id: str, limit: int = 15) 
 async def find_dataset(services: Services, *, team_id: str, reference: str) -> Dataset | None:
     """A dataset by id (``12`` or ``#12``) or by file name (the newest of that name)."""
     async with services.db.session() as session:
-        number = reference.removeprefix("#")
-        if number.isdigit():
-            return await repositories.get_dataset(session, team_id=team_id, dataset_id=int(number))
+        number = reference_number(reference)
+        if number is not None:
+            return await repositories.get_dataset(session, team_id=team_id, dataset_id=number)
         matches = await repositories.find_datasets_by_name(session, team_id=team_id, filename=reference)
         return matches[0] if matches else None
 

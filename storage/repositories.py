@@ -62,6 +62,10 @@ async def claim_slack_event(session: AsyncSession, *, event_id: str, team_id: st
     return await claim_slack_events(session, keys=[event_id], team_id=team_id, now=now)
 
 
+async def has_slack_event(session: AsyncSession, *, event_id: str) -> bool:
+    return await session.get(SlackEvent, event_id) is not None
+
+
 async def claim_slack_events(session: AsyncSession, *, keys: list[str], team_id: str, now: datetime) -> bool:
     """Record every key as handled, all or none; False when any already was."""
     try:
@@ -351,8 +355,9 @@ async def add_chat_turn(session: AsyncSession, *, turn: ChatTurn) -> bool:
     return True
 
 
-async def mark_thread_recorded(session: AsyncSession, *, thread_id: int) -> None:
-    await session.exec(update(ChatThread).where(col(ChatThread.id) == thread_id).values(records_turns=True))
+async def mark_thread_recorded(session: AsyncSession, *, thread_id: int, recorded: bool = True) -> None:
+    """Whether chat_turn holds the whole thread (False: read it from Slack next time)."""
+    await session.exec(update(ChatThread).where(col(ChatThread.id) == thread_id).values(records_turns=recorded))
 
 
 async def list_chat_turns(session: AsyncSession, *, thread_id: int) -> list[ChatTurn]:

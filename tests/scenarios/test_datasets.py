@@ -60,7 +60,9 @@ async def test_retries_and_both_events_answer_once(http_bot: BotUnderTest, share
     _, message = await http_bot.driver.upload(ALICE, GENERAL, "gsm8k.jsonl", content, retries=2)
     await http_bot.workspace.wait_for(lambda: "white_check_mark" in message.reactions)
     assert len(http_bot.workspace.replies_of(GENERAL, message.ts)) == 1
-    assert len(http_bot.workspace.calls_of("files.info")) == 1
+    # The file_share message knows where to answer; file_shared asks files.info where the file was shared
+    # before it may claim it (its share may not show yet), so one lookup each at most.
+    assert len(http_bot.workspace.calls_of("files.info")) <= 2
 
 
 async def test_unreadable_files_get_a_clear_answer(http_bot: BotUnderTest) -> None:
