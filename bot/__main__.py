@@ -78,7 +78,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         from bot.settings import load_settings
 
-        return _dispatch(args, load_settings())
+        settings = load_settings()
+        try:
+            return _dispatch(args, settings)
+        except Exception as error:
+            from storage.db import unusable_database
+
+            problem = unusable_database(error, settings.effective_database_url)
+            if problem is None:
+                raise
+            print(f"finetune-bot: {problem}", file=sys.stderr)
+            return 2
     except ConfigError as error:
         print(f"finetune-bot: {error}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ rather than past Slack's limits, and ends with a small footer of token usage.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -22,10 +23,12 @@ from bot import blocks, catalog, pacing
 from bot.datasets.tokens import TokenCounter
 from bot.errors import UserFacingError
 from bot.mrkdwn import escape, unescape
+from bot.numbers import reference_number
 from bot.providers import ProviderError, ProviderErrorKind
 from bot.providers.types import ChatUsage
 from bot.services import Services
 from storage import repositories
+from storage.db import OUTAGE_ERRORS
 from storage.models import ChatThread, ChatTurn, Dataset, TrainingJob
 
 logger = logging.getLogger(__name__)
@@ -75,10 +78,10 @@ class ChosenModel:
 async def resolve_model(services: Services, *, team_id: str, reference: str) -> ChosenModel:
     """``#12`` (a job), ``ft:…`` (a fine-tuned model) or a base model id; with the system prompt it learned."""
     async with services.db.session() as session:
-        number = reference.removeprefix("#")
+        number = reference_number(reference)
         job: TrainingJob | None
-        if number.isdigit():
-            job = await repositories.get_job(session, team_id=team_id, job_id=int(number))
+        if number is not None:
+            job = await repositories.get_job(session, team_id=team_id, job_id=number)
             if job is None:
                 raise UserFacingError(f"I have no job `{escape(reference)}`. `/finetune jobs` lists the team's jobs.")
             if not job.fine_tuned_model:
@@ -90,6 +93,12 @@ async def resolve_model(services: Services, *, team_id: str, reference: str) -> 
             if job is not None and job.fine_tuned_model
             else catalog.ALIASES.get(reference, reference)
         )
+        if job is None and model not in {base.id for base in await services.base_models()}:
+            # Only the team's own models and its provider's base models: another team's ft:… id is refused.
+            raise UserFacingError(
+                f"I know no model `{escape(reference[:100])}` in this team. `/finetune models` lists the team's "
+                "fine-tuned models; base models are the ones in the Train… form."
+            )
         system = None
         if job is not None:
             dataset = await session.get(Dataset, job.dataset_id)
@@ -141,12 +150,29 @@ async def start_chat(
     return str(root["ts"])
 
 
+# A question acked just before a database restart is answered once it is back: waits between tries.
+# Real seconds (asyncio.sleep), since they wait for a real server, not for the bot's own schedule.
+OUTAGE_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+
+
+async def _chat_thread(services: Services, incoming: Incoming) -> ChatThread | None:
+    for wait in (*OUTAGE_WAITS, None):
+        try:
+            async with services.db.session() as session:
+                return await repositories.get_chat_thread(
+                    session, channel_id=incoming.channel_id, thread_ts=incoming.thread_ts
+                )
+        except OUTAGE_ERRORS:
+            if wait is None:
+                raise
+            logger.warning("database unavailable for the question %s; trying again in %s s", incoming.ts, wait)
+            await asyncio.sleep(wait)
+    return None
+
+
 async def on_message(services: Services, incoming: Incoming) -> None:
     """Answer a reply in a chat thread (the app's middleware lets one of its message and mention through)."""
-    async with services.db.session() as session:
-        thread = await repositories.get_chat_thread(
-            session, channel_id=incoming.channel_id, thread_ts=incoming.thread_ts
-        )
+    thread = await _chat_thread(services, incoming)
     if thread is None:
         return
     question = MENTION.sub("", incoming.text).strip()
@@ -182,9 +208,21 @@ async def record_question(services: Services, thread: ChatThread, *, ts: str, te
 
 
 async def _record(services: Services, turn: ChatTurn) -> None:
+    """Keep a turn; in a database outage the conversation goes on, and the turn is read from Slack later."""
     turn.created_at = services.clock.now()
-    async with services.db.session() as session, session.begin():
-        await repositories.add_chat_turn(session, turn=turn)
+    try:
+        async with services.db.session() as session, session.begin():
+            await repositories.add_chat_turn(session, turn=turn)
+    except OUTAGE_ERRORS as error:
+        logger.warning("chat turn %s not kept (%s); the thread will be read from Slack", turn.ts, type(error).__name__)
+        await _forget_recorded(services, turn.thread_id)
+
+
+async def _forget_recorded(services: Services, thread_id: int) -> None:
+    """A turn is missing from the database: the next read recovers the thread from Slack."""
+    with contextlib.suppress(*OUTAGE_ERRORS):
+        async with services.db.session() as session, session.begin():
+            await repositories.mark_thread_recorded(session, thread_id=thread_id, recorded=False)
 
 
 def _thread_id(thread: ChatThread) -> int:
@@ -197,10 +235,21 @@ async def thread_turns(services: Services, thread: ChatThread) -> list[Turn]:
 
     Read from the database, where each message is kept as it happens; a thread from before that is
     read from Slack once (conversations.replies is limited hard) and kept from then on."""
-    if not thread.records_turns:
-        await _recover_from_slack(services, thread)
-    async with services.db.session() as session:
-        rows = await repositories.list_chat_turns(session, thread_id=_thread_id(thread))
+    try:
+        if not thread.records_turns:
+            await _recover_from_slack(services, thread)
+        async with services.db.session() as session:
+            rows = await repositories.list_chat_turns(session, thread_id=_thread_id(thread))
+    except OUTAGE_ERRORS as error:
+        logger.warning(
+            "chat turns of %s unreadable (%s); reading the thread from Slack", thread.id, type(error).__name__
+        )
+        rows = await _rows_in_slack(services, thread)
+    return _conversation(rows)
+
+
+def _conversation(rows: list[ChatTurn]) -> list[Turn]:
+    """Messages as turns: the parts of one long answer join into one."""
     turns: list[Turn] = []
     for row in rows:
         if row.role == "assistant":
@@ -215,7 +264,16 @@ async def thread_turns(services: Services, thread: ChatThread) -> list[Turn]:
 
 
 async def _recover_from_slack(services: Services, thread: ChatThread) -> None:
-    """Keep what a thread holds in Slack: for threads started before turns were kept."""
+    """Keep what a thread holds in Slack: for threads started before turns were kept, or that missed one."""
+    for turn in await _rows_in_slack(services, thread):
+        await _record(services, turn)
+    async with services.db.session() as session, session.begin():
+        await repositories.mark_thread_recorded(session, thread_id=_thread_id(thread))
+    thread.records_turns = True
+
+
+async def _rows_in_slack(services: Services, thread: ChatThread) -> list[ChatTurn]:
+    """The thread's messages as Slack has them (conversations.replies, which Slack limits hard)."""
     pages = await services.slack.conversations_replies(
         channel=thread.channel_id, ts=thread.thread_ts, include_all_metadata=True, limit=200
     )
@@ -251,11 +309,7 @@ async def _recover_from_slack(services: Services, thread: ChatThread) -> None:
                         text=MENTION.sub("", text).strip(),
                     )
                 )
-    for turn in found:
-        await _record(services, turn)
-    async with services.db.session() as session, session.begin():
-        await repositories.mark_thread_recorded(session, thread_id=_thread_id(thread))
-    thread.records_turns = True
+    return found
 
 
 def _context_window(services: Services, model: str) -> int:

@@ -18,6 +18,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -135,3 +136,27 @@ def run_migrations(database_url: str) -> tuple[str | None, str | None]:
             await database.dispose()
 
     return asyncio.run(_run())
+
+
+# What a database outage raises (the server down or restarting, a connection dropped).
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (DBAPIError, OSError)
+
+
+def unusable_database(error: BaseException, database_url: str) -> str | None:
+    """The one line to show when ``error`` means the database cannot be used at all (a wrong URL, a
+    server that is down or refuses us, a folder SQLite cannot write); None for any other error."""
+    try:
+        where = make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        where = "(not a database URL)"
+    if isinstance(error, ArgumentError | NoSuchModuleError):
+        reason = "it is not a URL the bot can use (sqlite:///path or postgresql://user@host:port/database)"
+    elif isinstance(error, DBAPIError):
+        reason = str(error.orig or error).strip().splitlines()[0]
+    elif isinstance(error, ModuleNotFoundError):
+        reason = f"no driver for it is installed ({error.name}); use sqlite:/// or postgresql://"
+    elif isinstance(error, OSError):
+        reason = f"cannot reach it ({error.strerror or type(error).__name__})"
+    else:
+        return None
+    return f"cannot use the database {where}: {reason}. Fix DATABASE_URL (or the data folder's permissions)."

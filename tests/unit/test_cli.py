@@ -79,3 +79,24 @@ def test_migrate_on_postgresql(tmp_path: Path) -> None:
     assert "postgres@" not in first.stdout
     second = finetune_bot("migrate", cwd=tmp_path, env={"DATABASE_URL": url})
     assert "nothing to do" in second.stdout
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://nobody@127.0.0.1:1/x",
+        "postgresql://postgres:secret@no-such-host.invalid:5432/x",
+        "mysql://someone@somewhere/db",
+        "not a url",
+    ],
+)
+@pytest.mark.parametrize("command", ["migrate", "run"])
+def test_a_database_that_cannot_be_used_is_one_line_and_exit_2(tmp_path: Path, url: str, command: str) -> None:
+    env = {"DATABASE_URL": url, "FINETUNE_PROVIDER": "sandbox", "LOG_FORMAT": "json"}
+    if command == "run":
+        env |= {"SLACK_BOT_TOKEN": "xoxb-1-unused", "SLACK_SIGNING_SECRET": "unused"}
+    result = finetune_bot(command, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1 and lines[0].startswith("finetune-bot: cannot use the database"), result.stderr
+    assert "Traceback" not in result.stderr and "secret" not in result.stderr
