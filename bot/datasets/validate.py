@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import errno
+import itertools
 import os
 import stat
 from contextlib import AbstractContextManager

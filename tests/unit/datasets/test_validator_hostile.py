@@ -46,7 +46,7 @@ def test_each_input_that_once_crashed_gets_an_answer(tmp_path: Path, name: str) 
 
 
 @settings(
-    max_examples=150,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
@@ -56,7 +56,9 @@ def test_no_hostile_structure_makes_the_validator_raise(tmp_path: Path, example:
 
 
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(lines=st.lists(mutated_lines(), min_size=1, max_size=5))
 def test_no_mutation_of_a_real_line_makes_the_validator_raise(tmp_path: Path, lines: list[bytes]) -> None:
