@@ -347,12 +347,7 @@ async def add_chat_thread(session: AsyncSession, *, thread: ChatThread) -> ChatT
 
 async def add_chat_turn(session: AsyncSession, *, turn: ChatTurn) -> bool:
     """Keep a message of a chat thread once (a Slack retry or a replica records it again: no-op)."""
-    try:
-        async with session.begin_nested():
-            session.add(turn)
-    except IntegrityError:
-        return False
-    return True
+    return await _insert_new(session, [turn]) == 1
 
 
 async def mark_thread_recorded(session: AsyncSession, *, thread_id: int, recorded: bool = True) -> None:
