@@ -162,18 +162,20 @@ async def test_a_failed_intake_lets_the_file_go_so_sharing_it_again_works(http_b
     incoming.parent.mkdir(parents=True, exist_ok=True)
     incoming.write_text("not a folder: every download fails as on a full or read-only disk")
     slack_file, first = await http_bot.driver.upload(ALICE, GENERAL, "marv.jsonl", hostile_lines())
-    await http_bot.workspace.wait_for(lambda: any("share the file again" in t for t in replies(http_bot, first)))
+    assert await http_bot.workspace.wait_for(lambda: any("share the file again" in t for t in replies(http_bot, first)))
     incoming.unlink()
     again = await share_again(http_bot, slack_file.id)
-    await http_bot.workspace.wait_for(
+    assert await http_bot.workspace.wait_for(
         lambda: any(m.blocks for m in http_bot.workspace.replies_of(GENERAL, again.ts)), timeout=15
-    )
+    ), "the second share got its report"
 
 
 async def test_files_info_refusing_is_said_in_the_thread(http_bot: BotUnderTest) -> None:
     http_bot.workspace.fail("files.info", status=200, error="file_not_found", times=1)
     _, shared = await http_bot.driver.upload(ALICE, GENERAL, "marv.jsonl", hostile_lines())
-    await http_bot.workspace.wait_for(lambda: any("Slack would not tell me" in t for t in replies(http_bot, shared)))
+    assert await http_bot.workspace.wait_for(
+        lambda: any("Slack would not tell me" in t for t in replies(http_bot, shared))
+    )
 
 
 def hostile_lines() -> bytes:

@@ -201,7 +201,7 @@ async def test_file_shared_before_its_share_loses_nothing(http_bot: BotUnderTest
         BOB, GENERAL, "never.jsonl", hostile_file() + b"\n", file_shared_first=True, lookups_before_shared=99
     )
     await http_bot.workspace.wait_for(lambda: report_under(http_bot, never.ts))
-    await asyncio.sleep(0.2)
+    await http_bot.services.drain(timeout=10)  # whatever else the bot would post, it has posted
     for message in (slow, never):
         assert len([m for m in http_bot.workspace.replies_of(GENERAL, message.ts) if m.blocks]) == 1
 
@@ -237,7 +237,7 @@ async def test_bots_get_no_answer_but_broadcasts_and_file_replies_do(http_bot: B
     await http_bot.workspace.wait_for(lambda: len(answers(http_bot, root)) == 1)
     await http_bot.driver.upload(ALICE, GENERAL, "notes.jsonl", b"{}\n", comment="And this one?", thread_ts=root.ts)
     await http_bot.workspace.wait_for(lambda: len(answers(http_bot, root)) == 2)
-    await asyncio.sleep(0.2)
+    await http_bot.services.drain(timeout=10)  # whatever else the bot would post, it has posted
     texts = [m.text for m in answers(http_bot, root)]
     assert len(texts) == 2 and "Mars" in texts[0] and "And this one?" in texts[1], texts
     assert not any("Hello bot" in text for text in texts), "another app's bot is never answered"
@@ -256,7 +256,6 @@ async def test_streaming_goes_to_a_slack_connect_members_own_team(http_bot: BotU
 async def test_the_train_form_opens_within_the_trigger_window_while_its_estimate_is_counted(
     http_bot: BotUnderTest, shared_data: Path
 ) -> None:
-    http_bot.workspace.trigger_seconds = 1.0
     _, shared = await http_bot.driver.upload(
         ALICE, GENERAL, "gsm8k.jsonl", (shared_data / "gsm8k_chat_validation.jsonl").read_bytes()
     )

@@ -31,18 +31,21 @@ from tests.unit.datasets.hostile import (
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 
 
-def check(tmp_path: Path, lines: list[bytes]) -> None:
+def stray_issues(tmp_path: Path, lines: list[bytes]) -> list[Any]:
+    """Validate ``lines`` (raising would fail the test); the issues that are not a known code at a line."""
     path = tmp_path / "hostile.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     report = validate_path(path, ValidationOptions(model="gpt-4o-mini"))
-    for issue in report.errors + report.warnings:
-        assert issue.code in CODE_TITLES, issue
-        assert issue.line is None or 1 <= issue.line <= len(lines), issue
+    return [
+        issue
+        for issue in report.errors + report.warnings
+        if issue.code not in CODE_TITLES or not (issue.line is None or 1 <= issue.line <= len(lines))
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(CRASHERS))
 def test_each_input_that_once_crashed_gets_an_answer(tmp_path: Path, name: str) -> None:
-    check(tmp_path, [CRASHERS[name]] * 11)
+    assert stray_issues(tmp_path, [CRASHERS[name]] * 11) == []
 
 
 @settings(
@@ -52,7 +55,7 @@ def test_each_input_that_once_crashed_gets_an_answer(tmp_path: Path, name: str) 
 )
 @given(example=hostile_examples())
 def test_no_hostile_structure_makes_the_validator_raise(tmp_path: Path, example: Any) -> None:
-    check(tmp_path, [raw_line(example)] * 3)
+    assert stray_issues(tmp_path, [raw_line(example)] * 3) == []
 
 
 @settings(
@@ -62,13 +65,13 @@ def test_no_hostile_structure_makes_the_validator_raise(tmp_path: Path, example:
 )
 @given(lines=st.lists(mutated_lines(), min_size=1, max_size=5))
 def test_no_mutation_of_a_real_line_makes_the_validator_raise(tmp_path: Path, lines: list[bytes]) -> None:
-    check(tmp_path, lines)
+    assert stray_issues(tmp_path, lines) == []
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(st.binary(max_size=300), min_size=1, max_size=5))
 def test_no_random_bytes_make_the_validator_raise(tmp_path: Path, lines: list[bytes]) -> None:
-    check(tmp_path, [line.replace(b"\n", b" ") for line in lines])
+    assert stray_issues(tmp_path, [line.replace(b"\n", b" ") for line in lines]) == []
 
 
 @pytest.mark.parametrize("name", ["role_object", "surrogate_key", "surrogate_tools"])
