@@ -404,6 +404,12 @@ def _as_line(candidate: Candidate, target_format: str) -> dict[str, Any] | None:
 async def publish_next(services: Services, *, team_id: str, user_id: str, reference: str) -> str:
     """Build version n+1 from version n and its accepted candidates; post its report with a diff and Train…."""
     parent = await _dataset_or_explain(services, team_id=team_id, reference=reference)
+    if not _may_curate(services, parent, user_id):
+        # Publishing moves the pending candidates, and the right to drop them, to the new version.
+        raise UserFacingError(
+            f"Only an admin or <@{parent.uploaded_by}>, who shared `{escape(parent.filename)}`, can publish its "
+            "next version."
+        )
     async with services.db.session() as session:
         pending = await repositories.pending_candidates(session, team_id=team_id, dataset_id=parent.id or 0)
         job = await repositories.latest_job_for_dataset(session, team_id=team_id, dataset_id=parent.id or 0)

@@ -197,7 +197,7 @@ async def open_train_modal(
 ) -> None:
     """Open the Train… modal, prefilled from the button or from `/finetune train … key=value`."""
     if not await policy.may_train(services, user_id):
-        raise UserFacingError("Only the team's trainers can start fine-tuning jobs (FINETUNE_TRAINERS); ask an admin.")
+        raise UserFacingError(NOT_A_TRAINER)
     dataset = await _require_dataset(services, team_id, reference)
     models, known = await _trainable(services)
     if not overrides and dataset.parent_id is not None:
@@ -352,11 +352,18 @@ class Submission:
     hyperparameters: dict[str, Any]
 
 
+NOT_A_TRAINER = "Only the team's trainers can start fine-tuning jobs (FINETUNE_TRAINERS); ask an admin."
+
+
 async def check_submission(
-    services: Services, *, team_id: str, view: dict[str, Any]
+    services: Services, *, team_id: str, user_id: str, view: dict[str, Any]
 ) -> tuple[dict[str, str], Submission | None]:
-    """Field errors keyed by block id, or a submission ready to start."""
+    """Field errors keyed by block id, or a submission ready to start.
+
+    Trainer rights are checked again here: the form may have been opened before they were taken away."""
     context = ModalContext.decode(view["private_metadata"])
+    if not await policy.may_train(services, user_id):
+        raise UserFacingError(NOT_A_TRAINER)
     dataset = await _require_dataset(services, team_id, str(context.dataset_id))
     choice = read_choice(view)
     errors, hyperparameters = await check_choice(services, dataset=dataset, choice=choice)
@@ -576,6 +583,13 @@ async def decide(
     if not policy.is_admin(services.settings, admin):
         raise UserFacingError("Only admins (FINETUNE_ADMINS) can approve or deny training requests.")
     now = services.clock.now()
+    async with services.db.session() as session:
+        asked = await repositories.get_job(session, team_id=team_id, job_id=job_id)
+    if approve and asked is not None and not await policy.may_train(services, asked.requested_by):
+        raise UserFacingError(
+            f"<@{asked.requested_by}> is no longer one of the team's trainers (FINETUNE_TRAINERS), so this request "
+            "cannot be approved; deny it, or make them a trainer again first."
+        )
     async with services.db.session() as session, session.begin():
         job = await repositories.get_job(session, team_id=team_id, job_id=job_id)
         if job is None:

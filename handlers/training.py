@@ -80,7 +80,9 @@ async def modal_changed(ack: AsyncAck, body: dict[str, Any], services: Services)
 async def modal_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
     team_id = team_of(body)
     try:
-        errors, submission = await training.check_submission(services, team_id=team_id, view=view)
+        errors, submission = await training.check_submission(
+            services, team_id=team_id, user_id=body["user"]["id"], view=view
+        )
     except MalformedRequest:
         await ack()  # not the bot's form: close it, and the error hook writes one warning line
         raise
