@@ -49,6 +49,7 @@ async def test_an_approval_checks_the_requesters_rights_again(bot_factory: Any, 
     request = await bot.workspace.wait_for(
         lambda: next((m for m in bot.workspace.bot_messages(admins) if "Approve" in json.dumps(m.blocks)), None)
     )
+    assert "for <@U0ALICE>" in request.text, "the notification names the requester as a mention, not a raw id"
     bot.workspace.usergroups["S0TRAINERS"] = []
     await bot.driver.click(BOB, request, "job_approve")
     [refusal] = await bot.workspace.wait_for(lambda: bot.workspace.ephemerals_for(BOB))
