@@ -180,7 +180,10 @@ async def on_message(services: Services, incoming: Incoming) -> None:
     history = await _history(services, thread, before=incoming.ts)
     models = [thread.model, *([thread.compare_model] if thread.compare_model else [])]
     for model in models:
-        await _answer(services, thread, incoming, model, history, question, labelled=len(models) > 1)
+        try:
+            await _answer(services, thread, incoming, model, history, question, labelled=len(models) > 1)
+        except ProviderError as error:  # before the answer began (a wrong key listing the models): said in the thread
+            await _notice(services, thread, error.sentence())
 
 
 async def _history(services: Services, thread: ChatThread, *, before: str) -> list[tuple[str, str, str | None]]:

@@ -536,18 +536,6 @@ async def launch(services: Services, *, job_id: int) -> None:
         session.add(saved)
 
 
-FAILURE_ADVICE = {
-    ProviderErrorKind.AUTH: "An admin needs to check the provider key (OPENAI_API_KEY or AZURE_OPENAI_API_KEY).",
-    ProviderErrorKind.QUOTA: "The provider account is out of quota: add credit or raise its limit, then try again.",
-    ProviderErrorKind.INVALID_FILE: "Fix the file as the message says and share it again.",
-    ProviderErrorKind.MODEL_UNAVAILABLE: "Pick another base model with Train… on the report.",
-    ProviderErrorKind.RATE_LIMITED: "The provider is busy even after several tries; wait a minute and try again.",
-    ProviderErrorKind.OUTAGE: "The provider seems to be having trouble; try again in a few minutes.",
-    ProviderErrorKind.BAD_REQUEST: "Change what the message points at and try again.",
-    ProviderErrorKind.NOT_FOUND: "Try again with Train… on the report.",
-}
-
-
 async def _not_started(services: Services, job: TrainingJob, dataset: Dataset, error: ProviderError) -> None:
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
@@ -566,7 +554,7 @@ async def _not_started(services: Services, job: TrainingJob, dataset: Dataset, e
         text=(
             f"❌ <@{job.requested_by}>, {services.provider.label} did not start the job on "
             f"`{escape(dataset.filename)}`: "
-            f"“{escape(error.provider_message)}”\n{FAILURE_ADVICE[error.kind]} Nothing was started, and the "
+            f"“{escape(error.provider_message)}”\n{error.advice} Nothing was started, and the "
             "dataset is still "
             "ready: click Train… on its report to try again."
         ),

@@ -12,6 +12,7 @@ from slack_sdk.webhook.webhook_response import WebhookResponse
 
 from bot.errors import MalformedRequest, UserFacingError
 from bot.numbers import whole_number
+from bot.providers import ProviderError
 
 
 def team_of(body: dict[str, Any]) -> str:
@@ -24,6 +25,8 @@ async def answer_clicker(respond: AsyncRespond, work: Awaitable[str | None]) -> 
         sentence = await work
     except UserFacingError as error:
         sentence = error.sentence
+    except ProviderError as error:  # a wrong key, no quota, an outage: the provider's words reach the person
+        sentence = error.sentence()
     if sentence:
         await respond(text=sentence, response_type="ephemeral", replace_original=False)
 

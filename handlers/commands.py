@@ -18,6 +18,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot import blocks
 from bot.errors import UserFacingError
 from bot.mrkdwn import escape, unescape
+from bot.providers import ProviderError
 from bot.services import Services
 
 COMMAND = "/finetune"
@@ -89,6 +90,8 @@ def make_dispatcher(services: Services, subcommands: Sequence[Subcommand]) -> Ca
             await entry.handler(request)
         except UserFacingError as error:
             await respond(text=error.sentence, response_type="ephemeral")
+        except ProviderError as error:  # a wrong key, no quota, an outage: the provider's words reach the person
+            await respond(text=error.sentence(), response_type="ephemeral")
         except Exception:
             reference = uuid.uuid4().hex[:8]
             logger.exception("%s %s failed (reference %s)", COMMAND, entry.name, reference)

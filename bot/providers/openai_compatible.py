@@ -140,6 +140,7 @@ class OpenAICompatibleProvider:
             result = await coroutine
         except openai.OpenAIError as error:
             translated = translate(error)
+            translated.provider_label = self.label
             self._observe(translated.kind.value)
             raise translated from error
         self._observe("ok")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.jobs import JobStatus
+from bot.mrkdwn import escape
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,19 @@ class ProviderErrorKind(StrEnum):
     OUTAGE = "outage"
 
 
+# What a person can do about each kind of refusal, said after the provider's own words.
+ADVICE = {
+    ProviderErrorKind.AUTH: "An admin needs to check the provider key (OPENAI_API_KEY or AZURE_OPENAI_API_KEY).",
+    ProviderErrorKind.QUOTA: "The provider account is out of quota: add credit or raise its limit, then try again.",
+    ProviderErrorKind.INVALID_FILE: "Fix the file as the message says and share it again.",
+    ProviderErrorKind.MODEL_UNAVAILABLE: "Pick another base model with Train… on the report.",
+    ProviderErrorKind.RATE_LIMITED: "The provider is busy even after several tries; wait a minute and try again.",
+    ProviderErrorKind.OUTAGE: "The provider seems to be having trouble; try again in a few minutes.",
+    ProviderErrorKind.BAD_REQUEST: "Change what the message points at and try again.",
+    ProviderErrorKind.NOT_FOUND: "Try again with Train… on the report.",
+}
+
+
 class ProviderError(Exception):
     """A provider call that failed, with the provider's own words kept verbatim.
 
@@ -106,6 +120,17 @@ class ProviderError(Exception):
         self.provider_message = message
         self.code = code
         self.ambiguous = ambiguous
+        # Who refused, as people name it; the adapter sets it ("OpenAI", "Azure OpenAI").
+        self.provider_label = "the provider"
+
+    @property
+    def advice(self) -> str:
+        return ADVICE[self.kind]
+
+    def sentence(self) -> str:
+        """The refusal as a person reads it: who refused, their words verbatim (escaped), what to do."""
+        host = self.provider_label[:1].upper() + self.provider_label[1:]
+        return f"{host} refused: “{escape(self.provider_message[:500])}” {self.advice}"
 
 
 class FineTuneProvider(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -13,8 +14,9 @@ import pytest
 from bot import chat
 from bot.errors import UserFacingError
 from sandbox.slack_server import Message
-from tests.conftest import ALICE, GENERAL, BotUnderTest
+from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 from tests.scenarios.test_chat import marv_file, trained
+from tests.scenarios.test_training import shared_report
 
 
 def interactive(payload: Any) -> str:
@@ -181,3 +183,18 @@ async def test_files_info_refusing_is_said_in_the_thread(http_bot: BotUnderTest)
 def hostile_lines() -> bytes:
     line = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
     return ("\n".join(json.dumps(line) for _ in range(12)) + "\n").encode()
+
+
+async def test_a_wrong_provider_key_is_said_to_the_person(
+    http_bot: BotUnderTest, clock: Any, shared_data: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
+    http_bot.openai.state.api_key = "sk-rotated-" + "0" * 20  # the bot's key is now wrong
+    clock.advance(timedelta(minutes=11))  # past the bot's cache of the base models
+    await http_bot.driver.click(ALICE, report, "dataset_train")
+    [answer] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(ALICE))
+    assert "refused" in answer.text and "provider key" in answer.text, answer.text
+    await http_bot.driver.slash_command(BOB, GENERAL, "chat gpt-4o-mini")
+    [again] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(BOB))
+    assert "refused" in again.text and "failed on our side" not in again.text
+    assert "unhandled error" not in caplog.text
