@@ -175,6 +175,12 @@ async def _log_unhandled_error(error: Exception, body: dict[str, Any]) -> None:
     if isinstance(error, MalformedRequest):
         logger.warning("ignored a malformed %s request: %s", body.get("type", "?"), error)
         return
+    if isinstance(error, OSError) and error.filename:
+        # A file the bot keeps (the data folder full or read-only): name it, not the database.
+        logger.error(
+            "cannot use %s for a %s request: %s", error.filename, body.get("type", "?"), error.strerror or error
+        )
+        return
     if isinstance(error, DBAPIError | OSError):
         # An outage, not a bug: the request fails, Slack sends it again, and one line says why.
         cause = type(getattr(error, "orig", None) or error).__name__

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import pytest
 
+from bot.app import _log_unhandled_error
 from bot.logging import RedactSecrets, redact
 
 
@@ -37,3 +39,15 @@ def test_the_log_filter_rewrites_messages_and_tracebacks(caplog: pytest.LogCaptu
     text = caplog.text
     assert "secretvalue" not in text and "abcdefghijklmn" not in text
     assert text.count("[redacted]") >= 2
+
+
+async def test_a_file_error_in_a_listener_names_the_file_not_the_database(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    await _log_unhandled_error(
+        OSError(errno.ENOSPC, "No space left on device", "/data/datasets/ab.jsonl"), {"type": "event_callback"}
+    )
+    await _log_unhandled_error(ConnectionRefusedError(111, "Connect call failed"), {"type": "event_callback"})
+    first, second = caplog.records
+    assert "cannot use /data/datasets/ab.jsonl" in first.getMessage() and "No space left" in first.getMessage()
+    assert "database" not in first.getMessage() and "database unavailable" in second.getMessage()
+    assert first.exc_info is None and second.exc_info is None
