@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, catalog, pacing
 from bot.datasets.tokens import TokenCounter
-from bot.errors import UserFacingError
+from bot.errors import UserFacingError, slack_error_code
 from bot.mrkdwn import escape, unescape
 from bot.numbers import reference_number
 from bot.providers import ProviderError, ProviderErrorKind
@@ -468,11 +468,6 @@ async def _notice(services: Services, thread: ChatThread, text: str) -> None:
     )
 
 
-def _slack_code(error: SlackApiError) -> str:
-    data = error.response.data if isinstance(error.response.data, dict) else {}
-    return str(data.get("error") or f"HTTP {error.response.status_code}")
-
-
 class _Writer:
     """Writes one model's answer into the thread: streamed when Slack allows it, else edited in place.
 
@@ -525,10 +520,10 @@ class _Writer:
                 if self.ts is not None:
                     # Mid-stream (a 429 past the client's retries): the text waits for the next append,
                     # or for the final stop, which retries until it is delivered.
-                    logger.info("append to %s skipped: %s", self.ts, _slack_code(error))
+                    logger.info("append to %s skipped: %s", self.ts, slack_error_code(error))
                     return
                 # The workspace does not stream for apps (or not here): edit a message instead, from now on.
-                logger.info("streaming unavailable (%s); editing messages instead", _slack_code(error))
+                logger.info("streaming unavailable (%s); editing messages instead", slack_error_code(error))
                 self.services.slack_state.streaming_supported = False
                 self.streaming = False
         try:
@@ -536,7 +531,7 @@ class _Writer:
         except SlackApiError as error:
             if self.ts is None:
                 raise
-            logger.info("edit of %s skipped: %s", self.ts, _slack_code(error))
+            logger.info("edit of %s skipped: %s", self.ts, slack_error_code(error))
 
     def _paced(self, method: str, *, last: float, every: float) -> bool:
         """Whether an intermediate call may go now: this message's own interval, then the workspace's budget."""
@@ -663,7 +658,7 @@ class _Writer:
                 await call()
                 return True
             except SlackApiError as error:
-                code = _slack_code(error)
+                code = slack_error_code(error)
                 if code not in TRANSIENT_SLACK_ERRORS or attempt == len(FINAL_RETRY_DELAYS) - 1:
                     logger.warning("%s failed for good (%s)", method, code)
                     return False

@@ -7,6 +7,11 @@ told something went wrong on our side, never shown a traceback or a secret.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the validate command imports this module and must not load the Slack SDK
+    from slack_sdk.errors import SlackApiError
+
 
 class ConfigError(Exception):
     """A setting is missing or contradicts another; the message is the one line a person reads."""
@@ -27,3 +32,13 @@ class UsageError(UserFacingError):
 class MalformedRequest(Exception):
     """A request no real Slack sends (a button value that is not an id, metadata that is not ours):
     acknowledged and ignored with one warning line, never a traceback."""
+
+
+def slack_error_data(error: SlackApiError) -> dict[str, Any]:
+    """Slack's JSON answer to a failed call; empty when the body was not JSON (a 5xx's plain text)."""
+    return error.response.data if isinstance(error.response.data, dict) else {}
+
+
+def slack_error_code(error: SlackApiError) -> str:
+    """Slack's error code (``ratelimited``, ``missing_scope``…), or ``HTTP <status>`` when it gave none."""
+    return str(slack_error_data(error).get("error") or f"HTTP {error.response.status_code}")

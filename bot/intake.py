@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks
 from bot.datasets.report import Report
 from bot.datasets.validate import PARALLEL_MIN_BYTES, ValidationOptions, validate_path
-from bot.errors import UserFacingError
+from bot.errors import UserFacingError, slack_error_code
 from bot.mrkdwn import escape
 from bot.numbers import reference_number
 from bot.services import Services
@@ -118,8 +118,7 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
         try:
             file = (await services.slack.files_info(file=shared.file_id))["file"]
         except SlackApiError as error:
-            code = error.response.get("error") if isinstance(error.response.data, dict) else None
-            await _say(services, shared.channel_id, message_ts, blocks.file_info_refused_text(str(code or "error")))
+            await _say(services, shared.channel_id, message_ts, blocks.file_info_refused_text(slack_error_code(error)))
             return
     name = str(file.get("name") or "")
     if not name.lower().endswith(".jsonl"):

@@ -16,6 +16,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, charts, workspaces
+from bot.errors import slack_error_code, slack_error_data
 from bot.services import Services
 from storage import repositories
 from storage.models import Evaluation, Notification
@@ -101,8 +102,8 @@ async def _postpone_or_give_up(
     """A permanent error ends the notification, with one line naming the fix; any other waits and retries."""
     assert notification.id is not None
     # A 5xx from Slack may carry a plain-text body rather than JSON.
-    data = error.response.data if isinstance(error.response.data, dict) else {}
-    code = str(data.get("error") or f"HTTP {error.response.status_code}")
+    data = slack_error_data(error)
+    code = slack_error_code(error)
     now = services.clock.now()
     retry_at = None
     if code in PERMANENT:

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, catalog, policy
 from bot.datasets.report import default_epochs, default_method
-from bot.errors import MalformedRequest, UserFacingError
+from bot.errors import MalformedRequest, UserFacingError, slack_error_code
 from bot.intake import dataset_path, find_dataset, run_validation, validation_options
 from bot.jobs import JobStatus
 from bot.mrkdwn import escape
@@ -248,7 +248,7 @@ async def _update_unless_changed(services: Services, shown: dict[str, Any], view
     try:
         await services.slack.views_update(view_id=shown["id"], hash=shown.get("hash"), view=view)
     except SlackApiError as error:
-        if error.response.get("error") != "hash_conflict":
+        if slack_error_code(error) != "hash_conflict":
             raise
         logger.info("train form %s changed while its estimate was computed; left as the person has it", shown["id"])
 
