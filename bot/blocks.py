@@ -224,6 +224,13 @@ def report_details_blocks(*, dataset_id: int, filename: str, report: dict[str, A
     return [section(piece) for piece in pieces[:49]]
 
 
+def still_starting_text(job_id: int, provider: str) -> str:
+    return (
+        f"Job #{job_id} is still being handed to {escape(provider)}; its card in the thread gets a Cancel button "
+        "as soon as it has started, or the thread says that it did not start."
+    )
+
+
 def not_jsonl_text(filename: str) -> str:
     return (
         f"`{escape(filename)}` looks like plain JSON. I validate fine-tuning data in JSONL: one JSON object per line, "

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot import blocks
 from bot.errors import UserFacingError
-from bot.jobs import ACTIVE
+from bot.jobs import ACTIVE, JobStatus
 from bot.mrkdwn import escape
 from bot.numbers import reference_number
 from bot.services import Services
@@ -84,6 +84,8 @@ async def cancel_confirmation(
 ) -> list[dict[str, Any]]:
     """The question before cancelling: a button that asks once more, for the requester or an admin."""
     job = await find_job(services, team_id=team_id, reference=reference)
+    if job.status == JobStatus.STARTING:
+        raise UserFacingError(blocks.still_starting_text(job.id or 0, services.provider.label))
     if job.status not in ACTIVE or not job.provider_job_id:
         raise UserFacingError(f"Job #{job.id} is {blocks.STATUS_WORDS.get(job.status, job.status)}; nothing to cancel.")
     if user_id != job.requested_by and user_id not in services.settings.admins:

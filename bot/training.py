@@ -14,11 +14,12 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, catalog, policy
+from bot import blocks, catalog, policy, workspaces
 from bot.datasets.report import default_epochs, default_method
 from bot.errors import MalformedRequest, UserFacingError, slack_error_code
 from bot.intake import dataset_path, find_dataset, run_validation, validation_options
@@ -42,6 +43,9 @@ HYPERPARAMETER_BOUNDS: dict[str, tuple[type, float, float, bool]] = {
     "beta": (float, 0, 2, True),
 }
 CREATE_ATTEMPTS = 4
+# How long a launch may go unheard from before another replica settles it; ticks renew it meanwhile.
+START_LEASE = timedelta(minutes=5)
+TRY_AGAIN = "Nothing was started, and the dataset is still ready: click Train… on its report to try again."
 SUFFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHOICE_FIELDS = (
     "model",
@@ -401,6 +405,10 @@ async def start(services: Services, *, team_id: str, user_id: str, submission: S
         seed=whole_number(choice["seed"]) if choice.get("seed") else None,
         created_at=now,
         updated_at=now,
+        # The launcher's lease from the first moment: if this replica dies before the provider has the
+        # job, another one settles it once the lease runs out.
+        lease_owner=None if reason else services.owner,
+        lease_expires_at=None if reason else now + START_LEASE,
     )
     async with services.db.session() as session, session.begin():
         job, created = await repositories.add_job(session, job=job)
@@ -468,7 +476,21 @@ async def _create_once(services: Services, request: JobRequest) -> ProviderJob:
 
 
 async def launch(services: Services, *, job_id: int) -> None:
-    """Upload the bot's stored copy, create the job at the provider, post the job card in the thread."""
+    """Upload the bot's stored copy, create the job at the provider, post the job card in the thread.
+
+    However it ends, the requester hears of it in the thread: started, refused, or (when the outcome
+    is unknown) looked up at the provider by its request id. The job's lease, taken when its row was
+    written, is renewed by this replica's ticks while the launch runs; if the replica dies,
+    ``resolve_stalled_starts`` on any replica finishes the story.
+    """
+    services.launches.add(job_id)
+    try:
+        await _launch(services, job_id)
+    finally:
+        services.launches.discard(job_id)
+
+
+async def _launch(services: Services, job_id: int) -> None:
     async with services.db.session() as session:
         job = await session.get(TrainingJob, job_id)
         assert job is not None
@@ -476,6 +498,18 @@ async def launch(services: Services, *, job_id: int) -> None:
         validation = await session.get(Dataset, job.validation_dataset_id) if job.validation_dataset_id else None
     assert dataset is not None
     try:
+        missing = next((d for d in (dataset, validation) if d and not dataset_path(services, d.sha256).is_file()), None)
+        if missing is not None:
+            await _not_started(
+                services,
+                job,
+                dataset,
+                f"the bot's stored copy of `{escape(missing.filename)}` is missing from its data folder, so "
+                f"nothing was sent to {services.provider.label}. Share the file again and click Train… on "
+                "its new report.",
+                recorded=f"stored copy of {missing.filename} missing",
+            )
+            return
         training_file = await services.provider.upload_dataset(
             dataset_path(services, dataset.sha256), filename=dataset.filename, size=dataset.bytes
         )
@@ -504,8 +538,29 @@ async def launch(services: Services, *, job_id: int) -> None:
             ),
         )
     except ProviderError as error:
-        await _not_started(services, job, dataset, error)
+        if error.ambiguous:  # the job may exist all the same
+            await _look_up_start(
+                services, job_id, why="the provider did not answer clearly", quoted=error.provider_message
+            )
+            return
+        await _not_started(
+            services,
+            job,
+            dataset,
+            f"{services.provider.label} did not start it: “{escape(error.provider_message)}”\n{error.advice} "
+            + TRY_AGAIN,
+            recorded=error.provider_message,
+        )
         return
+    except Exception:
+        logger.exception("starting job %s failed", job_id)
+        await _look_up_start(services, job_id, why="the bot hit an unexpected error (it is in the bot's log)")
+        return
+    await _record_start(services, job_id, created, dataset, title="🚀 *Training started*")
+
+
+async def _record_start(services: Services, job_id: int, created: ProviderJob, dataset: Dataset, *, title: str) -> None:
+    """The provider has the job: record its id, hand the job to the poller, post the job card."""
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
         moved = await repositories.move_job_status(
@@ -517,17 +572,25 @@ async def launch(services: Services, *, job_id: int) -> None:
             provider_job_id=created.id,
             raw_status=created.raw_status,
             next_poll_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
         )
         row = await session.get(TrainingJob, job_id)
     assert row is not None
     if not moved:
-        logger.warning("job %s changed while starting; leaving it as %s", job_id, row.status)
+        if row.provider_job_id != created.id:
+            # Another replica gave this start up for lost meanwhile: the job it never saw must not bill.
+            logger.warning("job %s was settled as %s while starting; cancelling %s", job_id, row.status, created.id)
+            try:
+                await services.provider.cancel_job(created.id)
+            except ProviderError as error:
+                logger.error("could not cancel orphaned provider job %s: %s", created.id, error.provider_message)
         return
     card = await services.slack.chat_postMessage(
         channel=row.channel_id,
         thread_ts=row.thread_ts,
         text=f"🚀 Training started: {escape(row.base_model)} on {escape(dataset.filename)} (job {created.id})",
-        blocks=blocks.job_card(row, dataset_name=dataset.filename, title="🚀 *Training started*"),
+        blocks=blocks.job_card(row, dataset_name=dataset.filename, title=title),
     )
     async with services.db.session() as session, session.begin():
         saved = await session.get(TrainingJob, job_id)
@@ -536,28 +599,86 @@ async def launch(services: Services, *, job_id: int) -> None:
         session.add(saved)
 
 
-async def _not_started(services: Services, job: TrainingJob, dataset: Dataset, error: ProviderError) -> None:
+async def _look_up_start(services: Services, job_id: int, *, why: str, quoted: str = "") -> None:
+    """Whether a start whose outcome is unknown reached the provider: adopt the job there, or say it did not.
+
+    The provider's filter is not trusted alone: a candidate is adopted only if it carries this request id.
+    If the provider cannot be asked now, the job keeps its lease until it expires and a tick asks again.
+    ``quoted`` is the provider's own words, if it said any.
+    """
+    async with services.db.session() as session:
+        job = await session.get(TrainingJob, job_id)
+        dataset = await session.get(Dataset, job.dataset_id) if job is not None else None
+    if job is None or dataset is None or job.status != JobStatus.STARTING:
+        return
+    workspaces.serve(job.team_id)
+    try:
+        found = await services.provider.find_jobs(metadata={"request_id": job.request_id})
+    except ProviderError as error:
+        logger.warning("could not look job %s up at the provider (%s); asking again later", job_id, error.kind)
+        return
+    ours = [candidate for candidate in found if candidate.metadata.get("request_id") == job.request_id]
+    if ours:
+        logger.info("job %s was started at the provider as %s before %s; adopting it", job_id, ours[0].id, why)
+        await _record_start(
+            services, job_id, ours[0], dataset, title="🚀 *Training started* (found at the provider after a restart)"
+        )
+        return
+    await _not_started(
+        services,
+        job,
+        dataset,
+        f"starting it was interrupted: {why}"
+        + (f" (“{escape(quoted)}”)" if quoted else "")
+        + f", and {services.provider.label} has no job for it. {TRY_AGAIN}",
+        recorded=quoted or f"interrupted: {why}",
+    )
+
+
+async def resolve_stalled_starts(services: Services, *, owner: str, limit: int = 50) -> int:
+    """A tick's part: keep this replica's launches leased, and settle starts whose launcher is gone.
+
+    Returns how many stalled starts it looked at.
+    """
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
-        await repositories.move_job_status(
+        await repositories.renew_job_leases(
+            session, owner=owner, job_ids=sorted(services.launches), expires_at=now + START_LEASE
+        )
+        stalled = await repositories.claim_stalled_starts(
+            session, owner=owner, now=now, lease=START_LEASE, status=JobStatus.STARTING, limit=limit
+        )
+    for job_id in stalled:
+        try:
+            await _look_up_start(services, job_id, why="the bot stopped before it had finished")
+        except Exception:  # one job's trouble must not keep the others waiting
+            logger.exception("settling stalled job %s failed", job_id)
+    return len(stalled)
+
+
+async def _not_started(services: Services, job: TrainingJob, dataset: Dataset, reason: str, *, recorded: str) -> None:
+    """The provider has no job for this request: record that (``recorded``, plain text), free the budget, and
+    say why in the thread (``reason``, mrkdwn)."""
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        moved = await repositories.move_job_status(
             session,
             job_id=_job_id(job),
             expected=JobStatus.STARTING,
             new=JobStatus.NOT_STARTED,
             now=now,
-            error_message=error.provider_message,
+            error_message=recorded,
             finished_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
         )
+    if not moved:
+        return
     await services.slack.chat_postMessage(
         channel=job.channel_id,
         thread_ts=job.thread_ts,
-        text=(
-            f"❌ <@{job.requested_by}>, {services.provider.label} did not start the job on "
-            f"`{escape(dataset.filename)}`: "
-            f"“{escape(error.provider_message)}”\n{error.advice} Nothing was started, and the "
-            "dataset is still "
-            "ready: click Train… on its report to try again."
-        ),
+        text=f"❌ <@{job.requested_by}>, job #{job.id} (`{escape(job.base_model)}` on "
+        f"`{escape(dataset.filename)}`) did not start: {reason}",
     )
 
 
@@ -588,7 +709,11 @@ async def decide(
             expected=JobStatus.AWAITING_APPROVAL,
             new=JobStatus.STARTING if approve else JobStatus.DENIED,
             now=now,
-            **({} if approve else {"finished_at": now}),
+            **(
+                {"lease_owner": services.owner, "lease_expires_at": now + START_LEASE}
+                if approve
+                else {"finished_at": now}
+            ),
         )
         if moved:
             await repositories.add_audit_entry(
@@ -639,6 +764,8 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
         not in (JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.UNKNOWN)
         or not job.provider_job_id
     ):
+        if job.status == JobStatus.STARTING:
+            return blocks.still_starting_text(job_id, services.provider.label)
         return f"Job #{job_id} is {escape(job.status.replace('_', ' '))}; there is nothing to cancel."
     try:
         remote = await services.provider.cancel_job(job.provider_job_id)

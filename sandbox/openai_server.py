@@ -37,6 +37,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from sandbox.holds import Hold
+
 FILE_LIMIT_BYTES = 512 * 1024 * 1024
 UPLOAD_LIMIT_BYTES = 8 * 1024**3
 PART_LIMIT_BYTES = 64 * 1024 * 1024
@@ -314,12 +316,14 @@ class OpenAIState:
         self.deleted_models: set[str] = set()
         self.deployments: dict[str, str] = {}
         self.faults: dict[str, FaultRule] = {}
+        self.holds: dict[str, Hold] = {}
         self.scripted_failures: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.chat_requests: list[dict[str, Any]] = []
         # Seconds between streamed words: a real model takes a while, which is when pacing matters.
         self.stream_delay_seconds = 0.0
         self._chatted = asyncio.Condition()
+        self._answered = asyncio.Condition()
         self._ids = itertools.count(1)
 
     def new_id(self, prefix: str, length: int = 24) -> str:
@@ -336,6 +340,11 @@ class OpenAIState:
         self.faults[endpoint] = FaultRule(**rule)
         return self.faults[endpoint]
 
+    def hold(self, endpoint: str, *, before_work: bool = False) -> Hold:
+        """Keep the next call of ``endpoint`` (as in ``inject``) waiting: after its work, or before it."""
+        self.holds[endpoint] = Hold(before_work=before_work)
+        return self.holds[endpoint]
+
     def fail_next_job(self, *, code: str = "server_error", message: str, at_step: int = 1) -> None:
         """The next job created fails while running, at ``at_step``, with this error."""
         self.scripted_failures.append({"code": code, "message": message, "at_step": at_step})
@@ -348,6 +357,21 @@ class OpenAIState:
                 await self._chatted.wait_for(lambda: len(self.chat_requests) >= count)
 
         await asyncio.wait_for(_wait(), timeout)
+
+    async def wait_for(self, predicate: Callable[[], Any], *, timeout: float = 10.0) -> Any:
+        """Wait until ``predicate()`` is truthy after some answered request; returns its value."""
+
+        async def _wait() -> Any:
+            async with self._answered:
+                while not (value := predicate()):
+                    await self._answered.wait()
+                return value
+
+        return await asyncio.wait_for(_wait(), timeout)
+
+    async def answered(self) -> None:
+        async with self._answered:
+            self._answered.notify_all()
 
     def deploy(self, model_id: str, deployment: str) -> None:
         """Azure mode: make a (fine-tuned) model callable under a deployment name."""
@@ -730,6 +754,8 @@ class OpenAIEmulator:
         return self
 
     async def stop(self) -> None:
+        for hold in self.state.holds.values():
+            hold.released.set()
         if self.runner is not None:
             await self.runner.cleanup()
 
@@ -771,14 +797,20 @@ class OpenAIEmulator:
                 await asyncio.sleep(rule.delay_seconds)
             if rule is not None and not rule.after_processing:
                 self._maybe_fail(rule)
+            hold = state.holds.get(endpoint)
+            if hold is not None and hold.before_work:
+                await hold.stop_here()
             state.advance_jobs()
             response = await handler(request)
+            if hold is not None and not hold.before_work:
+                await hold.stop_here()
             if rule is not None and rule.after_processing:
                 self._maybe_fail(rule)
         except ApiError as error:
             body = {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
             response = web.json_response(body, status=error.status, headers=error.headers)
         response.headers["x-request-id"] = request_id
+        await state.answered()
         return response
 
     @staticmethod

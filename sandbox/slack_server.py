@@ -26,6 +26,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import BasicAuth, WSMsgType, web
 
+from sandbox.holds import Hold
+
 TEXT_LIMIT = 4000
 BLOCKS_PER_MESSAGE = 50
 BLOCKS_PER_VIEW = 100
@@ -282,15 +284,6 @@ class Fault:
     retry_after: int = 0
     # Fail after doing the work: Slack posted the message but the answer was lost on the way back.
     after_processing: bool = False
-
-
-@dataclass
-class Hold:
-    """Do a call's work, then withhold its answer until released: the caller died or the network did."""
-
-    skip: int
-    reached: asyncio.Event = field(default_factory=asyncio.Event)
-    released: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class SlackWorkspace:
@@ -1127,12 +1120,8 @@ class SlackEmulator:
             fault.times -= 1
             return _fault_response(fault)
         hold = ws.holds.get(method)
-        if hold is not None and not hold.reached.is_set():
-            if hold.skip > 0:
-                hold.skip -= 1
-            else:
-                hold.reached.set()
-                await hold.released.wait()
+        if hold is not None:
+            await hold.stop_here()
         headers = {"x-oauth-scopes": ",".join(sorted(ws.scopes))} if method == "auth.test" else {}
         return web.json_response({"ok": True, **result}, headers=headers)
 

@@ -232,6 +232,45 @@ async def release_job(session: AsyncSession, *, job_id: int, owner: str, next_po
     return bool((await session.exec(statement)).rowcount)
 
 
+async def claim_stalled_starts(
+    session: AsyncSession, *, owner: str, now: datetime, lease: timedelta, status: str, limit: int
+) -> list[int]:
+    """Lease jobs still in ``status`` (starting) whose launcher's lease ran out: it died or lost its database.
+
+    The launcher holds the lease from the moment the row is written, and its replica's ticks renew it.
+    """
+    stalled = (
+        select(TrainingJob.id)
+        .where(
+            col(TrainingJob.status) == status,
+            (col(TrainingJob.lease_expires_at).is_(None)) | (col(TrainingJob.lease_expires_at) < now),
+        )
+        .order_by(col(TrainingJob.id))
+        .limit(limit)
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        stalled = stalled.with_for_update(skip_locked=True)
+    statement = (
+        update(TrainingJob)
+        .where(col(TrainingJob.id).in_(stalled.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+        .returning(col(TrainingJob.id))
+    )
+    return [int(row) for row in (await session.exec(statement)).scalars()]
+
+
+async def renew_job_leases(session: AsyncSession, *, owner: str, job_ids: Sequence[int], expires_at: datetime) -> int:
+    """Extend ``owner``'s leases on these jobs (work on them is still running in this replica)."""
+    if not job_ids:
+        return 0
+    statement = (
+        update(TrainingJob)
+        .where(col(TrainingJob.id).in_(list(job_ids)), col(TrainingJob.lease_owner) == owner)
+        .values(lease_expires_at=expires_at)
+    )
+    return int((await session.exec(statement)).rowcount)
+
+
 async def mark_job_due(session: AsyncSession, *, provider: str, provider_job_id: str, now: datetime) -> bool:
     """A webhook's nudge: poll this job at the next tick."""
     statement = (

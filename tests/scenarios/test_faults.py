@@ -13,7 +13,8 @@ import socket
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,13 @@ from sqlmodel import col, func, select
 
 from bot import ticks
 from bot.clock import FrozenClock
+from bot.jobs import ACTIVE, JobStatus
 from bot.services import Services
+from bot.training import START_LEASE
+from sandbox.driver import SlackDriver
 from sandbox.openai_server import OpenAIEmulator
-from sandbox.slack_server import Message, SlackEmulator
-from storage.models import Notification, SlackEvent
+from sandbox.slack_server import Message, SlackEmulator, SlackWorkspace
+from storage.models import Notification, SlackEvent, TrainingJob
 from tests.conftest import ALICE, BOB, GENERAL, POSTGRES_SKIP_REASON, BotUnderTest, bot_settings, reset_postgres
 from tests.scenarios.test_chat import answers
 from tests.scenarios.test_replicas import assert_every_milestone_posted_once, follow_to_the_end, seed_jobs
@@ -158,7 +162,13 @@ def free_port() -> int:
 
 
 async def run_replica(
-    slack: SlackEmulator, openai_emulator: OpenAIEmulator, database_url: str, data_dir: Path
+    slack: SlackEmulator,
+    openai_emulator: OpenAIEmulator,
+    database_url: str,
+    data_dir: Path,
+    *,
+    port: int | None = None,
+    stderr: int = asyncio.subprocess.DEVNULL,
 ) -> asyncio.subprocess.Process:
     """`finetune-bot run` as its own process, in HTTP mode, ticking every second on the wall clock."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FINETUNE_"))}
@@ -172,11 +182,139 @@ async def run_replica(
         FINETUNE_POLL_SECONDS="1",
         FINETUNE_DATA_DIR=str(data_dir),
         DATABASE_URL=database_url,
-        PORT=str(free_port()),
+        PORT=str(port or free_port()),
     )
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", env=environment, stderr=asyncio.subprocess.DEVNULL
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=environment, stderr=stderr)
+
+
+@dataclass
+class Replica:
+    """A real bot process that people reach over HTTP, to be killed with SIGKILL mid-work."""
+
+    process: asyncio.subprocess.Process
+    driver: SlackDriver
+    log: list[str]
+    _reader: asyncio.Task[None]
+
+    async def kill(self) -> None:
+        if self.process.returncode is None:
+            self.process.kill()
+        await self.process.wait()
+        await self._reader
+
+
+async def start_replica(
+    slack: SlackEmulator,
+    openai_emulator: OpenAIEmulator,
+    database_url: str,
+    data_dir: Path,
+    http_session: aiohttp.ClientSession,
+) -> Replica:
+    """Start `finetune-bot run` and return once it says it listens (its log is read, never polled)."""
+    port = free_port()
+    process = await run_replica(
+        slack, openai_emulator, database_url, data_dir, port=port, stderr=asyncio.subprocess.PIPE
     )
+    assert process.stderr is not None
+    stream = process.stderr
+    log: list[str] = []
+    listening = asyncio.Event()
+
+    async def read() -> None:  # keeps the pipe drained for the process's whole life
+        while line := await stream.readline():
+            log.append(line.decode())
+            if "listening for Slack" in log[-1]:
+                listening.set()
+
+    reader = asyncio.create_task(read())
+    try:
+        await asyncio.wait_for(listening.wait(), timeout=60)
+    except TimeoutError:
+        process.kill()
+        raise AssertionError(f"the bot did not start: {log}") from None
+    driver = SlackDriver(slack, http_session, bot_url=f"http://127.0.0.1:{port}/slack/events")
+    return Replica(process, driver, log, reader)
+
+
+async def restarted_bot(
+    tmp_path: Path, slack: SlackEmulator, openai_emulator: OpenAIEmulator, url: str, data_dir: Path
+) -> tuple[Services, FrozenClock]:
+    """The bot after a restart, with its clock just past every lease the killed process held."""
+    clock = FrozenClock(datetime.now(UTC) + START_LEASE + timedelta(minutes=1))
+    settings = bot_settings(
+        tmp_path, slack, openai_emulator, socket_mode=False, database_url=url, finetune_data_dir=data_dir
+    )
+    services = Services.create(settings, clock=clock)
+    await services.db.migrate()
+    return services, clock
+
+
+def thread_of(workspace: SlackWorkspace, message: Message) -> list[Message]:
+    return workspace.replies_of(message.channel, message.ts)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "before_work"),
+    [("POST /files", True), ("POST /fine_tuning/jobs", False)],
+    ids=["killed-during-the-upload", "killed-while-the-create-was-in-flight"],
+)
+async def test_a_bot_killed_while_starting_a_job_settles_it_after_a_restart(
+    tmp_path: Path,
+    slack: SlackEmulator,
+    openai_emulator: OpenAIEmulator,
+    http_session: aiohttp.ClientSession,
+    shared_data: Path,
+    endpoint: str,
+    before_work: bool,
+) -> None:
+    """kill -9 between "job row written" and "provider job recorded". After the restart a tick looks the
+    request id up at the provider: a job that exists is adopted (its card posted once), one that does not is
+    marked not started and the requester is told in the thread; nothing stays `starting`."""
+    url, data_dir = await shared_database(tmp_path), tmp_path / "data"
+    workspace = slack.workspace
+    victim = await start_replica(slack, openai_emulator, url, data_dir, http_session)
+    held = openai_emulator.state.hold(endpoint, before_work=before_work)
+    try:
+        content = (shared_data / "gsm8k_chat_validation.jsonl").read_bytes()
+        _, shared = await victim.driver.upload(ALICE, GENERAL, "gsm8k.jsonl", content)
+        report = await workspace.wait_for(
+            lambda: next((m for m in thread_of(workspace, shared) if m.blocks and "Train" in str(m.blocks)), None),
+            timeout=60,
+        )
+        await victim.driver.click(ALICE, report, "dataset_train")
+        modal = await workspace.wait_for(lambda: next((v for v in workspace.views.values() if v.kind == "modal"), None))
+        await victim.driver.submit_form(ALICE, modal)
+        await asyncio.wait_for(held.reached.wait(), timeout=60)
+    finally:
+        await victim.kill()
+    held.released.set()
+    created_at_provider = len(openai_emulator.state.jobs)
+    assert created_at_provider == (0 if before_work else 1)
+
+    restarted, _ = await restarted_bot(tmp_path, slack, openai_emulator, url, data_dir)
+    try:
+        async with restarted.db.session() as session:
+            [stuck] = (await session.exec(select(TrainingJob))).all()
+        assert stuck.status == JobStatus.STARTING, "the kill came before the provider's job was recorded"
+        before = len(thread_of(workspace, shared))
+        await ticks.tick(restarted, owner=restarted.owner)
+        await ticks.tick(restarted, owner=restarted.owner)  # a second tick finds nothing left to settle
+        async with restarted.db.session() as session:
+            [job] = (await session.exec(select(TrainingJob))).all()
+        told = [m.text for m in thread_of(workspace, shared)[before:]]
+        if before_work:
+            assert (job.status, job.provider_job_id) == (JobStatus.NOT_STARTED, None)
+            assert len(told) == 1 and told[0].startswith(f"❌ <@{ALICE}>, job #{job.id}"), told
+            assert "interrupted" in told[0] and "has no job for it" in told[0] and "Train…" in told[0]
+        else:
+            [at_provider] = openai_emulator.state.jobs.values()
+            assert job.provider_job_id == at_provider.id and job.status in ACTIVE
+            assert len(told) == 1 and told[0].startswith("🚀 Training started"), told
+            assert job.progress_message_ts is not None
+        assert len(openai_emulator.state.jobs) == created_at_provider, "nothing was created twice"
+    finally:
+        await restarted.aclose()
+    print(f"\n{endpoint} held, bot killed: the restart settled the job as {job.status}")
 
 
 async def test_a_replica_killed_mid_tick_loses_and_doubles_nothing(

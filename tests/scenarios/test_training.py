@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from bot import training
 from bot.clock import FrozenClock
+from bot.services import Services
 from sandbox.slack_server import Message, View
 from storage import repositories
 from storage.models import AuditEntry, TrainingJob
@@ -403,3 +405,84 @@ async def test_a_wrong_provider_key_is_explained_with_the_providers_words(bot_fa
     assert "sk-" not in failure.text, "not even the part of the key the provider echoes reaches Slack"
     [row] = await job_rows(bot)
     assert row.status == "not_started"
+
+
+def failure_in(bot: BotUnderTest, report: Message) -> Message | None:
+    return next(
+        (m for m in bot.workspace.replies_of(GENERAL, report.thread_ts or report.ts) if m.text.startswith("❌")), None
+    )
+
+
+async def test_a_missing_stored_copy_is_told_in_the_thread(http_bot: BotUnderTest, shared_data: Path) -> None:
+    """The data folder lost the bot's copy (a new volume, a clean-up): the form closes and the thread says
+    what happened, instead of a job left `starting` and a log line about the database."""
+    report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
+    modal = await open_modal(http_bot, ALICE, http_bot.driver.click(ALICE, report, "dataset_train"))
+    for stored in (http_bot.services.settings.finetune_data_dir / "datasets").rglob("*.jsonl"):
+        stored.unlink()
+    assert (await http_bot.driver.submit_form(ALICE, modal)).status == 200
+    failure = await http_bot.workspace.wait_for(lambda: failure_in(http_bot, report))
+    assert "stored copy of `gsm8k.jsonl` is missing" in failure.text and "Share the file again" in failure.text
+    [row] = await job_rows(http_bot)
+    assert row.status == "not_started" and jobs_at_provider(http_bot) == []
+
+
+async def test_cancel_while_starting_says_what_happens_next(http_bot: BotUnderTest, shared_data: Path) -> None:
+    report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
+    held = http_bot.openai.state.hold("POST /fine_tuning/jobs", before_work=True)
+    modal = await open_modal(http_bot, ALICE, http_bot.driver.click(ALICE, report, "dataset_train"))
+    await http_bot.driver.submit_form(ALICE, modal)
+    await held.reached.wait()
+    [row] = await job_rows(http_bot)
+    await http_bot.driver.slash_command(ALICE, GENERAL, f"cancel {row.id}")
+    [answer] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(ALICE))
+    assert "still being handed to" in answer.text and "Cancel button" in answer.text
+    held.released.set()
+    await http_bot.workspace.wait_for(lambda: card_of(http_bot, report))
+
+
+async def test_a_launch_that_outlived_its_lease_leaves_no_job_billing(
+    http_bot: BotUnderTest, shared_data: Path, clock: FrozenClock
+) -> None:
+    """A replica cut off from its database longer than the lease: another replica settles the start as not
+    started; when the first one's create finally goes through, it cancels that job at the provider."""
+    report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
+    held = http_bot.openai.state.hold("POST /fine_tuning/jobs", before_work=True)
+    modal = await open_modal(http_bot, ALICE, http_bot.driver.click(ALICE, report, "dataset_train"))
+    await http_bot.driver.submit_form(ALICE, modal)
+    await held.reached.wait()
+    other = Services.create(http_bot.services.settings, clock=FrozenClock(clock.now() + timedelta(minutes=6)))
+    try:
+        assert await training.resolve_stalled_starts(other, owner=other.owner) == 1
+    finally:
+        await other.aclose()
+    failure = await http_bot.workspace.wait_for(lambda: failure_in(http_bot, report))
+    assert "interrupted" in failure.text
+    held.released.set()
+    await http_bot.openai.state.wait_for(lambda: [job.status for job in jobs_at_provider(http_bot)] == ["cancelled"])
+    [row] = await job_rows(http_bot)
+    assert (row.status, row.provider_job_id) == ("not_started", None)
+    assert card_of(http_bot, report) is None, "no card for a job that was given up"
+
+
+async def test_a_replica_keeps_its_own_launch_leased(http_bot: BotUnderTest, shared_data: Path) -> None:
+    """The launching replica's ticks renew its lease, so a slow upload is never settled from under it."""
+    report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
+    held = http_bot.openai.state.hold("POST /files", before_work=True)
+    modal = await open_modal(http_bot, ALICE, http_bot.driver.click(ALICE, report, "dataset_train"))
+    await http_bot.driver.submit_form(ALICE, modal)
+    await held.reached.wait()
+    services = http_bot.services
+    other = Services.create(services.settings, clock=FrozenClock(services.clock.now()))
+    try:
+        assert isinstance(services.clock, FrozenClock) and isinstance(other.clock, FrozenClock)
+        for _ in range(3):  # fifteen minutes of a slow upload, with the launcher's ticks running meanwhile
+            for clock in (services.clock, other.clock):
+                clock.advance(timedelta(minutes=4))
+            assert await training.resolve_stalled_starts(services, owner=services.owner) == 0
+            assert await training.resolve_stalled_starts(other, owner=other.owner) == 0
+    finally:
+        await other.aclose()
+    held.released.set()
+    await http_bot.workspace.wait_for(lambda: card_of(http_bot, report))
+    assert failure_in(http_bot, report) is None

@@ -290,6 +290,42 @@ async def test_leases_give_a_due_job_to_one_owner_until_it_expires(db: Database,
         )
 
 
+async def test_a_start_is_settled_only_once_its_launchers_lease_runs_out(db: Database, clock: FrozenClock) -> None:
+    lease = timedelta(minutes=5)
+    job_id = await _one_job(
+        db,
+        clock,
+        status="starting",
+        provider_job_id=None,
+        next_poll_at=None,
+        lease_owner="launcher",
+        lease_expires_at=clock.now() + lease,
+    )
+
+    async def stalled(owner: str) -> list[int]:
+        async with db.session() as session, session.begin():
+            return await repositories.claim_stalled_starts(
+                session, owner=owner, now=clock.now(), lease=lease, status="starting", limit=10
+            )
+
+    assert await stalled("other") == [], "the launcher still holds it"
+    clock.advance(timedelta(minutes=4))
+    async with db.session() as session, session.begin():
+        renewed = clock.now() + lease
+        assert await repositories.renew_job_leases(session, owner="launcher", job_ids=[job_id], expires_at=renewed)
+        assert not await repositories.renew_job_leases(session, owner="other", job_ids=[job_id], expires_at=renewed)
+        assert await repositories.renew_job_leases(session, owner="launcher", job_ids=[], expires_at=renewed) == 0
+    clock.advance(timedelta(minutes=4))
+    assert await stalled("other") == [], "renewed in time"
+    clock.advance(timedelta(minutes=2))
+    assert await stalled("other") == [job_id], "the launcher is gone"
+    assert await stalled("third") == [], "one settler at a time"
+    clock.advance(timedelta(minutes=6))
+    assert await stalled("third") == [job_id], "a settler that vanished is replaced too"
+    running = await _one_job(db, clock, request_id="r2", provider_job_id="ftjob-2")
+    assert running not in await stalled("fourth"), "only starts are settled"
+
+
 async def test_events_and_notifications_are_recorded_once(db: Database, clock: FrozenClock) -> None:
     from storage.models import JobEvent, Notification
 
