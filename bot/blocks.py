@@ -224,6 +224,14 @@ def report_details_blocks(*, dataset_id: int, filename: str, report: dict[str, A
     return [section(piece) for piece in pieces[:49]]
 
 
+def intake_given_up_text(interruptions: int) -> str:
+    return (
+        f"Sorry, I could not check this file: taking it in was interrupted {interruptions} times (the bot "
+        "restarted while downloading or validating it). Please share it again; if this keeps happening, tell "
+        "your admin."
+    )
+
+
 def still_starting_text(job_id: int, provider: str) -> str:
     return (
         f"Job #{job_id} is still being handed to {escape(provider)}; its card in the thread gets a Cancel button "

@@ -469,8 +469,12 @@ async def run(services: Services, *, evaluation_id: int) -> None:
                         )
                     ],
                 )
-                await repositories.renew_evaluation_lease(
-                    session, evaluation_id=evaluation_id, owner=services.owner, until=services.clock.now() + LEASE
+                await repositories.renew_leases(
+                    session,
+                    Evaluation,
+                    owner=services.owner,
+                    ids=[evaluation_id],
+                    expires_at=services.clock.now() + LEASE,
                 )
             answers[(position, side)] = text
             return text

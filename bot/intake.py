@@ -13,6 +13,8 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks
+from bot import blocks, workspaces
 from bot.datasets.report import Report
 from bot.datasets.validate import PARALLEL_MIN_BYTES, ValidationOptions, validate_path
 from bot.errors import UserFacingError, slack_error_code
@@ -28,12 +30,21 @@ from bot.mrkdwn import escape
 from bot.numbers import reference_number
 from bot.services import Services
 from storage import repositories
-from storage.models import Dataset
+from storage.models import Dataset, FileIntake
 
 logger = logging.getLogger(__name__)
 
 SLACK_FILE_HOSTS = ("files.slack.com",)
+# How long an intake may go unheard from before another replica resumes it; ticks renew it meanwhile.
+INTAKE_LEASE = timedelta(minutes=5)
+MAX_INTAKE_ATTEMPTS = 3
 DOWNLOAD_CHUNK = 1 << 20
+
+
+class IntakeStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"  # answered in the file's thread, with a report or with what went wrong
+    GIVEN_UP = "given_up"  # interrupted too often; its thread says to share it again
 
 
 class IntakeError(UserFacingError):
@@ -110,8 +121,75 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
             )
             return
         file, shared = found
-    if not await _claim(services, shared):
+    intake_id = await _claim(services, shared)
+    if intake_id is None:
         return
+    await _take_in(services, shared, intake_id, file)
+
+
+async def _take_in(services: Services, shared: SharedFile, intake_id: int, file: dict[str, Any] | None) -> None:
+    """The intake under its lease: this replica's ticks renew it; if the replica dies, another resumes it."""
+    services.intakes.add(intake_id)
+    try:
+        await _answer(services, shared, file)
+    except asyncio.CancelledError:  # a shutdown: free the share at once for the next process to resume
+        await _finish(services, intake_id, None)
+        raise
+    finally:
+        services.intakes.discard(intake_id)
+    await _finish(services, intake_id, IntakeStatus.DONE)
+
+
+async def _finish(services: Services, intake_id: int, status: IntakeStatus | None) -> None:
+    async with services.db.session() as session, session.begin():
+        await repositories.finish_file_intake(
+            session, intake_id=intake_id, status=status or IntakeStatus.RUNNING, now=services.clock.now()
+        )
+
+
+async def resume_interrupted_intakes(services: Services, *, owner: str) -> int:
+    """A tick's part: keep this replica's intakes leased, and resume those whose replica died mid-way.
+
+    A share interrupted MAX_INTAKE_ATTEMPTS times is given up with a message in its thread.
+    Returns how many it resumed or gave up."""
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        await repositories.renew_leases(
+            session, FileIntake, owner=owner, ids=sorted(services.intakes), expires_at=now + INTAKE_LEASE
+        )
+        stalled = await repositories.claim_stalled_intakes(
+            session, owner=owner, now=now, lease=INTAKE_LEASE, status=IntakeStatus.RUNNING, limit=20
+        )
+        rows = [row for intake_id in stalled if (row := await session.get(FileIntake, intake_id)) is not None]
+    for row in rows:
+        shared = SharedFile(
+            team_id=row.team_id,
+            channel_id=row.channel_id,
+            file_id=row.file_id,
+            user_id=row.user_id,
+            message_ts=row.message_ts,
+            thread_ts=row.thread_ts,
+        )
+        assert row.id is not None
+        logger.info("resuming the intake of %s (attempt %s)", row.file_id, row.attempts)
+        services.background(_resume(services, shared, row.id, attempts=row.attempts))
+    return len(rows)
+
+
+async def _resume(services: Services, shared: SharedFile, intake_id: int, *, attempts: int) -> None:
+    workspaces.serve(shared.team_id)
+    if attempts <= MAX_INTAKE_ATTEMPTS:
+        await _take_in(services, shared, intake_id, None)
+        return
+    await _finish(services, intake_id, IntakeStatus.GIVEN_UP)
+    assert shared.message_ts is not None and shared.answer_ts is not None
+    await _say(services, shared.channel_id, shared.answer_ts, blocks.intake_given_up_text(attempts - 1))
+    await _unreact(services, shared.channel_id, shared.message_ts, "eyes")
+    await _react(services, shared.channel_id, shared.message_ts, "x")
+
+
+async def _answer(services: Services, shared: SharedFile, file: dict[str, Any] | None) -> None:
+    """Look the file up (unless the event brought it), download, validate, and answer in its thread."""
     reacted_ts, message_ts = shared.message_ts, shared.answer_ts
     assert reacted_ts is not None and message_ts is not None
     if file is None:
@@ -128,7 +206,7 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
         return
     await _react(services, shared.channel_id, reacted_ts, "eyes")
     outcome = "x"
-    answered = False
+    answered = interrupted = False
     try:
         dataset, earlier = await _ingest(services, shared, file, message_ts)
         if earlier is not None:
@@ -143,6 +221,9 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
         )
         outcome = "white_check_mark" if report.get("valid") else "x"
         answered = True
+    except asyncio.CancelledError:  # a shutdown: the share stays 👀 for the next process to resume
+        interrupted = True
+        raise
     except IntakeError as error:
         await _say(services, shared.channel_id, message_ts, error.sentence)
         answered = not error.retry
@@ -160,29 +241,40 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
     finally:
         if answered:  # else the advice holds: sharing the file again is a new share, taken in anew
             await _answered(services, shared)
-        await _unreact(services, shared.channel_id, reacted_ts, "eyes")
-        await _react(services, shared.channel_id, reacted_ts, outcome)
-
-
-def _claim_key(shared: SharedFile) -> str:
-    """One intake per share: the file_share message and file_shared of one share claim the same key,
-    and sharing the file again (a new message) is a new share, handled anew after a failure."""
-    return f"file:{shared.file_id}:{shared.message_ts}"
+        if not interrupted:
+            await _unreact(services, shared.channel_id, reacted_ts, "eyes")
+            await _react(services, shared.channel_id, reacted_ts, outcome)
 
 
 def _answered_key(shared: SharedFile) -> str:
     return f"file:{shared.file_id}:answered"
 
 
-async def _claim(services: Services, shared: SharedFile) -> bool:
-    """Take this share of the file, unless the file was already answered (its report is in Slack)."""
+async def _claim(services: Services, shared: SharedFile) -> int | None:
+    """Take this share of the file, unless the file was already answered (its report is in Slack).
+
+    Returns the intake's id, leased to this replica, or None when it is not ours to handle."""
+    assert shared.message_ts is not None
+    now = services.clock.now()
+    intake = FileIntake(
+        team_id=shared.team_id,
+        channel_id=shared.channel_id,
+        file_id=shared.file_id,
+        user_id=shared.user_id,
+        message_ts=shared.message_ts,
+        thread_ts=shared.thread_ts,
+        lease_owner=services.owner,
+        lease_expires_at=now + INTAKE_LEASE,
+        created_at=now,
+        updated_at=now,
+    )
     async with services.db.session() as session, session.begin():
         await repositories.ensure_team(session, team_id=shared.team_id)
         if await repositories.has_slack_event(session, event_id=_answered_key(shared)):
-            return False
-        return await repositories.claim_slack_event(
-            session, event_id=_claim_key(shared), team_id=shared.team_id, now=services.clock.now()
-        )
+            return None
+        if not await repositories.add_file_intake(session, intake=intake):
+            return None
+    return intake.id
 
 
 async def _answered(services: Services, shared: SharedFile) -> None:

@@ -65,6 +65,8 @@ class Services:
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}")
     # Jobs this process is starting right now: its ticks keep their leases alive.
     launches: set[int] = field(default_factory=set)
+    # Shares of files this process is taking in right now (their intakes' ids), likewise.
+    intakes: set[int] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _home_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _token_counters: dict[str, TokenCounter] = field(default_factory=dict)

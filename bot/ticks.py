@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from bot import evaluation, following, golden, notifier, team_views, training
+from bot import evaluation, following, golden, intake, notifier, team_views, training
 from bot.jobs import ACTIVE
 from bot.providers import ProviderError
 from bot.services import Services
@@ -71,8 +71,9 @@ async def poll_due_jobs(services: Services, *, owner: str, limit: int = BATCH) -
 
 
 async def tick(services: Services, *, owner: str) -> None:
-    """What the scheduler runs every FINETUNE_POLL_SECONDS: settle interrupted starts, follow jobs, resume
-    recordings and evaluations, owe reminders, then post what is owed. Each part fails alone."""
+    """What the scheduler runs every FINETUNE_POLL_SECONDS: settle interrupted starts, resume interrupted
+    intakes, follow jobs, resume recordings and evaluations, owe reminders, then post what is owed. Each part
+    fails alone."""
     with services.metrics.tick_seconds.time():
         await _tick(services, owner=owner)
 
@@ -80,6 +81,7 @@ async def tick(services: Services, *, owner: str) -> None:
 async def _tick(services: Services, *, owner: str) -> None:
     for part, work in (
         ("settling stalled starts", training.resolve_stalled_starts(services, owner=owner)),
+        ("resuming interrupted intakes", intake.resume_interrupted_intakes(services, owner=owner)),
         ("polling jobs", poll_due_jobs(services, owner=owner)),
         ("resuming golden sets", golden.resume_recordings(services)),
         ("resuming evaluations", evaluation.resume_evaluations(services)),

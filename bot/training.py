@@ -642,8 +642,8 @@ async def resolve_stalled_starts(services: Services, *, owner: str, limit: int =
     """
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
-        await repositories.renew_job_leases(
-            session, owner=owner, job_ids=sorted(services.launches), expires_at=now + START_LEASE
+        await repositories.renew_leases(
+            session, TrainingJob, owner=owner, ids=sorted(services.launches), expires_at=now + START_LEASE
         )
         stalled = await repositories.claim_stalled_starts(
             session, owner=owner, now=now, lease=START_LEASE, status=JobStatus.STARTING, limit=limit

@@ -369,7 +369,9 @@ class SlackWorkspace:
         self.faults[method] = Fault(status=status, times=times, error=error, after_processing=after_processing)
 
     def hold(self, method: str, *, after: int = 0) -> Hold:
-        """Answer ``after`` calls of ``method`` as usual, then do the next one's work but keep its answer."""
+        """Answer ``after`` calls of ``method`` as usual, then do the next one's work but keep its answer.
+
+        ``files.download`` (a file's bytes from the file host) is held halfway through the body."""
         self.holds[method] = Hold(skip=after)
         return self.holds[method]
 
@@ -1136,7 +1138,19 @@ class SlackEmulator:
             )
         if slack_file is None or not slack_file.complete:
             return web.Response(status=404, text="File not found")
-        return web.Response(body=slack_file.content, content_type="application/octet-stream")
+        hold = ws.holds.get("files.download")
+        if hold is None:
+            return web.Response(body=slack_file.content, content_type="application/octet-stream")
+        # Held mid-download: the first half is sent, the rest waits (the bot dies while receiving it).
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = len(slack_file.content)
+        await response.prepare(request)
+        half = len(slack_file.content) // 2
+        await response.write(slack_file.content[:half])
+        await hold.stop_here()
+        await response.write(slack_file.content[half:])
+        await response.write_eof()
+        return response
 
     async def _upload(self, request: web.Request) -> web.Response:
         ws = next((w for w in self.workspaces if w.team_id == request.match_info["team"]), self.workspace)

@@ -34,6 +34,27 @@ class SlackEvent(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utc_now)
 
 
+class FileIntake(SQLModel, table=True):
+    """One share of a file being taken in: the claim that only one replica handles it, and what a
+    restarted bot needs to resume it if the one handling it died."""
+
+    __tablename__ = "file_intake"
+    __table_args__ = (UniqueConstraint("file_id", "message_ts", name="uq_file_intake_share"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    file_id: str = Field(max_length=32)
+    user_id: str = Field(max_length=32)
+    message_ts: str = Field(max_length=32)
+    thread_ts: str | None = Field(default=None, max_length=32)
+    status: str = Field(default="running", max_length=16, index=True)
+    attempts: int = 1
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
 class Dataset(SQLModel, table=True):
     """A training file the team shared; the bot keeps its own content-addressed copy."""
 

@@ -26,6 +26,7 @@ from storage.models import (
     Dataset,
     Evaluation,
     EvaluationAnswer,
+    FileIntake,
     GoldenAnswer,
     GoldenSet,
     HomeViewer,
@@ -35,6 +36,11 @@ from storage.models import (
     Team,
     TrainingJob,
 )
+
+# The tables whose rows are worked on under a lease (owner, expiry), so that one replica works on each.
+Leased = type[TrainingJob] | type[FileIntake] | type[GoldenSet] | type[Evaluation]
+# At most this many unfinished recordings or evaluations are resumed by one tick.
+ORPHANS = 100
 
 
 async def ensure_team(session: AsyncSession, *, team_id: str, name: str = "") -> Team:
@@ -196,30 +202,12 @@ async def list_audit_entries(session: AsyncSession, *, team_id: str, limit: int 
 async def claim_due_jobs(
     session: AsyncSession, *, owner: str, now: datetime, lease: timedelta, statuses: tuple[str, ...], limit: int
 ) -> list[int]:
-    """Lease up to ``limit`` due jobs to ``owner``; replicas sharing a database never get the same job.
-
-    PostgreSQL skips rows another replica has locked (FOR UPDATE SKIP LOCKED); SQLite serialises
-    writers, so the same UPDATE is atomic there. An expired lease is free to take.
-    """
-    due = (
-        select(TrainingJob.id)
-        .where(
-            col(TrainingJob.status).in_(statuses),
-            col(TrainingJob.next_poll_at) <= now,
-            (col(TrainingJob.lease_expires_at).is_(None)) | (col(TrainingJob.lease_expires_at) < now),
-        )
-        .order_by(col(TrainingJob.next_poll_at))
-        .limit(limit)
+    """Lease up to ``limit`` due jobs to ``owner``, most overdue first; replicas sharing a database never get
+    the same job, and an expired lease is free to take."""
+    due = col(TrainingJob.status).in_(statuses) & (col(TrainingJob.next_poll_at) <= now)
+    return await _claim_expired(
+        session, TrainingJob, due, owner=owner, now=now, lease=lease, limit=limit, order=col(TrainingJob.next_poll_at)
     )
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    statement = (
-        update(TrainingJob)
-        .where(col(TrainingJob.id).in_(due.scalar_subquery()))
-        .values(lease_owner=owner, lease_expires_at=now + lease)
-        .returning(col(TrainingJob.id))
-    )
-    return [int(row) for row in (await session.exec(statement)).scalars()]
 
 
 async def release_job(session: AsyncSession, *, job_id: int, owner: str, next_poll_at: datetime | None) -> bool:
@@ -239,36 +227,95 @@ async def claim_stalled_starts(
 
     The launcher holds the lease from the moment the row is written, and its replica's ticks renew it.
     """
-    stalled = (
-        select(TrainingJob.id)
-        .where(
-            col(TrainingJob.status) == status,
-            (col(TrainingJob.lease_expires_at).is_(None)) | (col(TrainingJob.lease_expires_at) < now),
-        )
-        .order_by(col(TrainingJob.id))
-        .limit(limit)
+    return await _claim_expired(
+        session, TrainingJob, col(TrainingJob.status) == status, owner=owner, now=now, lease=lease, limit=limit
+    )
+
+
+async def claim_stalled_intakes(
+    session: AsyncSession, *, owner: str, now: datetime, lease: timedelta, status: str, limit: int
+) -> list[int]:
+    """Lease intakes still in ``status`` (running) whose replica's lease ran out, counting the new attempt."""
+    return await _claim_expired(
+        session,
+        FileIntake,
+        col(FileIntake.status) == status,
+        owner=owner,
+        now=now,
+        lease=lease,
+        limit=limit,
+        attempts=col(FileIntake.attempts) + 1,
+        updated_at=now,
+    )
+
+
+async def _claim_expired(
+    session: AsyncSession,
+    model: Leased,
+    condition: Any,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    order: Any = None,
+    **changes: Any,
+) -> list[int]:
+    """Lease up to ``limit`` rows matching ``condition`` whose lease is free or expired, in ``order`` (else by id).
+
+    PostgreSQL skips rows another replica has locked (FOR UPDATE SKIP LOCKED); SQLite serialises
+    writers, so the same UPDATE is atomic there.
+    """
+    expired = (col(model.lease_expires_at).is_(None)) | (col(model.lease_expires_at) < now)
+    free = (
+        select(model.id).where(condition, expired).order_by(order if order is not None else col(model.id)).limit(limit)
     )
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        stalled = stalled.with_for_update(skip_locked=True)
+        free = free.with_for_update(skip_locked=True)
     statement = (
-        update(TrainingJob)
-        .where(col(TrainingJob.id).in_(stalled.scalar_subquery()))
-        .values(lease_owner=owner, lease_expires_at=now + lease)
-        .returning(col(TrainingJob.id))
+        update(model)
+        .where(col(model.id).in_(free.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_at=now + lease, **changes)
+        .returning(col(model.id))
     )
     return [int(row) for row in (await session.exec(statement)).scalars()]
 
 
-async def renew_job_leases(session: AsyncSession, *, owner: str, job_ids: Sequence[int], expires_at: datetime) -> int:
-    """Extend ``owner``'s leases on these jobs (work on them is still running in this replica)."""
-    if not job_ids:
+async def renew_leases(
+    session: AsyncSession,
+    model: Leased,
+    *,
+    owner: str,
+    ids: Sequence[int],
+    expires_at: datetime,
+) -> int:
+    """Extend ``owner``'s leases on these rows (work on them is still running in this replica)."""
+    if not ids:
         return 0
     statement = (
-        update(TrainingJob)
-        .where(col(TrainingJob.id).in_(list(job_ids)), col(TrainingJob.lease_owner) == owner)
+        update(model)
+        .where(col(model.id).in_(list(ids)), col(model.lease_owner) == owner)
         .values(lease_expires_at=expires_at)
     )
     return int((await session.exec(statement)).rowcount)
+
+
+async def add_file_intake(session: AsyncSession, *, intake: FileIntake) -> bool:
+    """Claim one share of a file for intake; False when another delivery or replica has it already."""
+    try:
+        async with session.begin_nested():
+            session.add(intake)
+    except IntegrityError:
+        return False
+    return True
+
+
+async def finish_file_intake(session: AsyncSession, *, intake_id: int, status: str, now: datetime) -> None:
+    await session.exec(
+        update(FileIntake)
+        .where(col(FileIntake.id) == intake_id)
+        .values(status=status, lease_owner=None, lease_expires_at=None, updated_at=now)
+    )
 
 
 async def mark_job_due(session: AsyncSession, *, provider: str, provider_job_id: str, now: datetime) -> bool:
@@ -480,23 +527,11 @@ async def list_golden_answers(session: AsyncSession, *, golden_set_id: int) -> l
     return list((await session.exec(statement)).all())
 
 
-async def _lease_orphans(
-    session: AsyncSession, table: type[GoldenSet] | type[Evaluation], *, owner: str, now: datetime, lease: timedelta
-) -> list[int]:
-    """Lease the running rows nobody is running (after a restart, their lease has expired)."""
-    free = (col(table.lease_expires_at).is_(None)) | (col(table.lease_expires_at) < now)
-    statement = (
-        update(table)
-        .where(col(table.status) == "running", free)
-        .values(lease_owner=owner, lease_expires_at=now + lease)
-        .returning(col(table.id))
-    )
-    return [int(row) for row in (await session.exec(statement)).scalars()]
-
-
 async def claim_golden_sets(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta) -> list[int]:
     """Lease unfinished recordings nobody is running."""
-    return await _lease_orphans(session, GoldenSet, owner=owner, now=now, lease=lease)
+    return await _claim_expired(
+        session, GoldenSet, col(GoldenSet.status) == "running", owner=owner, now=now, lease=lease, limit=ORPHANS
+    )
 
 
 async def latest_golden_set(session: AsyncSession, *, team_id: str, model: str) -> GoldenSet | None:
@@ -550,16 +585,9 @@ async def list_evaluation_answers(session: AsyncSession, *, evaluation_id: int) 
 
 async def claim_evaluations(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta) -> list[int]:
     """Lease running evaluations nobody is running."""
-    return await _lease_orphans(session, Evaluation, owner=owner, now=now, lease=lease)
-
-
-async def renew_evaluation_lease(session: AsyncSession, *, evaluation_id: int, owner: str, until: datetime) -> None:
-    statement = (
-        update(Evaluation)
-        .where(col(Evaluation.id) == evaluation_id, col(Evaluation.lease_owner) == owner)
-        .values(lease_expires_at=until)
+    return await _claim_expired(
+        session, Evaluation, col(Evaluation.status) == "running", owner=owner, now=now, lease=lease, limit=ORPHANS
     )
-    await session.exec(statement)
 
 
 async def recent_evaluations(session: AsyncSession, *, team_id: str, limit: int = 50) -> list[Evaluation]:
@@ -693,7 +721,8 @@ async def latest_job_for_dataset(session: AsyncSession, *, team_id: str, dataset
 async def release_leases(session: AsyncSession, *, owner: str) -> int:
     """A replica shutting down frees what it held, so others take over now rather than at expiry."""
     released = 0
-    for table in (TrainingJob, GoldenSet, Evaluation):
+    tables: tuple[Leased, ...] = (TrainingJob, FileIntake, GoldenSet, Evaluation)
+    for table in tables:
         statement = update(table).where(col(table.lease_owner) == owner).values(lease_owner=None, lease_expires_at=None)
         released += int((await session.exec(statement)).rowcount or 0)
     return released

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+from sqlmodel import select
+
+from bot import intake
+from bot.clock import FrozenClock
+from bot.services import Services
 from sandbox.slack_server import Message
 from storage import repositories
+from storage.models import FileIntake
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 
 
@@ -125,3 +132,37 @@ async def test_details_button_shows_every_listed_line_to_the_clicker(http_bot: B
     [details] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(BOB))
     assert "double-encoded" in str(details.blocks)
     assert http_bot.workspace.ephemerals_for(ALICE) == []
+
+
+async def test_an_intake_interrupted_three_times_is_given_up_in_its_thread(
+    http_bot: BotUnderTest, clock: FrozenClock, shared_data: Path
+) -> None:
+    """Each restart resumes a share whose intake died (and a shutdown frees it at once); the fourth time
+    the bot stops trying and says so in the file's thread, with ❌ instead of 👀."""
+    workspace = http_bot.workspace
+    held = workspace.hold("files.download")
+    _, shared = await http_bot.driver.upload(
+        ALICE, GENERAL, "gsm8k.jsonl", (shared_data / "gsm8k_chat_validation.jsonl").read_bytes()
+    )
+    await asyncio.wait_for(held.reached.wait(), timeout=10)
+    await http_bot.running.stop()
+    await http_bot.services.aclose()  # the first process stops while downloading
+    held.released.set()
+    for attempt in (2, 3, 4):
+        held = workspace.hold("files.download")
+        replica = Services.create(http_bot.services.settings, clock=clock)
+        try:
+            assert await intake.resume_interrupted_intakes(replica, owner=replica.owner) == 1
+            if attempt <= intake.MAX_INTAKE_ATTEMPTS:
+                await asyncio.wait_for(held.reached.wait(), timeout=10)
+            else:
+                assert await replica.drain(timeout=10) == 0
+        finally:
+            await replica.aclose()
+            held.released.set()
+    [answer] = workspace.replies_of(GENERAL, shared.ts)
+    assert "interrupted 3 times" in answer.text and "share it again" in answer.text
+    assert set(shared.reactions) == {"x"}
+    async with http_bot.services.db.session() as session:
+        [row] = (await session.exec(select(FileIntake))).all()
+    assert (row.status, row.attempts) == (intake.IntakeStatus.GIVEN_UP, 4)

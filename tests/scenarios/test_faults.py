@@ -317,6 +317,42 @@ async def test_a_bot_killed_while_starting_a_job_settles_it_after_a_restart(
     print(f"\n{endpoint} held, bot killed: the restart settled the job as {job.status}")
 
 
+async def test_a_bot_killed_mid_download_resumes_the_intake_after_a_restart(
+    tmp_path: Path,
+    slack: SlackEmulator,
+    openai_emulator: OpenAIEmulator,
+    http_session: aiohttp.ClientSession,
+    shared_data: Path,
+) -> None:
+    """kill -9 with half of a shared file received: after the restart a tick resumes the intake, so the file
+    gets its one report and loses its 👀, instead of keeping 👀 for ever with no answer."""
+    url, data_dir = await shared_database(tmp_path), tmp_path / "data"
+    workspace = slack.workspace
+    victim = await start_replica(slack, openai_emulator, url, data_dir, http_session)
+    downloading = workspace.hold("files.download")
+    try:
+        content = (shared_data / "gsm8k_chat_validation.jsonl").read_bytes()
+        _, shared = await victim.driver.upload(ALICE, GENERAL, "gsm8k.jsonl", content)
+        await asyncio.wait_for(downloading.reached.wait(), timeout=60)
+    finally:
+        await victim.kill()
+    downloading.released.set()
+    assert "eyes" in shared.reactions and thread_of(workspace, shared) == []
+
+    restarted, _ = await restarted_bot(tmp_path, slack, openai_emulator, url, data_dir)
+    try:
+        await ticks.tick(restarted, owner=restarted.owner)
+        assert await restarted.drain(timeout=60) == 0
+        await ticks.tick(restarted, owner=restarted.owner)  # nothing left to resume
+        assert await restarted.drain(timeout=60) == 0
+    finally:
+        await restarted.aclose()
+    [report] = thread_of(workspace, shared)
+    assert report.blocks and report.blocks[0]["type"] == "header" and "gsm8k.jsonl" in report.text
+    assert set(shared.reactions) == {"white_check_mark"}, shared.reactions
+    print(f"\nkilled mid-download; the restart answered with one report and {set(shared.reactions)}")
+
+
 async def test_a_replica_killed_mid_tick_loses_and_doubles_nothing(
     tmp_path: Path, slack: SlackEmulator, openai_emulator: OpenAIEmulator
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -312,9 +313,10 @@ async def test_a_start_is_settled_only_once_its_launchers_lease_runs_out(db: Dat
     clock.advance(timedelta(minutes=4))
     async with db.session() as session, session.begin():
         renewed = clock.now() + lease
-        assert await repositories.renew_job_leases(session, owner="launcher", job_ids=[job_id], expires_at=renewed)
-        assert not await repositories.renew_job_leases(session, owner="other", job_ids=[job_id], expires_at=renewed)
-        assert await repositories.renew_job_leases(session, owner="launcher", job_ids=[], expires_at=renewed) == 0
+        renew = functools.partial(repositories.renew_leases, session, TrainingJob, expires_at=renewed)
+        assert await renew(owner="launcher", ids=[job_id])
+        assert not await renew(owner="other", ids=[job_id])
+        assert await renew(owner="launcher", ids=[]) == 0
     clock.advance(timedelta(minutes=4))
     assert await stalled("other") == [], "renewed in time"
     clock.advance(timedelta(minutes=2))
@@ -324,6 +326,48 @@ async def test_a_start_is_settled_only_once_its_launchers_lease_runs_out(db: Dat
     assert await stalled("third") == [job_id], "a settler that vanished is replaced too"
     running = await _one_job(db, clock, request_id="r2", provider_job_id="ftjob-2")
     assert running not in await stalled("fourth"), "only starts are settled"
+
+
+async def test_a_share_is_taken_in_once_and_resumed_when_its_replica_is_gone(db: Database, clock: FrozenClock) -> None:
+    from storage.models import FileIntake
+
+    lease = timedelta(minutes=5)
+
+    def share(owner: str) -> FileIntake:
+        return FileIntake(
+            team_id="T1",
+            channel_id="C1",
+            file_id="F1",
+            user_id="U1",
+            message_ts="1.1",
+            lease_owner=owner,
+            lease_expires_at=clock.now() + lease,
+        )
+
+    async with db.session() as session, session.begin():
+        first = share("a")
+        assert await repositories.add_file_intake(session, intake=first)
+        assert not await repositories.add_file_intake(session, intake=share("b")), "one intake per share"
+    assert first.id is not None
+
+    async def stalled(owner: str) -> list[int]:
+        async with db.session() as session, session.begin():
+            return await repositories.claim_stalled_intakes(
+                session, owner=owner, now=clock.now(), lease=lease, status="running", limit=10
+            )
+
+    assert await stalled("b") == []
+    clock.advance(timedelta(minutes=6))
+    assert await stalled("b") == [first.id]
+    async with db.session() as session, session.begin():
+        assert await repositories.release_leases(session, owner="b") == 1, "a shutdown frees it at once"
+    assert await stalled("c") == [first.id]
+    async with db.session() as session, session.begin():
+        await repositories.finish_file_intake(session, intake_id=first.id, status="done", now=clock.now())
+        row = await session.get(FileIntake, first.id)
+        assert row is not None and (row.attempts, row.status, row.lease_owner) == (3, "done", None)
+    clock.advance(timedelta(minutes=6))
+    assert await stalled("d") == [], "a finished intake is never resumed"
 
 
 async def test_events_and_notifications_are_recorded_once(db: Database, clock: FrozenClock) -> None:
@@ -520,7 +564,9 @@ async def test_evaluations_move_once_store_each_answer_once_and_lease(db: Databa
         assert await repositories.claim_evaluations(session, owner="b", now=clock.now(), lease=lease) == []
         later = clock.now() + timedelta(minutes=6)
         assert await repositories.claim_evaluations(session, owner="b", now=later, lease=lease) == [evaluation.id]
-        await repositories.renew_evaluation_lease(session, evaluation_id=evaluation.id, owner="a", until=later + lease)
+        assert not await repositories.renew_leases(
+            session, Evaluation, owner="a", ids=[evaluation.id], expires_at=later + lease
+        )
         listed = await repositories.recent_evaluations(session, team_id="T1")
         assert [e.id for e in listed] == [evaluation.id]
     async with db.session() as session:
