@@ -156,7 +156,14 @@ async def _serve(settings: Settings) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        running = await start_bot(services)
+        try:
+            running = await start_bot(services)
+        except BaseException:
+            from storage.db import let_sqlite_threads_finish
+
+            await services.db.dispose()
+            await let_sqlite_threads_finish()
+            raise
         try:
             await stop.wait()
             logging.getLogger("bot").info("shutting down: no new work; waiting for in-flight work")

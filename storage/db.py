@@ -7,6 +7,8 @@ listeners can read while one of them writes. PostgreSQL is reached through async
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +136,19 @@ def run_migrations(database_url: str) -> tuple[str | None, str | None]:
             return await database.migrate()
         finally:
             await database.dispose()
+            await let_sqlite_threads_finish()
 
     return asyncio.run(_run())
+
+
+async def let_sqlite_threads_finish(timeout: float = 2.0) -> None:
+    """Before a command gives up on its database: aiosqlite hands a failed connection's last answer back
+    from its own thread, and if the event loop has closed by then, that thread dies with a traceback on
+    stderr after the command's one line. Waiting for those threads here keeps the line alone."""
+    deadline = time.monotonic() + timeout
+    for worker in threading.enumerate():
+        if worker.name.endswith("(_connection_worker_thread)"):
+            await asyncio.to_thread(worker.join, max(0.0, deadline - time.monotonic()))
 
 
 # What a database outage raises (the server down or restarting, a connection dropped).

@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,39 @@ def test_a_database_that_cannot_be_used_is_one_line_and_exit_2(tmp_path: Path, u
     lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
     assert len(lines) == 1 and lines[0].startswith("finetune-bot: cannot use the database"), result.stderr
     assert "Traceback" not in result.stderr and "secret" not in result.stderr
+
+
+@pytest.fixture(params=["under-a-file", "read-only"])
+def unwritable_data_folder(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A data folder the default SQLite database cannot live in: below a regular file, or read-only."""
+    if request.param == "under-a-file":
+        (tmp_path / "plain-file").write_text("")
+        yield tmp_path / "plain-file" / "data"
+        return
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    # root writes through permissions: a read-only file system is the only way to refuse it
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot make a read-only folder as root here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("command", ["migrate", "run"])
+def test_a_data_folder_sqlite_cannot_use_is_one_line_and_exit_2(
+    tmp_path: Path, unwritable_data_folder: Path, command: str
+) -> None:
+    env = {"FINETUNE_DATA_DIR": str(unwritable_data_folder), "FINETUNE_PROVIDER": "sandbox", "LOG_FORMAT": "json"}
+    if command == "run":
+        env |= {"SLACK_BOT_TOKEN": "xoxb-1-unused", "SLACK_SIGNING_SECRET": "unused"}
+    result = finetune_bot(command, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1 and lines[0].startswith("finetune-bot: cannot use the database"), result.stderr
+    assert "data folder" in lines[0] and "Traceback" not in result.stderr
