@@ -70,7 +70,9 @@ async def _deliver(services: Services, notification: Notification) -> int:
     assert notification.id is not None
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
-        attempt = await repositories.claim_notification(session, notification_id=notification.id, now=now, lease=CLAIM)
+        attempt = await repositories.claim_notification(
+            session, notification_id=notification.id, owner=services.owner, now=now, lease=CLAIM
+        )
     if attempt is None:
         return 0  # another replica has it
     workspaces.serve(notification.team_id)

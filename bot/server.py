@@ -63,7 +63,7 @@ class RunningBot:
         unfinished = await services.drain(timeout=services.settings.shutdown_grace_seconds)
         await services.cancel_background()
         async with services.db.session() as session, session.begin():
-            released = await repositories.release_leases(session, owner=services.owner)
+            released = await repositories.release_leases(session, owner=services.owner, now=services.clock.now())
         logger.info(
             "stopped: in-flight work finished (%d cut off after %.0f s); %d lease(s) released",
             unfinished,

@@ -99,9 +99,14 @@ class Services:
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` after the current request has been answered; the bot stops it cleanly on shutdown."""
+        self.track(work)
+
+    def track(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` as the bot's own work: a shutdown gives it the grace period, then cuts it off."""
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
+        return task
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

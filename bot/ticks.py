@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from bot import evaluation, following, golden, intake, notifier, team_views, training
@@ -79,16 +80,18 @@ async def tick(services: Services, *, owner: str) -> None:
 
 
 async def _tick(services: Services, *, owner: str) -> None:
-    for part, work in (
-        ("settling stalled starts", training.resolve_stalled_starts(services, owner=owner)),
-        ("resuming interrupted intakes", intake.resume_interrupted_intakes(services, owner=owner)),
-        ("polling jobs", poll_due_jobs(services, owner=owner)),
-        ("resuming golden sets", golden.resume_recordings(services)),
-        ("resuming evaluations", evaluation.resume_evaluations(services)),
-        ("queueing retirement reminders", team_views.queue_reminders(services)),
-    ):
+    # Each part is started only when its turn comes, so a tick cut off by a shutdown leaves none half-made.
+    parts: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
+        ("settling stalled starts", lambda: training.resolve_stalled_starts(services, owner=owner)),
+        ("resuming interrupted intakes", lambda: intake.resume_interrupted_intakes(services, owner=owner)),
+        ("polling jobs", lambda: poll_due_jobs(services, owner=owner)),
+        ("resuming golden sets", lambda: golden.resume_recordings(services)),
+        ("resuming evaluations", lambda: evaluation.resume_evaluations(services)),
+        ("queueing retirement reminders", lambda: team_views.queue_reminders(services)),
+    )
+    for part, work in parts:
         try:
-            await work
+            await work()
         except Exception:
             logger.exception("%s failed", part)
     try:

@@ -170,6 +170,8 @@ class Notification(SQLModel, table=True):
     attempts: int = 0
     # While a replica is posting it: until then nobody else may. While pending: not retried before then.
     claimed_until: datetime | None = None
+    # The replica posting it, so that a shutdown can hand it back at once.
+    claimed_by: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utc_now)
     sent_at: datetime | None = None
 

@@ -383,13 +383,13 @@ async def pending_notifications(session: AsyncSession, *, now: datetime, limit: 
 
 
 async def claim_notification(
-    session: AsyncSession, *, notification_id: int, now: datetime, lease: timedelta
+    session: AsyncSession, *, notification_id: int, owner: str, now: datetime, lease: timedelta
 ) -> int | None:
     """Take a notification for posting; returns its attempt number, or None if someone else has it."""
     statement = (
         update(Notification)
         .where(col(Notification.id) == notification_id, _deliverable(now))
-        .values(status="sending", claimed_until=now + lease, attempts=Notification.attempts + 1)
+        .values(status="sending", claimed_until=now + lease, claimed_by=owner, attempts=Notification.attempts + 1)
         .returning(col(Notification.attempts))
     )
     row = (await session.exec(statement)).first()
@@ -718,13 +718,22 @@ async def latest_job_for_dataset(session: AsyncSession, *, team_id: str, dataset
 # --- operations ------------------------------------------------------------------------------------
 
 
-async def release_leases(session: AsyncSession, *, owner: str) -> int:
-    """A replica shutting down frees what it held, so others take over now rather than at expiry."""
+async def release_leases(session: AsyncSession, *, owner: str, now: datetime) -> int:
+    """A replica shutting down frees what it held, so others take over now rather than at expiry.
+
+    A notification it was posting becomes deliverable at once; whoever takes it looks in Slack first,
+    since the cut-off post may have gone through."""
     released = 0
     tables: tuple[Leased, ...] = (TrainingJob, FileIntake, GoldenSet, Evaluation)
     for table in tables:
         statement = update(table).where(col(table.lease_owner) == owner).values(lease_owner=None, lease_expires_at=None)
         released += int((await session.exec(statement)).rowcount or 0)
+    posting = (
+        update(Notification)
+        .where(col(Notification.status) == "sending", col(Notification.claimed_by) == owner)
+        .values(claimed_until=now - timedelta(microseconds=1), claimed_by=None)
+    )
+    released += int((await session.exec(posting)).rowcount or 0)
     return released
 
 

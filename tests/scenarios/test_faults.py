@@ -7,8 +7,10 @@ database (PostgreSQL when TEST_DATABASE_URL is set, else one SQLite file). Each 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import signal
 import socket
 import sys
 import time
@@ -169,6 +171,7 @@ async def run_replica(
     *,
     port: int | None = None,
     stderr: int = asyncio.subprocess.DEVNULL,
+    **settings: str,
 ) -> asyncio.subprocess.Process:
     """`finetune-bot run` as its own process, in HTTP mode, ticking every second on the wall clock."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FINETUNE_"))}
@@ -183,6 +186,7 @@ async def run_replica(
         FINETUNE_DATA_DIR=str(data_dir),
         DATABASE_URL=database_url,
         PORT=str(port or free_port()),
+        **settings,
     )
     return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "run", env=environment, stderr=stderr)
 
@@ -194,7 +198,19 @@ class Replica:
     process: asyncio.subprocess.Process
     driver: SlackDriver
     log: list[str]
+    logged: asyncio.Condition
     _reader: asyncio.Task[None]
+
+    async def wait_for_line(self, text: str, *, timeout: float = 30) -> str:
+        """The first line of its log that contains ``text``, once it is written."""
+
+        async def line() -> str:
+            async with self.logged:
+                while not (found := next((line for line in self.log if text in line), None)):
+                    await self.logged.wait()
+                return found
+
+        return await asyncio.wait_for(line(), timeout)
 
     async def kill(self) -> None:
         if self.process.returncode is None:
@@ -209,31 +225,32 @@ async def start_replica(
     database_url: str,
     data_dir: Path,
     http_session: aiohttp.ClientSession,
+    **settings: str,
 ) -> Replica:
     """Start `finetune-bot run` and return once it says it listens (its log is read, never polled)."""
     port = free_port()
     process = await run_replica(
-        slack, openai_emulator, database_url, data_dir, port=port, stderr=asyncio.subprocess.PIPE
+        slack, openai_emulator, database_url, data_dir, port=port, stderr=asyncio.subprocess.PIPE, **settings
     )
     assert process.stderr is not None
     stream = process.stderr
     log: list[str] = []
-    listening = asyncio.Event()
+    logged = asyncio.Condition()
 
     async def read() -> None:  # keeps the pipe drained for the process's whole life
         while line := await stream.readline():
-            log.append(line.decode())
-            if "listening for Slack" in log[-1]:
-                listening.set()
+            async with logged:
+                log.append(line.decode())
+                logged.notify_all()
 
-    reader = asyncio.create_task(read())
-    try:
-        await asyncio.wait_for(listening.wait(), timeout=60)
-    except TimeoutError:
-        process.kill()
-        raise AssertionError(f"the bot did not start: {log}") from None
     driver = SlackDriver(slack, http_session, bot_url=f"http://127.0.0.1:{port}/slack/events")
-    return Replica(process, driver, log, reader)
+    replica = Replica(process, driver, log, logged, asyncio.create_task(read()))
+    try:
+        await replica.wait_for_line("listening for Slack", timeout=60)
+    except TimeoutError:
+        await replica.kill()
+        raise AssertionError(f"the bot did not start: {log}") from None
+    return replica
 
 
 async def restarted_bot(
@@ -387,6 +404,63 @@ async def test_a_replica_killed_mid_tick_loses_and_doubles_nothing(
     assert_every_milestone_posted_once(slack.workspace, threads)
     await survivor.aclose()
     print(f"\nkilled mid-tick with {dict(caught)} notifications; the survivor posted each of {JOBS} jobs' once")
+
+
+@pytest.mark.parametrize("finishes_in_time", [True, False], ids=["within-the-grace-period", "cut-off"])
+async def test_sigterm_mid_tick_lets_the_tick_finish_or_frees_what_it_cut_off(
+    tmp_path: Path,
+    slack: SlackEmulator,
+    openai_emulator: OpenAIEmulator,
+    http_session: aiohttp.ClientSession,
+    finishes_in_time: bool,
+) -> None:
+    """SIGTERM while a tick posts: the tick gets the grace period like any in-flight work. If it finishes,
+    nothing is cut off; if not, the post it was making is handed back at once (not in two minutes), the
+    leases it held are freed, and the goodbye line counts both truthfully."""
+    url = await shared_database(tmp_path)
+    clock = FrozenClock(datetime.now(UTC))
+    survivor = Services.create(
+        bot_settings(tmp_path, slack, openai_emulator, socket_mode=False, database_url=url), clock=clock
+    )
+    await survivor.db.migrate()
+    threads = await seed_jobs(survivor, slack.workspace, openai_emulator, clock, JOBS)
+    openai_emulator.state.clock.advance(30)  # the jobs are queued now: the first tick has news to post
+    posting = slack.workspace.hold("chat.postMessage", after=2)
+    grace = "20" if finishes_in_time else "1"
+    victim = await start_replica(
+        slack, openai_emulator, url, tmp_path / "victim", http_session, SHUTDOWN_GRACE_SECONDS=grace
+    )
+    try:
+        await asyncio.wait_for(posting.reached.wait(), timeout=90)
+        victim.process.send_signal(signal.SIGTERM)
+        await victim.wait_for_line("shutting down")
+        if finishes_in_time:
+            posting.released.set()
+        goodbye = json.loads(await victim.wait_for_line("stopped: in-flight work finished"))["message"]
+        assert await asyncio.wait_for(victim.process.wait(), timeout=30) == 0
+    finally:
+        await victim.kill()
+    posting.released.set()
+    log = "".join(victim.log)
+    assert "Traceback" not in log and "CancelledError" not in log, log
+    async with survivor.db.session() as session:
+        sending = (await session.exec(select(Notification).where(Notification.status == "sending"))).all()
+        leased = (await session.exec(select(TrainingJob).where(col(TrainingJob.lease_owner).is_not(None)))).all()
+    assert leased == [], "every job lease the victim held is free"
+    if finishes_in_time:
+        assert "(0 cut off after 20 s)" in goodbye, goodbye
+        assert sending == []
+    else:
+        assert "(1 cut off after 1 s)" in goodbye, goodbye
+        [handed_back] = sending
+        assert handed_back.claimed_by is None and handed_back.claimed_until is not None
+        assert handed_back.claimed_until < datetime.now(UTC), "deliverable at once, not in two minutes"
+        released = int(goodbye.rsplit("; ", 1)[1].split()[0])
+        assert released >= 1, goodbye
+    await follow_to_the_end([survivor], clock, openai_emulator, jobs=JOBS)
+    assert_every_milestone_posted_once(slack.workspace, threads)
+    await survivor.aclose()
+    print(f"\nSIGTERM mid-tick: {goodbye}")
 
 
 def cluster_version() -> str:

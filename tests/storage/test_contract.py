@@ -360,7 +360,7 @@ async def test_a_share_is_taken_in_once_and_resumed_when_its_replica_is_gone(db:
     clock.advance(timedelta(minutes=6))
     assert await stalled("b") == [first.id]
     async with db.session() as session, session.begin():
-        assert await repositories.release_leases(session, owner="b") == 1, "a shutdown frees it at once"
+        assert await repositories.release_leases(session, owner="b", now=clock.now()) == 1, "a shutdown frees it"
     assert await stalled("c") == [first.id]
     async with db.session() as session, session.begin():
         await repositories.finish_file_intake(session, intake_id=first.id, status="done", now=clock.now())
@@ -407,19 +407,35 @@ async def test_events_and_notifications_are_recorded_once(db: Database, clock: F
         assert pending.id is not None
         lease = timedelta(minutes=2)
         assert (
-            await repositories.claim_notification(session, notification_id=pending.id, now=clock.now(), lease=lease)
+            await repositories.claim_notification(
+                session, notification_id=pending.id, owner="a", now=clock.now(), lease=lease
+            )
             == 1
         )
         assert (
-            await repositories.claim_notification(session, notification_id=pending.id, now=clock.now(), lease=lease)
+            await repositories.claim_notification(
+                session, notification_id=pending.id, owner="b", now=clock.now(), lease=lease
+            )
             is None
+        )
+    async with db.session() as session, session.begin():
+        assert await repositories.release_leases(session, owner="b", now=clock.now()) == 0, "not b's"
+        assert await repositories.release_leases(session, owner="a", now=clock.now()) == 1, "a shut down"
+        assert [n.id for n in await repositories.pending_notifications(session, now=clock.now())] == [pending.id]
+        assert (
+            await repositories.claim_notification(
+                session, notification_id=pending.id, owner="b", now=clock.now(), lease=lease
+            )
+            == 2
         )
     clock.advance(timedelta(minutes=3))
     async with db.session() as session, session.begin():
         assert [n.id for n in await repositories.pending_notifications(session, now=clock.now())] == [pending.id]
         assert (
-            await repositories.claim_notification(session, notification_id=pending.id, now=clock.now(), lease=lease)
-            == 2
+            await repositories.claim_notification(
+                session, notification_id=pending.id, owner="c", now=clock.now(), lease=lease
+            )
+            == 3
         )
         retry_at = clock.now() + timedelta(minutes=1)
         await repositories.finish_notification(
@@ -430,9 +446,9 @@ async def test_events_and_notifications_are_recorded_once(db: Database, clock: F
         assert [n.id for n in await repositories.pending_notifications(session, now=retry_at + lease)] == [pending.id]
         assert (
             await repositories.claim_notification(
-                session, notification_id=pending.id, now=retry_at + lease, lease=lease
+                session, notification_id=pending.id, owner="c", now=retry_at + lease, lease=lease
             )
-            == 3
+            == 4
         )
         await repositories.finish_notification(
             session, notification_id=pending.id, status="sent", now=clock.now(), slack_ts="9.9"

@@ -1,4 +1,4 @@
-"""file intakes: one row per share being taken in, resumable after a crash
+"""file intakes: one row per share being taken in, resumable after a crash; who posts a notification
 
 Revision ID: 0010
 Revises: 0009
@@ -38,9 +38,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("file_intake", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_file_intake_status"), ["status"], unique=False)
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.drop_column("claimed_by")
     with op.batch_alter_table("file_intake", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_file_intake_status"))
     op.drop_table("file_intake")
