@@ -1,4 +1,6 @@
-# syntax=docker/dockerfile:1
+# No "# syntax=" line: it would make BuildKit pull a frontend image, which offline and mirror-only
+# builds cannot do; the builder's own Dockerfile frontend reads everything used here.
+#
 # Build stage: resolve nothing, install exactly what uv.lock pins into /app/.venv.
 FROM python:3.11-slim AS build
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
@@ -6,18 +8,21 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
-COPY pyproject.toml uv.lock README.md ./
+# The dependency layer depends on the lock file alone: editing the code or README.md reuses it.
+COPY pyproject.toml uv.lock ./
 RUN uv sync --locked --no-dev --no-install-project
+COPY README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY storage ./storage
 COPY sandbox ./sandbox
 RUN uv sync --locked --no-dev --no-editable
 
-# Runtime stage: the virtual environment and nothing else, run as an unprivileged user.
+# Runtime stage: the virtual environment and nothing else, run as an unprivileged user who can write
+# only /data (the environment stays root's, so the bot cannot change its own code).
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 finetune && mkdir -p /data && chown finetune /data
-COPY --from=build --chown=finetune /app/.venv /app/.venv
+COPY --from=build /app/.venv /app/.venv
 ENV PATH="/app/.venv/bin:$PATH" FINETUNE_DATA_DIR=/data PORT=3000 PYTHONUNBUFFERED=1
 USER finetune
 WORKDIR /data
