@@ -681,7 +681,9 @@ async def open_form(services: Services, *, team_id: str, trigger_id: str, job_id
     async with services.db.session() as session:
         job = await repositories.get_job(session, team_id=team_id, job_id=job_id)
         datasets = await repositories.list_datasets(session, team_id=team_id, limit=100)
-    if job is None or not job.fine_tuned_model:
+    if job is None:
+        raise UserFacingError(f"Job #{job_id} is gone from the bot's records.")
+    if not job.fine_tuned_model:
         raise UserFacingError("That job has no model to evaluate.")
     # Validity is about training (ten examples at least); a small held-out set is fine to evaluate on.
     choices = [d for d in datasets if d.format in ("chat", "preference")]

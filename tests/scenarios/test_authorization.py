@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+from bot.clock import FrozenClock
+from sandbox.driver import SlackDriver
+from sandbox.slack_server import Ephemeral, SlackEmulator, SlackWorkspace
 from tests.conftest import ALICE, BOB, GENERAL
+from tests.scenarios.test_chat import marv_file, trained
 from tests.scenarios.test_training import job_rows, open_modal, shared_report
+from tests.scenarios.test_workspaces import CAROL, installed_in_two_workspaces
 
 
 async def test_only_the_owner_or_an_admin_publishes_the_next_version(bot_factory: Any, shared_data: Path) -> None:
@@ -56,3 +62,61 @@ async def test_an_approval_checks_the_requesters_rights_again(bot_factory: Any, 
     assert "no longer one of the team's trainers" in refusal.text
     [job] = await job_rows(bot)
     assert job.status == "awaiting_approval"
+
+
+async def refusals_to_carol(workspace: SlackWorkspace, count: int) -> list[Ephemeral]:
+    """Carol's ephemeral answers, once there are ``count`` of them."""
+
+    def shown() -> list[Ephemeral] | None:
+        answers = workspace.ephemerals_for(CAROL)
+        return answers if len(answers) >= count else None
+
+    found: list[Ephemeral] = await workspace.wait_for(shown)
+    return found
+
+
+async def test_a_second_workspace_reaches_nothing_of_the_first_teams(
+    bot_factory: Any, slack: SlackEmulator, clock: FrozenClock, tmp_path: Path
+) -> None:
+    """One bot installed by two teams: Carol, in the second workspace, names the first team's model, job
+    and dataset in every command that takes one, and clicks its buttons. Each answer is a refusal that
+    reveals nothing, only to her; nothing is posted anywhere and the first team's job is untouched."""
+    bot, other, _ = await installed_in_two_workspaces(bot_factory, slack)
+    job, result = await trained(bot, clock, marv_file(tmp_path))
+    model = job.fine_tuned_model
+    assert model is not None
+    carol = SlackDriver(slack, bot.driver.session, bot_url=bot.driver.bot_url, workspace=other)
+    commands = [
+        f"chat {model}",
+        f"compare {model}",
+        f"chat {job.id}",
+        f"status {job.id}",
+        f"cancel {job.id}",
+        f"delete {model}",
+        f"eval {model} 1",
+        f"record {model}",
+        f"export {model}",
+        "export 1",
+        "validate 1",
+        "candidates 1",
+        "dataset next 1",
+        "train 1",
+    ]
+    posted_before = len(slack.workspace.messages)
+    for number, command in enumerate(commands, start=1):
+        await carol.slash_command(CAROL, GENERAL, command)
+        text = (await refusals_to_carol(other, number))[-1].text
+        # Her own words may be echoed back; nothing of the first team's may be.
+        assert not re.search(r"marv|U0ALICE|succeeded|Alice", text, flags=re.IGNORECASE), (command, text)
+        assert re.search(r"I (know|have) no|is gone|not found|no (model|job|dataset)", text), (command, text)
+    for clicked, action in enumerate(("chat_start", "compare_start", "eval_open", "model_delete"), start=1):
+        # The first team's result card, as if it were shown to Carol: its buttons carry that team's job id.
+        await carol.click(CAROL, result, action)
+        refusals = await refusals_to_carol(other, len(commands) + clicked)
+        assert re.search(r"is gone|I (know|have) no|not found", refusals[-1].text), (action, refusals[-1].text)
+    await bot.services.drain(timeout=10)
+    assert [m for m in other.messages if m.user == other.bot_user_id] == [], "nothing posted in the second workspace"
+    assert len(slack.workspace.messages) == posted_before, "nor in the first"
+    assert not other.views or all(view.kind != "modal" for view in other.views.values()), "no form opened"
+    [row] = await job_rows(bot)
+    assert (row.status, row.model_deleted_at) == ("succeeded", None)
