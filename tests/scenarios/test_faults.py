@@ -41,6 +41,7 @@ EVENTS = 1000
 THREADS = 20
 IN_FLIGHT = 50
 JOBS = 12
+SIGTERM_JOBS = 4
 SOCKET_QUESTIONS = 50
 # Slack retries an event it got no 200 for; the real spacing is minutes, here it is seconds.
 RETRY_DELAYS = (1.0, 2.0, 4.0)
@@ -423,7 +424,7 @@ async def test_sigterm_mid_tick_lets_the_tick_finish_or_frees_what_it_cut_off(
         bot_settings(tmp_path, slack, openai_emulator, socket_mode=False, database_url=url), clock=clock
     )
     await survivor.db.migrate()
-    threads = await seed_jobs(survivor, slack.workspace, openai_emulator, clock, JOBS)
+    threads = await seed_jobs(survivor, slack.workspace, openai_emulator, clock, SIGTERM_JOBS)
     openai_emulator.state.clock.advance(30)  # the jobs are queued now: the first tick has news to post
     posting = slack.workspace.hold("chat.postMessage", after=2)
     grace = "20" if finishes_in_time else "1"
@@ -457,7 +458,7 @@ async def test_sigterm_mid_tick_lets_the_tick_finish_or_frees_what_it_cut_off(
         assert handed_back.claimed_until < datetime.now(UTC), "deliverable at once, not in two minutes"
         released = int(goodbye.rsplit("; ", 1)[1].split()[0])
         assert released >= 1, goodbye
-    await follow_to_the_end([survivor], clock, openai_emulator, jobs=JOBS)
+    await follow_to_the_end([survivor], clock, openai_emulator, jobs=SIGTERM_JOBS)
     assert_every_milestone_posted_once(slack.workspace, threads)
     await survivor.aclose()
     print(f"\nSIGTERM mid-tick: {goodbye}")
