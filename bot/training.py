@@ -453,6 +453,13 @@ async def _ask_for_approval(services: Services, job: TrainingJob, dataset: Datas
     )
 
 
+async def _job_of_request(services: Services, request_id: str) -> ProviderJob | None:
+    """The provider's job created for ``request_id``, if any. The provider's filter is not trusted alone (a
+    host may ignore it and list every job): a candidate must carry this request id itself."""
+    found = await services.provider.find_jobs(metadata={"request_id": request_id})
+    return next((job for job in found if job.metadata.get("request_id") == request_id), None)
+
+
 async def _create_once(services: Services, request: JobRequest) -> ProviderJob:
     """Create the job without ever creating it twice, whatever the network does."""
     last: ProviderError | None = None
@@ -462,12 +469,12 @@ async def _create_once(services: Services, request: JobRequest) -> ProviderJob:
         except ProviderError as error:
             last = error
             if error.ambiguous:
-                found = await services.provider.find_jobs(metadata={"request_id": request.metadata["request_id"]})
-                if found:
+                found = await _job_of_request(services, request.metadata["request_id"])
+                if found is not None:
                     logger.info(
                         "job for request %s existed despite the error; adopting it", request.metadata["request_id"]
                     )
-                    return found[0]
+                    return found
             elif error.kind != ProviderErrorKind.RATE_LIMITED:
                 raise
             await asyncio.sleep(0.2 * 2**attempt)
@@ -602,7 +609,6 @@ async def _record_start(services: Services, job_id: int, created: ProviderJob, d
 async def _look_up_start(services: Services, job_id: int, *, why: str, quoted: str = "") -> None:
     """Whether a start whose outcome is unknown reached the provider: adopt the job there, or say it did not.
 
-    The provider's filter is not trusted alone: a candidate is adopted only if it carries this request id.
     If the provider cannot be asked now, the job keeps its lease until it expires and a tick asks again.
     ``quoted`` is the provider's own words, if it said any.
     """
@@ -613,15 +619,14 @@ async def _look_up_start(services: Services, job_id: int, *, why: str, quoted: s
         return
     workspaces.serve(job.team_id)
     try:
-        found = await services.provider.find_jobs(metadata={"request_id": job.request_id})
+        found = await _job_of_request(services, job.request_id)
     except ProviderError as error:
         logger.warning("could not look job %s up at the provider (%s); asking again later", job_id, error.kind)
         return
-    ours = [candidate for candidate in found if candidate.metadata.get("request_id") == job.request_id]
-    if ours:
-        logger.info("job %s was started at the provider as %s before %s; adopting it", job_id, ours[0].id, why)
+    if found is not None:
+        logger.info("job %s was started at the provider as %s before %s; adopting it", job_id, found.id, why)
         await _record_start(
-            services, job_id, ours[0], dataset, title="🚀 *Training started* (found at the provider after a restart)"
+            services, job_id, found, dataset, title="🚀 *Training started* (found at the provider after a restart)"
         )
         return
     await _not_started(

@@ -317,6 +317,8 @@ class OpenAIState:
         self.deployments: dict[str, str] = {}
         self.faults: dict[str, FaultRule] = {}
         self.holds: dict[str, Hold] = {}
+        # Some OpenAI-compatible hosts accept metadata[...] on the job list and ignore it.
+        self.ignores_metadata_filter = False
         self.scripted_failures: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.chat_requests: list[dict[str, Any]] = []
@@ -1082,6 +1084,8 @@ class OpenAIEmulator:
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         wanted = {key[9:-1]: value for key, value in request.query.items() if key.startswith("metadata[")}
+        if self.state.ignores_metadata_filter:
+            wanted = {}
         jobs = sorted(self.state.jobs.values(), key=lambda j: (j.created_at, j.id), reverse=True)
         items = [j.to_api() for j in jobs if all(j.metadata.get(k) == v for k, v in wanted.items())]
         return web.json_response(_paginate(items, request.query, default_limit=20))

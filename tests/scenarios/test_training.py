@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openai import AsyncOpenAI
 from sqlmodel import select
 
 from bot import training
@@ -486,3 +487,29 @@ async def test_a_replica_keeps_its_own_launch_leased(http_bot: BotUnderTest, sha
     held.released.set()
     await http_bot.workspace.wait_for(lambda: card_of(http_bot, report))
     assert failure_in(http_bot, report) is None
+
+
+async def test_a_host_that_ignores_the_metadata_filter_never_gets_another_job_adopted(
+    http_bot: BotUnderTest, shared_data: Path
+) -> None:
+    """After an ambiguous failure the bot looks for its request at the provider; a host that lists every job
+    whatever the filter must not make it adopt someone else's job."""
+    state = http_bot.openai.state
+    state.ignores_metadata_filter = True
+    async with AsyncOpenAI(api_key=state.api_key, base_url=http_bot.openai.base_url) as sdk:
+        data = await sdk.files.create(
+            file=("other.jsonl", shared_data.joinpath("gsm8k_chat_validation.jsonl").read_bytes()), purpose="fine-tune"
+        )
+        other = await sdk.fine_tuning.jobs.create(
+            model="gpt-4o-mini-2024-07-18",
+            training_file=data.id,
+            metadata={"team": "T0ELSEWHERE", "request_id": "theirs"},
+        )
+    report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
+    state.inject("POST /fine_tuning/jobs", rate_500=1.0, times=1)  # refused before any work: nothing exists
+    modal = await open_modal(http_bot, ALICE, http_bot.driver.click(ALICE, report, "dataset_train"))
+    await http_bot.driver.submit_form(ALICE, modal)
+    await http_bot.workspace.wait_for(lambda: card_of(http_bot, report))
+    [row] = await job_rows(http_bot)
+    assert row.provider_job_id not in (None, other.id)
+    assert len(jobs_at_provider(http_bot)) == 2, "its own job was created once, the other team's left alone"
