@@ -371,6 +371,22 @@ async def test_a_bot_killed_mid_download_resumes_the_intake_after_a_restart(
     print(f"\nkilled mid-download; the restart answered with one report and {set(shared.reactions)}")
 
 
+async def survivor_following(
+    tmp_path: Path, slack: SlackEmulator, openai_emulator: OpenAIEmulator, url: str, jobs: int
+) -> tuple[Services, FrozenClock, dict[int, str]]:
+    """The replica that stays up, following ``jobs`` jobs that have news for the first tick to post.
+
+    Its clock starts on the wall clock, which the other replica's leases are on."""
+    clock = FrozenClock(datetime.now(UTC))
+    survivor = Services.create(
+        bot_settings(tmp_path, slack, openai_emulator, socket_mode=False, database_url=url), clock=clock
+    )
+    await survivor.db.migrate()
+    threads = await seed_jobs(survivor, slack.workspace, openai_emulator, clock, jobs)
+    openai_emulator.state.clock.advance(30)  # the jobs are queued now: the first tick has news to post
+    return survivor, clock, threads
+
+
 async def test_a_replica_killed_mid_tick_loses_and_doubles_nothing(
     tmp_path: Path, slack: SlackEmulator, openai_emulator: OpenAIEmulator
 ) -> None:
@@ -379,13 +395,7 @@ async def test_a_replica_killed_mid_tick_loses_and_doubles_nothing(
     The surviving replica takes the work over once the leases expire: every milestone, result and
     chart of every job appears exactly once in its thread."""
     url = await shared_database(tmp_path)
-    clock = FrozenClock(datetime.now(UTC))  # the killed replica's leases are on the wall clock
-    survivor = Services.create(
-        bot_settings(tmp_path, slack, openai_emulator, socket_mode=False, database_url=url), clock=clock
-    )
-    await survivor.db.migrate()
-    threads = await seed_jobs(survivor, slack.workspace, openai_emulator, clock, JOBS)
-    openai_emulator.state.clock.advance(30)  # the jobs are queued now: the first tick has news to post
+    survivor, clock, threads = await survivor_following(tmp_path, slack, openai_emulator, url, JOBS)
     posting = slack.workspace.hold("chat.postMessage", after=2)
     victim = await run_replica(slack, openai_emulator, url, tmp_path / "victim")
     try:
@@ -419,13 +429,7 @@ async def test_sigterm_mid_tick_lets_the_tick_finish_or_frees_what_it_cut_off(
     nothing is cut off; if not, the post it was making is handed back at once (not in two minutes), the
     leases it held are freed, and the goodbye line counts both truthfully."""
     url = await shared_database(tmp_path)
-    clock = FrozenClock(datetime.now(UTC))
-    survivor = Services.create(
-        bot_settings(tmp_path, slack, openai_emulator, socket_mode=False, database_url=url), clock=clock
-    )
-    await survivor.db.migrate()
-    threads = await seed_jobs(survivor, slack.workspace, openai_emulator, clock, SIGTERM_JOBS)
-    openai_emulator.state.clock.advance(30)  # the jobs are queued now: the first tick has news to post
+    survivor, clock, threads = await survivor_following(tmp_path, slack, openai_emulator, url, SIGTERM_JOBS)
     posting = slack.workspace.hold("chat.postMessage", after=2)
     grace = "20" if finishes_in_time else "1"
     victim = await start_replica(

@@ -14,6 +14,7 @@ from sqlmodel import select
 from bot import training
 from bot.clock import FrozenClock
 from bot.services import Services
+from sandbox.holds import Hold
 from sandbox.slack_server import Message, View
 from storage import repositories
 from storage.models import AuditEntry, TrainingJob
@@ -428,12 +429,18 @@ async def test_a_missing_stored_copy_is_told_in_the_thread(http_bot: BotUnderTes
     assert row.status == "not_started" and jobs_at_provider(http_bot) == []
 
 
-async def test_cancel_while_starting_says_what_happens_next(http_bot: BotUnderTest, shared_data: Path) -> None:
-    report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
-    held = http_bot.openai.state.hold("POST /fine_tuning/jobs", before_work=True)
-    modal = await open_modal(http_bot, ALICE, http_bot.driver.click(ALICE, report, "dataset_train"))
-    await http_bot.driver.submit_form(ALICE, modal)
+async def submitted_and_held(bot: BotUnderTest, data: Path, endpoint: str) -> tuple[Message, Hold]:
+    """Alice sends the Train form; the launch waits at ``endpoint``, held before the provider acts."""
+    report = await shared_report(bot, data / "gsm8k_chat_validation.jsonl")
+    held = bot.openai.state.hold(endpoint, before_work=True)
+    modal = await open_modal(bot, ALICE, bot.driver.click(ALICE, report, "dataset_train"))
+    await bot.driver.submit_form(ALICE, modal)
     await held.reached.wait()
+    return report, held
+
+
+async def test_cancel_while_starting_says_what_happens_next(http_bot: BotUnderTest, shared_data: Path) -> None:
+    report, held = await submitted_and_held(http_bot, shared_data, "POST /fine_tuning/jobs")
     [row] = await job_rows(http_bot)
     await http_bot.driver.slash_command(ALICE, GENERAL, f"cancel {row.id}")
     [answer] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(ALICE))
@@ -447,11 +454,7 @@ async def test_a_launch_that_outlived_its_lease_leaves_no_job_billing(
 ) -> None:
     """A replica cut off from its database longer than the lease: another replica settles the start as not
     started; when the first one's create finally goes through, it cancels that job at the provider."""
-    report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
-    held = http_bot.openai.state.hold("POST /fine_tuning/jobs", before_work=True)
-    modal = await open_modal(http_bot, ALICE, http_bot.driver.click(ALICE, report, "dataset_train"))
-    await http_bot.driver.submit_form(ALICE, modal)
-    await held.reached.wait()
+    report, held = await submitted_and_held(http_bot, shared_data, "POST /fine_tuning/jobs")
     other = Services.create(http_bot.services.settings, clock=FrozenClock(clock.now() + timedelta(minutes=6)))
     try:
         assert await training.resolve_stalled_starts(other, owner=other.owner) == 1
@@ -468,11 +471,7 @@ async def test_a_launch_that_outlived_its_lease_leaves_no_job_billing(
 
 async def test_a_replica_keeps_its_own_launch_leased(http_bot: BotUnderTest, shared_data: Path) -> None:
     """The launching replica's ticks renew its lease, so a slow upload is never settled from under it."""
-    report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
-    held = http_bot.openai.state.hold("POST /files", before_work=True)
-    modal = await open_modal(http_bot, ALICE, http_bot.driver.click(ALICE, report, "dataset_train"))
-    await http_bot.driver.submit_form(ALICE, modal)
-    await held.reached.wait()
+    report, held = await submitted_and_held(http_bot, shared_data, "POST /files")
     services = http_bot.services
     other = Services.create(services.settings, clock=FrozenClock(services.clock.now()))
     try:

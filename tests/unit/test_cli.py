@@ -82,6 +82,18 @@ def test_migrate_on_postgresql(tmp_path: Path) -> None:
     assert "nothing to do" in second.stdout
 
 
+def the_one_line(tmp_path: Path, command: str, settings: dict[str, str]) -> tuple[str, str]:
+    """Run ``command`` (migrate or run, JSON logs) that must give up at start: its one plain line, and stderr."""
+    env = {"FINETUNE_PROVIDER": "sandbox", "LOG_FORMAT": "json", **settings}
+    if command == "run":
+        env |= {"SLACK_BOT_TOKEN": "xoxb-1-unused", "SLACK_SIGNING_SECRET": "unused"}
+    result = finetune_bot(command, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0], result.stderr
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -93,14 +105,8 @@ def test_migrate_on_postgresql(tmp_path: Path) -> None:
 )
 @pytest.mark.parametrize("command", ["migrate", "run"])
 def test_a_database_that_cannot_be_used_is_one_line_and_exit_2(tmp_path: Path, url: str, command: str) -> None:
-    env = {"DATABASE_URL": url, "FINETUNE_PROVIDER": "sandbox", "LOG_FORMAT": "json"}
-    if command == "run":
-        env |= {"SLACK_BOT_TOKEN": "xoxb-1-unused", "SLACK_SIGNING_SECRET": "unused"}
-    result = finetune_bot(command, cwd=tmp_path, env=env)
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
-    assert len(lines) == 1 and lines[0].startswith("finetune-bot: cannot use the database"), result.stderr
-    assert "Traceback" not in result.stderr and "secret" not in result.stderr
+    line, stderr = the_one_line(tmp_path, command, {"DATABASE_URL": url})
+    assert line.startswith("finetune-bot: cannot use the database") and "secret" not in stderr
 
 
 @pytest.fixture(params=["under-a-file", "read-only"])
@@ -129,11 +135,5 @@ def unwritable_data_folder(request: pytest.FixtureRequest, tmp_path: Path) -> It
 def test_a_data_folder_sqlite_cannot_use_is_one_line_and_exit_2(
     tmp_path: Path, unwritable_data_folder: Path, command: str
 ) -> None:
-    env = {"FINETUNE_DATA_DIR": str(unwritable_data_folder), "FINETUNE_PROVIDER": "sandbox", "LOG_FORMAT": "json"}
-    if command == "run":
-        env |= {"SLACK_BOT_TOKEN": "xoxb-1-unused", "SLACK_SIGNING_SECRET": "unused"}
-    result = finetune_bot(command, cwd=tmp_path, env=env)
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
-    assert len(lines) == 1 and lines[0].startswith("finetune-bot: cannot use the database"), result.stderr
-    assert "data folder" in lines[0] and "Traceback" not in result.stderr
+    line, _ = the_one_line(tmp_path, command, {"FINETUNE_DATA_DIR": str(unwritable_data_folder)})
+    assert line.startswith("finetune-bot: cannot use the database") and "data folder" in line
