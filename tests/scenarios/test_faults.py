@@ -30,7 +30,7 @@ from bot.jobs import ACTIVE, JobStatus
 from bot.services import Services
 from bot.training import START_LEASE
 from sandbox.driver import SlackDriver
-from sandbox.openai_server import OpenAIEmulator
+from sandbox.openai_server import SANDBOX_MODELS, OpenAIEmulator
 from sandbox.slack_server import Message, SlackEmulator, SlackWorkspace
 from storage.models import Notification, SlackEvent, TrainingJob
 from tests.conftest import ALICE, BOB, GENERAL, POSTGRES_SKIP_REASON, BotUnderTest, bot_settings, reset_postgres
@@ -290,6 +290,8 @@ async def test_a_bot_killed_while_starting_a_job_settles_it_after_a_restart(
     marked not started and the requester is told in the thread; nothing stays `starting`."""
     url, data_dir = await shared_database(tmp_path), tmp_path / "data"
     workspace = slack.workspace
+    # The bot runs on the wall clock, which may be any date: its provider offers models that never retire.
+    openai_emulator.state.base_models = {model.id: model for model in SANDBOX_MODELS}
     victim = await start_replica(slack, openai_emulator, url, data_dir, http_session)
     held = openai_emulator.state.hold(endpoint, before_work=before_work)
     try:
