@@ -348,7 +348,7 @@ async def candidates_view(
 
 
 def _may_curate(services: Services, dataset: Dataset, user_id: str) -> bool:
-    return user_id == dataset.uploaded_by or policy.is_admin(services.settings, user_id)
+    return policy.may_act_on(services.settings, user_id, owner=dataset.uploaded_by)
 
 
 async def drop(services: Services, *, team_id: str, user_id: str, candidate_id: int) -> str:

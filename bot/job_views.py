@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import blocks
+from bot import blocks, policy
 from bot.errors import UserFacingError
 from bot.jobs import ACTIVE, JobStatus
 from bot.mrkdwn import escape
@@ -88,8 +88,9 @@ async def cancel_confirmation(
         raise UserFacingError(blocks.still_starting_text(job.id or 0, services.provider.label))
     if job.status not in ACTIVE or not job.provider_job_id:
         raise UserFacingError(f"Job #{job.id} is {blocks.STATUS_WORDS.get(job.status, job.status)}; nothing to cancel.")
-    if user_id != job.requested_by and user_id not in services.settings.admins:
-        raise UserFacingError(f"Only <@{job.requested_by}>, who started it, or an admin can cancel job #{job.id}.")
+    policy.require_owner_or_admin(
+        services.settings, user_id, owner=job.requested_by, who="started it", action=f"cancel job #{job.id}"
+    )
     async with services.db.session() as session:
         dataset = await session.get(Dataset, job.dataset_id)
     assert dataset is not None

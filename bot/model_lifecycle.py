@@ -21,10 +21,9 @@ async def delete_model(services: Services, *, team_id: str, user_id: str, refere
         raise UserFacingError(f"`{escape(chosen.model)}` is not one of the team's fine-tuned models.")
     if job.model_deleted_at is not None:
         return f"`{escape(chosen.model)}` was already deleted on {job.model_deleted_at:%Y-%m-%d}."
-    if user_id != job.requested_by and not policy.is_admin(services.settings, user_id):
-        raise UserFacingError(
-            f"Only <@{job.requested_by}>, who trained it, or an admin can delete `{escape(chosen.model)}`."
-        )
+    policy.require_owner_or_admin(
+        services.settings, user_id, owner=job.requested_by, who="trained it", action=f"delete `{escape(chosen.model)}`"
+    )
     try:
         await services.provider.delete_model(chosen.model)
     except ProviderError as error:

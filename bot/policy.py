@@ -7,6 +7,7 @@ from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
+from bot.errors import UserFacingError
 from bot.jobs import JobStatus
 from bot.services import Services
 from bot.settings import Settings
@@ -20,6 +21,19 @@ NOT_SPENT = (JobStatus.AWAITING_APPROVAL, JobStatus.DENIED, JobStatus.NOT_STARTE
 
 def is_admin(settings: Settings, user_id: str) -> bool:
     return user_id in settings.admins
+
+
+def may_act_on(settings: Settings, user_id: str, *, owner: str) -> bool:
+    """The one rule for what belongs to someone (a job, a model, a dataset): its owner, or an admin.
+
+    A request that names no user (a malformed one) never passes for the owner of a row that names none."""
+    return (bool(owner) and user_id == owner) or is_admin(settings, user_id)
+
+
+def require_owner_or_admin(settings: Settings, user_id: str, *, owner: str, who: str, action: str) -> None:
+    """Refuse, naming the owner, unless ``may_act_on``: "Only <@owner>, who ``who``, or an admin can ``action``"."""
+    if not may_act_on(settings, user_id, owner=owner):
+        raise UserFacingError(f"Only <@{owner}>, who {who}, or an admin can {action}.")
 
 
 async def may_train(services: Services, user_id: str) -> bool:

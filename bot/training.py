@@ -762,8 +762,9 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
         job = await repositories.get_job(session, team_id=team_id, job_id=job_id)
     if job is None:
         raise UserFacingError("That job is gone from the bot's records.")
-    if user_id != job.requested_by and not policy.is_admin(services.settings, user_id):
-        raise UserFacingError(f"Only <@{job.requested_by}>, who started it, or an admin can cancel job #{job_id}.")
+    policy.require_owner_or_admin(
+        services.settings, user_id, owner=job.requested_by, who="started it", action=f"cancel job #{job_id}"
+    )
     if (
         job.status
         not in (JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.UNKNOWN)
