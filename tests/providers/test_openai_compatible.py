@@ -14,7 +14,7 @@ from bot.providers.openai_compatible import OpenAICompatibleProvider, build_prov
 from bot.providers.types import ChatUsage
 from sandbox.openai_server import OpenAIEmulator, OpenAIState
 from tests.conftest import make_settings
-from tests.sandbox.test_openai_contract import chat_lines
+from tests.examples import chat_lines
 
 
 @pytest.fixture(params=["sandbox", "compatible", "azure"])

@@ -6,7 +6,6 @@ checked explicitly for required fields, on both of the SDK's transports.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 from pydantic import BaseModel
 
 from sandbox.openai_server import OpenAIEmulator, OpenAIState
+from tests.examples import chat_lines
 
 
 def assert_complete(obj: Any, path: str = "") -> None:
@@ -32,25 +32,6 @@ def assert_complete(obj: Any, path: str = "") -> None:
         if info.is_required():
             assert value is not None, f"{type(obj).__name__}.{path}{name} is required but missing"
         assert_complete(value, f"{path}{name}.")
-
-
-def chat_lines(count: int, *, system: str = "You are Marv, a sarcastic assistant.") -> bytes:
-    topics = ["capital of France", "boiling point of water", "author of Hamlet", "speed of light", "largest ocean"]
-    lines = []
-    for index in range(count):
-        topic = topics[index % len(topics)]
-        lines.append(
-            json.dumps(
-                {
-                    "messages": [
-                        {"role": "system", "content": system},
-                        {"role": "user", "content": f"What is the {topic}? (question {index})"},
-                        {"role": "assistant", "content": f"Obviously, everyone knows the {topic}. Answer {index}."},
-                    ]
-                }
-            )
-        )
-    return ("\n".join(lines) + "\n").encode()
 
 
 @pytest.fixture

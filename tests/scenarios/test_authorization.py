@@ -11,9 +11,15 @@ from bot.clock import FrozenClock
 from sandbox.driver import SlackDriver
 from sandbox.slack_server import Ephemeral, SlackEmulator, SlackWorkspace
 from tests.conftest import ALICE, BOB, GENERAL
-from tests.scenarios.test_chat import marv_file, trained
-from tests.scenarios.test_training import job_rows, open_modal, shared_report
-from tests.scenarios.test_workspaces import CAROL, installed_in_two_workspaces
+from tests.scenarios.scenes import (
+    CAROL,
+    installed_in_two_workspaces,
+    job_rows,
+    marv_file,
+    open_modal,
+    shared_report,
+    trained,
+)
 
 
 async def test_only_the_owner_or_an_admin_publishes_the_next_version(bot_factory: Any, shared_data: Path) -> None:

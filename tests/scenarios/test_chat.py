@@ -9,78 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from bot.clock import FrozenClock
-from sandbox.slack_server import Message
-from storage.models import TrainingJob
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
-from tests.scenarios.test_following import job_row, result_of, run_until, start_job
-
-MARV_SYSTEM = "Marv is a factual chatbot that is also sarcastic."
-
-
-def marv_file(folder: Path, *, long_answer: bool = False) -> Path:
-    facts = [
-        ("What is the capital of France?", "Paris, as if everyone didn't know."),
-        ("Who wrote Hamlet?", "Some fellow called Shakespeare. Ever heard of him?"),
-        ("How far is the Moon?", "About 384,400 km. Give or take, like it matters."),
-        ("What is the boiling point of water?", "100 degrees Celsius at sea level. Riveting."),
-        ("How many legs does a spider have?", "Eight. Count them yourself."),
-        ("What is the largest ocean?", "The Pacific. The big wet one."),
-        ("Who painted the Mona Lisa?", "Leonardo. Next question."),
-        ("What is the speed of light?", "About 300,000 km per second. Faster than you."),
-        ("How many continents are there?", "Seven, last time anyone counted."),
-        ("What gas do plants absorb?", "Carbon dioxide. Plants breathe better than you."),
-        (
-            "Tell me the whole history of the universe",
-            ("It began with a bang. " * 400).strip() if long_answer else "It began with a bang. The rest is details.",
-        ),
-    ]
-    lines = [
-        json.dumps(
-            {
-                "messages": [
-                    {"role": "system", "content": MARV_SYSTEM},
-                    {"role": "user", "content": q},
-                    {"role": "assistant", "content": a},
-                ]
-            }
-        )
-        for q, a in facts
-    ]
-    path = folder / ("marv-long.jsonl" if long_answer else "marv.jsonl")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-async def trained(bot: BotUnderTest, clock: FrozenClock, data: Path) -> tuple[TrainingJob, Message]:
-    report, job = await start_job(bot, data)
-    await run_until(bot, clock, lambda: result_of(bot, report))
-    result = result_of(bot, report)
-    assert result is not None
-    return await job_row(bot, job.id or 0), result
-
-
-def root_of(bot: BotUnderTest, prefix: str) -> Message | None:
-    """The newest top-level message starting with ``prefix``; None until it is posted (a wait_for predicate)."""
-    return next((m for m in reversed(bot.workspace.channel_messages(GENERAL)) if m.text.startswith(prefix)), None)
-
-
-def answers(bot: BotUnderTest, root: Message) -> list[Message]:
-    """The bot's finished messages in a thread (not still streaming, not a placeholder being edited)."""
-    return [
-        m
-        for m in bot.workspace.replies_of(GENERAL, root.ts)
-        if m.user == bot.workspace.bot_user_id and not m.streaming and not m.text.endswith("▌")
-    ]
-
-
-async def ask(
-    bot: BotUnderTest, root: Message, text: str, *, expect: int, user: str = ALICE, **kwargs: Any
-) -> list[Message]:
-    await bot.driver.say(user, GENERAL, text, thread_ts=root.ts, **kwargs)
-    found: list[Message] = await bot.workspace.wait_for(
-        lambda: len(answers(bot, root)) >= expect and answers(bot, root)
-    )
-    return found
+from tests.scenarios.scenes import (
+    MARV_SYSTEM,
+    answers,
+    ask,
+    marv_file,
+    root_of,
+    trained,
+)
 
 
 async def test_chat_from_the_result_button_with_history(bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:

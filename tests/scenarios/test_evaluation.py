@@ -20,21 +20,16 @@ from bot.clock import FrozenClock
 from sandbox.slack_server import Ephemeral, Message
 from storage.models import Evaluation, EvaluationAnswer, TrainingJob
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
-from tests.scenarios.test_chat import MARV_SYSTEM, marv_file, trained
-from tests.scenarios.test_training import open_modal, shared_report
-
-HELD_OUT = [
-    ("What is the capital city of France?", "Paris, as if everyone didn't know."),
-    ("Hamlet was written by whom?", "Some fellow called Shakespeare. Ever heard of him?"),
-    ("How far away is the Moon from us?", "About 384,400 km. Give or take, like it matters."),
-    ("At what temperature is the boiling point of water?", "100 degrees Celsius at sea level. Riveting."),
-    ("Spider legs: how many does a spider have?", "Eight. Count them yourself."),
-    ("Name the largest ocean on Earth", "The Pacific. The big wet one."),
-    ("The Mona Lisa: who painted it?", "Leonardo. Next question."),
-    ("What's the speed of light in vacuum?", "About 300,000 km per second. Faster than you."),
-    ("How many continents are there on Earth?", "Seven, last time anyone counted."),
-    ("Which gas do plants absorb from the air?", "Carbon dioxide. Plants breathe better than you."),
-]
+from tests.scenarios.scenes import (
+    MARV_SYSTEM,
+    confirmation_for,
+    conversations_text,
+    held_out_file,
+    marv_file,
+    open_modal,
+    shared_report,
+    trained,
+)
 
 TICKETS = {
     "billing": [
@@ -72,40 +67,16 @@ HELD_OUT_TICKETS = [
 ]
 
 
-def chat_lines(pairs: list[tuple[str, str]], *, system: str | None = None) -> str:
-    lines = []
-    for question, answer in pairs:
-        messages = [{"role": "system", "content": system}] if system else []
-        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-        lines.append(json.dumps({"messages": messages}))
-    return "\n".join(lines) + "\n"
-
-
-def held_out_file(folder: Path) -> Path:
-    path = folder / "marv-heldout.jsonl"
-    path.write_text(chat_lines(HELD_OUT, system=MARV_SYSTEM))
-    return path
-
-
 def tickets_file(folder: Path) -> Path:
     path = folder / "tickets.jsonl"
-    path.write_text(chat_lines([(text, label) for label, texts in TICKETS.items() for text in texts]))
+    path.write_text(conversations_text([(text, label) for label, texts in TICKETS.items() for text in texts]))
     return path
 
 
 def held_out_tickets_file(folder: Path) -> Path:
     path = folder / "tickets-heldout.jsonl"
-    path.write_text(chat_lines(HELD_OUT_TICKETS))
+    path.write_text(conversations_text(HELD_OUT_TICKETS))
     return path
-
-
-async def confirmation_for(bot: BotUnderTest, user: str, *, before: int = 0) -> Ephemeral:
-    found: Ephemeral = await bot.workspace.wait_for(
-        lambda: next(
-            (e for e in bot.workspace.ephemerals_for(user)[before:] if "eval_confirm" in json.dumps(e.blocks)), None
-        )
-    )
-    return found
 
 
 def report_in(bot: BotUnderTest, thread_ts: str) -> Message | None:

@@ -34,8 +34,12 @@ from sandbox.openai_server import SANDBOX_MODELS, OpenAIEmulator
 from sandbox.slack_server import Message, SlackEmulator, SlackWorkspace
 from storage.models import Notification, SlackEvent, TrainingJob
 from tests.conftest import ALICE, BOB, GENERAL, POSTGRES_SKIP_REASON, BotUnderTest, bot_settings, reset_postgres
-from tests.scenarios.test_chat import answers
-from tests.scenarios.test_replicas import assert_every_milestone_posted_once, follow_to_the_end, seed_jobs
+from tests.scenarios.scenes import (
+    answers,
+    assert_every_milestone_posted_once,
+    follow_to_the_end,
+    seed_jobs,
+)
 
 EVENTS = 1000
 THREADS = 20

@@ -12,9 +12,18 @@ from bot.clock import FrozenClock
 from sandbox.slack_server import Message
 from storage.models import AuditEntry, Candidate, Dataset
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
-from tests.scenarios.test_chat import MARV_SYSTEM, answers, ask, marv_file, root_of
-from tests.scenarios.test_following import job_row, result_of, run_until, start_job
-from tests.scenarios.test_training import open_modal
+from tests.scenarios.scenes import (
+    MARV_SYSTEM,
+    answers,
+    ask,
+    job_row,
+    marv_file,
+    open_modal,
+    result_of,
+    root_of,
+    run_until,
+    start_job,
+)
 
 KEPT = "inbox_tray"
 

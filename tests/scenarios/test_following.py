@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,52 +19,19 @@ from bot.clock import FrozenClock
 from sandbox.slack_server import Message
 from storage.models import JobEvent, Notification, TrainingJob
 from tests.conftest import ALICE, GENERAL, BotUnderTest
-from tests.scenarios.test_training import card_of, open_modal, shared_report
-
-OWNER = "replica-a"
-
-
-async def start_job(bot: BotUnderTest, data: Path, **changes: str) -> tuple[Message, TrainingJob]:
-    report = await shared_report(bot, data)
-    modal = await open_modal(bot, ALICE, bot.driver.click(ALICE, report, "dataset_train"))
-    await bot.driver.submit_form(ALICE, modal, changes)
-    await bot.workspace.wait_for(lambda: card_of(bot, report))
-    async with bot.services.db.session() as session:
-        job = (await session.exec(select(TrainingJob).order_by(TrainingJob.id.desc()))).first()  # type: ignore[union-attr]
-    assert job is not None
-    return report, job
-
-
-async def run_until(
-    bot: BotUnderTest, clock: FrozenClock, done: Callable[[], Any], *, seconds: float = 30, ticks_max: int = 300
-) -> None:
-    """Move both clocks and tick, as the scheduler would, until ``done()``."""
-    for _ in range(ticks_max):
-        if done():
-            return
-        clock.advance(timedelta(seconds=seconds))
-        bot.openai.state.clock.advance(seconds)
-        await ticks.tick(bot.services, owner=OWNER)
-    raise AssertionError("the job never got there")
-
-
-def thread(bot: BotUnderTest, report: Message) -> list[Message]:
-    return bot.workspace.replies_of(GENERAL, report.thread_ts or report.ts)
+from tests.scenarios.scenes import (
+    OWNER,
+    card_of,
+    job_row,
+    result_of,
+    run_until,
+    start_job,
+    thread,
+)
 
 
 def texts(bot: BotUnderTest, report: Message) -> list[str]:
     return [m.text for m in thread(bot, report)]
-
-
-async def job_row(bot: BotUnderTest, job_id: int) -> TrainingJob:
-    async with bot.services.db.session() as session:
-        job = await session.get(TrainingJob, job_id)
-    assert job is not None
-    return job
-
-
-def result_of(bot: BotUnderTest, report: Message) -> Message | None:
-    return next((m for m in thread(bot, report) if m.text.startswith(("✅", "❌", "🛑")) and "<@" in m.text), None)
 
 
 async def test_a_job_is_followed_to_success(bot: BotUnderTest, clock: FrozenClock, shared_data: Path) -> None:

@@ -15,8 +15,7 @@ from bot import chat
 from bot.errors import UserFacingError
 from sandbox.slack_server import Message
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
-from tests.scenarios.test_chat import marv_file, trained
-from tests.scenarios.test_training import shared_report
+from tests.scenarios.scenes import marv_file, shared_report, trained
 
 
 def interactive(payload: Any) -> str:

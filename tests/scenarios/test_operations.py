@@ -24,9 +24,7 @@ from bot.logging import JsonLines, RedactSecrets, request_id
 from sandbox.slack_server import SlackEmulator
 from storage.models import Evaluation, EvaluationAnswer, TrainingJob
 from tests.conftest import ALICE, GENERAL, BotUnderTest
-from tests.scenarios.test_chat import marv_file, trained
-from tests.scenarios.test_evaluation import confirmation_for, held_out_file
-from tests.scenarios.test_training import shared_report
+from tests.scenarios.scenes import confirmation_for, held_out_file, marv_file, shared_report, trained
 
 
 def sample(metrics: str, name: str, **labels: str) -> float:

@@ -18,8 +18,7 @@ from sandbox.slack_server import Message
 from storage import repositories
 from storage.models import Notification
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
-from tests.scenarios.test_chat import marv_file, trained
-from tests.scenarios.test_training import open_modal
+from tests.scenarios.scenes import marv_file, open_modal, trained
 
 HOSTILE = "<!channel> <https://evil.example/login|Slack SSO> List<String> a < b && b > c"
 

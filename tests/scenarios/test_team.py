@@ -14,7 +14,7 @@ from bot.clock import FrozenClock
 from storage import repositories
 from storage.models import Dataset, GoldenAnswer, GoldenSet, TrainingJob
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
-from tests.scenarios.test_chat import marv_file, trained
+from tests.scenarios.scenes import marv_file, trained
 
 ADMINS = "C0ADMINS"
 

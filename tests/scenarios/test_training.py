@@ -15,54 +15,13 @@ from bot import training
 from bot.clock import FrozenClock
 from bot.services import Services
 from sandbox.holds import Hold
-from sandbox.slack_server import Message, View
+from sandbox.slack_server import Message
 from storage import repositories
-from storage.models import AuditEntry, TrainingJob
+from storage.models import AuditEntry
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
+from tests.scenarios.scenes import card_of, job_rows, jobs_at_provider, open_modal, shared_report
 
 ADMINS = "C0ADMINS"
-
-
-async def shared_report(bot: BotUnderTest, data: Path, name: str = "gsm8k.jsonl") -> Message:
-    content = data.read_bytes()  # noqa: ASYNC240 (a small fixture file)
-    _, message = await bot.driver.upload(ALICE, GENERAL, name, content)
-
-    def report() -> Message | None:
-        return next(
-            (m for m in bot.workspace.replies_of(GENERAL, message.ts) if m.blocks and m.blocks[0]["type"] == "header"),
-            None,
-        )
-
-    found: Message = await bot.workspace.wait_for(report)
-    return found
-
-
-async def open_modal(bot: BotUnderTest, user: str, opener: Any) -> View:
-    """Do what opens a modal and return it (the Home tab, published meanwhile, is not a modal)."""
-
-    def modals() -> list[View]:
-        return [view for view in bot.workspace.views.values() if view.kind == "modal"]
-
-    before = len(modals())
-    await opener
-    await bot.workspace.wait_for(lambda: len(modals()) > before)
-    return modals()[-1]
-
-
-def jobs_at_provider(bot: BotUnderTest) -> list[Any]:
-    return list(bot.openai.state.jobs.values())
-
-
-async def job_rows(bot: BotUnderTest) -> list[TrainingJob]:
-    async with bot.services.db.session() as session:
-        return list((await session.exec(select(TrainingJob))).all())
-
-
-def card_of(bot: BotUnderTest, report: Message) -> Message | None:
-    return next(
-        (m for m in bot.workspace.replies_of(GENERAL, report.thread_ts or report.ts) if "Training started" in m.text),
-        None,
-    )
 
 
 async def test_train_from_the_report_button(bot: BotUnderTest, shared_data: Path) -> None:

@@ -11,7 +11,6 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from sqlmodel import select
@@ -21,65 +20,19 @@ from bot.logging import JsonLines
 from bot.workspaces import Installations
 from sandbox.driver import SlackDriver
 from sandbox.openai_server import OpenAIEmulator
-from sandbox.slack_server import SlackEmulator, SlackWorkspace
+from sandbox.slack_server import SlackEmulator
 from storage.models import Notification
-from tests.conftest import ALICE, GENERAL, BotUnderTest
-from tests.scenarios.test_chat import marv_file
-from tests.scenarios.test_replicas import assert_every_milestone_posted_once, follow_to_the_end, seed_jobs
-from tests.scenarios.test_training import shared_report
-
-CAROL = "U0CAROL"
-
-
-async def multi_workspace_bot(bot_factory: Any, slack: SlackEmulator) -> BotUnderTest:
-    bot: BotUnderTest = await bot_factory(
-        slack_bot_token=None,
-        slack_multi_workspace=True,
-        slack_client_id=slack.client_id,
-        slack_client_secret=slack.client_secret,
-    )
-    return bot
-
-
-def second_workspace(slack: SlackEmulator) -> SlackWorkspace:
-    other = SlackWorkspace(team_id="T0OTHER", team_name="Other Co")
-    other.add_user(CAROL, "carol", "Carol Diaz")
-    other.add_channel(GENERAL, "general", members=[CAROL])
-    return slack.add_workspace(other)
-
-
-async def install(bot: BotUnderTest, workspace: SlackWorkspace, *, user: str) -> aiohttp.ClientResponse:
-    """What a person's browser does: /slack/install, Slack's Allow button, then back to /slack/oauth_redirect."""
-    async with aiohttp.ClientSession() as browser:
-        async with browser.get(f"{bot.base_url}/slack/install", allow_redirects=False) as start:
-            assert start.status == 302, await start.text()
-            slack_page = urlsplit(start.headers["Location"])
-            cookie = start.headers["Set-Cookie"].split(";")[0]
-        asked = parse_qs(slack_page.query)
-        assert slack_page.path == "/oauth/v2/authorize" and asked["client_id"] == [bot.slack.client_id]
-        assert "chat:write" in asked["scope"][0].split(",")
-        code = bot.slack.approve_install(workspace, user=user)
-        query = {"code": code, "state": asked["state"][0]}
-        async with browser.get(
-            f"{bot.base_url}/slack/oauth_redirect", params=query, headers={"Cookie": cookie}
-        ) as back:
-            await back.read()
-            return back
-
-
-async def installed_in_two_workspaces(
-    bot_factory: Any, slack: SlackEmulator
-) -> tuple[BotUnderTest, SlackWorkspace, Installations]:
-    """A multi-workspace bot that the emulator's first workspace (Alice) and a second one (Carol) installed."""
-    other = second_workspace(slack)
-    bot = await multi_workspace_bot(bot_factory, slack)
-    installations = bot.services.installations
-    assert installations is not None
-    for workspace, user in ((slack.workspace, ALICE), (other, CAROL)):
-        answer = await install(bot, workspace, user=user)
-        assert answer.status == 200, "Bolt's success page"
-        assert await installations.store.async_find_bot(enterprise_id=None, team_id=workspace.team_id) is not None
-    return bot, other, installations
+from tests.conftest import ALICE, GENERAL
+from tests.scenarios.scenes import (
+    CAROL,
+    assert_every_milestone_posted_once,
+    follow_to_the_end,
+    installed_in_two_workspaces,
+    marv_file,
+    multi_workspace_bot,
+    seed_jobs,
+    shared_report,
+)
 
 
 async def forgotten(installations: Installations, team_id: str) -> bool:
