@@ -30,7 +30,7 @@ from bot.intake import dataset_path, find_dataset, run_validation, validation_op
 from bot.mrkdwn import escape
 from bot.services import Services
 from storage import repositories
-from storage.models import AuditEntry, Candidate, ChatThread, Dataset
+from storage.models import AuditEntry, Candidate, CandidateStatus, ChatThread, Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -363,7 +363,11 @@ async def drop(services: Services, *, team_id: str, user_id: str, candidate_id: 
         )
     async with services.db.session() as session, session.begin():
         dropped = await repositories.set_candidate_status(
-            session, candidate_id=candidate_id, from_status="pending", to_status="dropped", now=services.clock.now()
+            session,
+            candidate_id=candidate_id,
+            from_status=CandidateStatus.PENDING,
+            to_status=CandidateStatus.DROPPED,
+            now=services.clock.now(),
         )
     if not dropped:
         return f"Candidate #{candidate_id} is {escape(candidate.status)} already; nothing changed."

@@ -19,7 +19,7 @@ from bot import blocks, charts, workspaces
 from bot.errors import slack_error_code, slack_error_data
 from bot.services import Services
 from storage import repositories
-from storage.models import Evaluation, Notification
+from storage.models import Evaluation, Notification, NotificationStatus
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ async def _deliver(services: Services, notification: Notification) -> int:
         logger.warning("notification %s (%s) given up: %s", notification.id, notification.kind, error)
         async with services.db.session() as session, session.begin():
             await repositories.finish_notification(
-                session, notification_id=notification.id, status="failed", now=services.clock.now()
+                session, notification_id=notification.id, status=NotificationStatus.FAILED, now=services.clock.now()
             )
         return 0
     except SlackApiError as error:
@@ -93,7 +93,11 @@ async def _deliver(services: Services, notification: Notification) -> int:
         return 0
     async with services.db.session() as session, session.begin():
         await repositories.finish_notification(
-            session, notification_id=notification.id, status="sent", now=services.clock.now(), slack_ts=posted
+            session,
+            notification_id=notification.id,
+            status=NotificationStatus.SENT,
+            now=services.clock.now(),
+            slack_ts=posted,
         )
     return 1
 
@@ -109,16 +113,16 @@ async def _postpone_or_give_up(
     now = services.clock.now()
     retry_at = None
     if code in PERMANENT:
-        status = "failed"
+        status = NotificationStatus.FAILED
         fix = PERMANENT[code].format(needed=data.get("needed") or "it needs")
         logger.error("notification %s (%s) given up: Slack said %s; %s", notification.id, notification.kind, code, fix)
     elif attempt >= MAX_ATTEMPTS:
-        status = "failed"
+        status = NotificationStatus.FAILED
         logger.error(
             "notification %s (%s) given up after %s attempts: %s", notification.id, notification.kind, attempt, code
         )
     else:
-        status = "pending"
+        status = NotificationStatus.PENDING
         retry_at = now + min(RETRY_FIRST * 2 ** (attempt - 1), RETRY_MOST)
         logger.warning(
             "notification %s (%s) not posted: %s; trying again at %s",

@@ -7,6 +7,7 @@ timezone-aware UTC. The invariants DESIGN.md lists are unique constraints here, 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint
@@ -149,6 +150,13 @@ class JobEvent(SQLModel, table=True):
     valid_accuracy: float | None = None
 
 
+class NotificationStatus(StrEnum):
+    PENDING = "pending"  # owed; waits out ``claimed_until`` after a failed attempt
+    SENDING = "sending"  # a replica is posting it until ``claimed_until``
+    SENT = "sent"
+    FAILED = "failed"  # given up for good, with one log line naming the fix
+
+
 class Notification(SQLModel, table=True):
     """Outbox row: a Slack message the bot owes, posted exactly once.
 
@@ -165,7 +173,7 @@ class Notification(SQLModel, table=True):
     channel_id: str = Field(max_length=32)
     thread_ts: str | None = Field(default=None, max_length=32)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="pending", max_length=16, index=True)
+    status: str = Field(default=NotificationStatus.PENDING, max_length=16, index=True)
     slack_ts: str | None = Field(default=None, max_length=32)
     attempts: int = 0
     # While a replica is posting it: until then nobody else may. While pending: not retried before then.
@@ -322,6 +330,13 @@ class EvaluationAnswer(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now)
 
 
+class CandidateStatus(StrEnum):
+    PENDING = "pending"  # waiting for the next version of its dataset
+    WITHDRAWN = "withdrawn"  # its 👍 or correction was taken back
+    DROPPED = "dropped"  # the dataset's owner or an admin left it out
+    PUBLISHED = "published"  # part of a published version (``published_dataset_id``)
+
+
 class Candidate(SQLModel, table=True):
     """An example the team collected in a chat thread for the next version of a dataset.
 
@@ -342,7 +357,7 @@ class Candidate(SQLModel, table=True):
     model: str = Field(max_length=255)
     contributor: str = Field(max_length=32)
     example: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: str = Field(default="pending", max_length=16, index=True)
+    status: str = Field(default=CandidateStatus.PENDING, max_length=16, index=True)
     published_dataset_id: int | None = Field(default=None, foreign_key="dataset.id")
     created_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)

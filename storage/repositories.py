@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     AuditEntry,
     Candidate,
+    CandidateStatus,
     ChatThread,
     ChatTurn,
     Dataset,
@@ -32,6 +33,7 @@ from storage.models import (
     HomeViewer,
     JobEvent,
     Notification,
+    NotificationStatus,
     SlackEvent,
     Team,
     TrainingJob,
@@ -371,8 +373,8 @@ def _deliverable(now: datetime) -> Any:
 
     A notification waiting to retry is skipped, so one that keeps failing never holds up the others."""
     waited = col(Notification.claimed_until).is_(None) | (col(Notification.claimed_until) < now)
-    return ((col(Notification.status) == "pending") & waited) | (
-        (col(Notification.status) == "sending") & (col(Notification.claimed_until) < now)
+    return ((col(Notification.status) == NotificationStatus.PENDING) & waited) | (
+        (col(Notification.status) == NotificationStatus.SENDING) & (col(Notification.claimed_until) < now)
     )
 
 
@@ -389,7 +391,12 @@ async def claim_notification(
     statement = (
         update(Notification)
         .where(col(Notification.id) == notification_id, _deliverable(now))
-        .values(status="sending", claimed_until=now + lease, claimed_by=owner, attempts=Notification.attempts + 1)
+        .values(
+            status=NotificationStatus.SENDING,
+            claimed_until=now + lease,
+            claimed_by=owner,
+            attempts=Notification.attempts + 1,
+        )
         .returning(col(Notification.attempts))
     )
     row = (await session.exec(statement)).first()
@@ -406,8 +413,11 @@ async def finish_notification(
     retry_at: datetime | None = None,
 ) -> None:
     """Record the outcome: ``sent`` (with its ts), ``failed`` for good, or ``pending`` to retry from ``retry_at``."""
-    values: dict[str, Any] = {"status": status, "claimed_until": retry_at if status == "pending" else None}
-    if status == "sent":
+    values: dict[str, Any] = {
+        "status": status,
+        "claimed_until": retry_at if status == NotificationStatus.PENDING else None,
+    }
+    if status == NotificationStatus.SENT:
         values |= {"slack_ts": slack_ts, "sent_at": now}
     await session.exec(update(Notification).where(col(Notification.id) == notification_id).values(**values))
 
@@ -616,8 +626,12 @@ async def keep_candidate(session: AsyncSession, *, candidate: Candidate) -> tupl
     stored = (await session.exec(statement)).one()
     if inserted:
         return stored, True
-    if stored.status == "withdrawn":
-        stored.status, stored.example, stored.updated_at = "pending", candidate.example, candidate.updated_at
+    if stored.status == CandidateStatus.WITHDRAWN:
+        stored.status, stored.example, stored.updated_at = (
+            CandidateStatus.PENDING,
+            candidate.example,
+            candidate.updated_at,
+        )
         session.add(stored)
         return stored, True
     return stored, False
@@ -632,12 +646,12 @@ async def withdraw_candidate(
         Candidate.message_ts == message_ts,
         Candidate.kind == kind,
         Candidate.contributor == contributor,
-        Candidate.status == "pending",
+        Candidate.status == CandidateStatus.PENDING,
     )
     candidate = (await session.exec(statement)).first()
     if candidate is None:
         return None
-    candidate.status, candidate.updated_at = "withdrawn", now
+    candidate.status, candidate.updated_at = CandidateStatus.WITHDRAWN, now
     session.add(candidate)
     return candidate
 
@@ -647,7 +661,7 @@ async def pending_candidates_on(session: AsyncSession, *, channel_id: str, messa
     statement = select(func.count()).where(
         Candidate.channel_id == channel_id,
         Candidate.message_ts == message_ts,
-        Candidate.status == "pending",
+        Candidate.status == CandidateStatus.PENDING,
         Candidate.kind != "rejected",
     )
     return int((await session.exec(statement)).one())
@@ -658,7 +672,7 @@ async def pending_votes(session: AsyncSession, *, channel_id: str, message_ts: s
         Candidate.channel_id == channel_id,
         Candidate.message_ts == message_ts,
         Candidate.contributor == contributor,
-        Candidate.status == "pending",
+        Candidate.status == CandidateStatus.PENDING,
     )
     return set((await session.exec(statement)).all())
 
@@ -670,7 +684,7 @@ async def pending_candidates(session: AsyncSession, *, team_id: str, dataset_id:
         .where(
             Candidate.team_id == team_id,
             Candidate.dataset_id == dataset_id,
-            Candidate.status == "pending",
+            Candidate.status == CandidateStatus.PENDING,
             Candidate.kind != "rejected",
         )
         .order_by(col(Candidate.id))
@@ -699,8 +713,8 @@ async def publish_candidates(
 ) -> None:
     statement = (
         update(Candidate)
-        .where(col(Candidate.id).in_(candidate_ids), col(Candidate.status) == "pending")
-        .values(status="published", published_dataset_id=dataset_id, updated_at=now)
+        .where(col(Candidate.id).in_(candidate_ids), col(Candidate.status) == CandidateStatus.PENDING)
+        .values(status=CandidateStatus.PUBLISHED, published_dataset_id=dataset_id, updated_at=now)
     )
     await session.exec(statement)
 
@@ -730,7 +744,7 @@ async def release_leases(session: AsyncSession, *, owner: str, now: datetime) ->
         released += int((await session.exec(statement)).rowcount or 0)
     posting = (
         update(Notification)
-        .where(col(Notification.status) == "sending", col(Notification.claimed_by) == owner)
+        .where(col(Notification.status) == NotificationStatus.SENDING, col(Notification.claimed_by) == owner)
         .values(claimed_until=now - timedelta(microseconds=1), claimed_by=None)
     )
     released += int((await session.exec(posting)).rowcount or 0)
