@@ -9,6 +9,7 @@ from typing import Any
 from bot.datasets.report import CODE_TITLES
 from bot.jobs import STATUS_ICONS, JobStatus
 from bot.mrkdwn import escape
+from storage.models import EvalStatus, GoldenSetStatus
 
 Block = dict[str, Any]
 
@@ -809,14 +810,14 @@ def home_view(
 
 def golden_progress(golden: Any, *, done: int) -> str:
     bar = "▓" * int(10 * done / max(golden.total, 1)) + "░" * (10 - int(10 * done / max(golden.total, 1)))
-    icon = {"done": "✅", "failed": "❌"}.get(golden.status, "⏳")
+    icon = {GoldenSetStatus.DONE: "✅", GoldenSetStatus.FAILED: "❌"}.get(golden.status, "⏳")
     return (
         f"{icon} Recording a golden set of `{escape(golden.model)}`: {bar} {done:,}/{golden.total:,} prompts answered"
     )
 
 
 def golden_summary(golden: Any, *, done: int) -> str:
-    if golden.status == "done":
+    if golden.status == GoldenSetStatus.DONE:
         return (
             f"📼 <@{golden.started_by}>, golden set #{golden.id} of `{escape(golden.model)}` is recorded: "
             f"{done:,} prompts and their answers, kept by the bot. The JSONL file follows; `/finetune export` "
@@ -894,7 +895,7 @@ def evaluation_confirmation(evaluation: Any, *, dataset_name: str, usable: int, 
 
 def evaluation_progress(evaluation: Any, *, dataset_name: str, done: int) -> str:
     filled = int(10 * done / max(evaluation.total, 1))
-    icon = {"done": "✅", "failed": "❌"}.get(evaluation.status, "⏳")
+    icon = {EvalStatus.DONE: "✅", EvalStatus.FAILED: "❌"}.get(evaluation.status, "⏳")
     return (
         f"{icon} Evaluation #{evaluation.id}: `{escape(evaluation.model)}` against "
         f"`{escape(evaluation.baseline_model)}` on `{escape(dataset_name)}`: "
@@ -1054,12 +1055,13 @@ def evaluation_modal(job: Any, *, datasets: Sequence[Any], initial_dataset_id: i
 
 
 def evaluation_line(evaluation: Any, *, dataset_name: str) -> str:
-    icon = {"done": "✅", "failed": "❌", "running": "⏳", "cancelled": "🚫"}.get(evaluation.status, "❔")
+    icons = {EvalStatus.DONE: "✅", EvalStatus.FAILED: "❌", EvalStatus.RUNNING: "⏳", EvalStatus.CANCELLED: "🚫"}
+    icon = icons.get(evaluation.status, "❔")
     head = (
         f"{icon} *#{evaluation.id}* `{escape(evaluation.model)}` vs `{escape(evaluation.baseline_model)}` on "
         f"`{escape(dataset_name)}`"
     )
-    if evaluation.status == "done":
+    if evaluation.status == EvalStatus.DONE:
         metrics = evaluation.metrics
         key = "macro_f1" if metrics["classification"] else "token_f1"
         name = "macro F1" if metrics["classification"] else "overlap F1"

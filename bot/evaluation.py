@@ -16,7 +16,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +31,9 @@ from bot.providers import ProviderError, ProviderErrorKind
 from bot.providers.patience import complete_patiently
 from bot.services import Services
 from storage import repositories
-from storage.models import Dataset, Evaluation, EvaluationAnswer, Notification
+from storage.models import Dataset, EvalStatus, Evaluation, EvaluationAnswer, Notification
 
 logger = logging.getLogger(__name__)
-
-
-class EvalStatus(StrEnum):
-    AWAITING_CONFIRMATION = "awaiting_confirmation"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 CANDIDATE, BASELINE, JUDGE = "candidate", "baseline", "judge"

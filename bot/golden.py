@@ -25,7 +25,7 @@ from bot.providers import ProviderError
 from bot.providers.patience import complete_patiently
 from bot.services import Services
 from storage import repositories
-from storage.models import Dataset, GoldenAnswer, GoldenSet, Notification
+from storage.models import Dataset, GoldenAnswer, GoldenSet, GoldenSetStatus, Notification
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ async def _show_progress(services: Services, golden: GoldenSet, done: int) -> No
 
 async def _finish(services: Services, golden: GoldenSet, done: int, failure: ProviderError | None) -> None:
     now = services.clock.now()
-    status = "done" if failure is None and done >= golden.total else "failed"
+    status = GoldenSetStatus.DONE if failure is None and done >= golden.total else GoldenSetStatus.FAILED
     async with services.db.session() as session, session.begin():
         row = await session.get(GoldenSet, golden.id)
         assert row is not None
@@ -222,7 +222,7 @@ async def _finish(services: Services, golden: GoldenSet, done: int, failure: Pro
                 created_at=now,
             )
         ]
-        if status == "done":
+        if status == GoldenSetStatus.DONE:
             notes.append(
                 Notification(
                     team_id=golden.team_id,

@@ -14,7 +14,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +29,7 @@ from bot.mrkdwn import escape
 from bot.numbers import reference_number
 from bot.services import Services
 from storage import repositories
-from storage.models import Dataset, FileIntake
+from storage.models import Dataset, FileIntake, IntakeStatus
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +38,6 @@ SLACK_FILE_HOSTS = ("files.slack.com",)
 INTAKE_LEASE = timedelta(minutes=5)
 MAX_INTAKE_ATTEMPTS = 3
 DOWNLOAD_CHUNK = 1 << 20
-
-
-class IntakeStatus(StrEnum):
-    RUNNING = "running"
-    DONE = "done"  # answered in the file's thread, with a report or with what went wrong
-    GIVEN_UP = "given_up"  # interrupted too often; its thread says to share it again
 
 
 class IntakeError(UserFacingError):

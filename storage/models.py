@@ -35,6 +35,12 @@ class SlackEvent(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utc_now)
 
 
+class IntakeStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"  # answered in the file's thread, with a report or with what went wrong
+    GIVEN_UP = "given_up"  # interrupted too often; its thread says to share it again
+
+
 class FileIntake(SQLModel, table=True):
     """One share of a file being taken in: the claim that only one replica handles it, and what a
     restarted bot needs to resume it if the one handling it died."""
@@ -48,7 +54,7 @@ class FileIntake(SQLModel, table=True):
     user_id: str = Field(max_length=32)
     message_ts: str = Field(max_length=32)
     thread_ts: str | None = Field(default=None, max_length=32)
-    status: str = Field(default="running", max_length=16, index=True)
+    status: str = Field(default=IntakeStatus.RUNNING, max_length=16, index=True)
     attempts: int = 1
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_expires_at: datetime | None = None
@@ -243,6 +249,12 @@ class HomeViewer(SQLModel, table=True):
     opened_at: datetime = Field(default_factory=utc_now)
 
 
+class GoldenSetStatus(StrEnum):
+    RUNNING = "running"  # answers being recorded, under a lease
+    DONE = "done"
+    FAILED = "failed"
+
+
 class GoldenSet(SQLModel, table=True):
     """A model's recorded answers to a fixed list of prompts: its behaviour, kept after the model is gone."""
 
@@ -251,7 +263,7 @@ class GoldenSet(SQLModel, table=True):
     team_id: str = Field(foreign_key="team.team_id", max_length=32, index=True)
     model: str = Field(max_length=255, index=True)
     dataset_id: int = Field(foreign_key="dataset.id")
-    status: str = Field(default="running", max_length=16, index=True)
+    status: str = Field(default=GoldenSetStatus.RUNNING, max_length=16, index=True)
     total: int = 0
     channel_id: str = Field(max_length=32)
     thread_ts: str = Field(max_length=32)
@@ -279,6 +291,14 @@ class GoldenAnswer(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now)
 
 
+class EvalStatus(StrEnum):
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class Evaluation(SQLModel, table=True):
     """A model measured against another on held-out examples: its plan, its progress and its scores.
 
@@ -293,7 +313,7 @@ class Evaluation(SQLModel, table=True):
     judge_model: str | None = Field(default=None, max_length=255)
     dataset_id: int = Field(foreign_key="dataset.id")
     job_id: int | None = Field(default=None, foreign_key="trainingjob.id")
-    status: str = Field(default="awaiting_confirmation", max_length=32, index=True)
+    status: str = Field(default=EvalStatus.AWAITING_CONFIRMATION, max_length=32, index=True)
     total: int = 0
     overlap: int = 0  # examples whose prompt is also in the model's training data
     channel_id: str = Field(max_length=32)

@@ -25,11 +25,13 @@ from storage.models import (
     ChatThread,
     ChatTurn,
     Dataset,
+    EvalStatus,
     Evaluation,
     EvaluationAnswer,
     FileIntake,
     GoldenAnswer,
     GoldenSet,
+    GoldenSetStatus,
     HomeViewer,
     JobEvent,
     Notification,
@@ -540,14 +542,20 @@ async def list_golden_answers(session: AsyncSession, *, golden_set_id: int) -> l
 async def claim_golden_sets(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta) -> list[int]:
     """Lease unfinished recordings nobody is running."""
     return await _claim_expired(
-        session, GoldenSet, col(GoldenSet.status) == "running", owner=owner, now=now, lease=lease, limit=ORPHANS
+        session,
+        GoldenSet,
+        col(GoldenSet.status) == GoldenSetStatus.RUNNING,
+        owner=owner,
+        now=now,
+        lease=lease,
+        limit=ORPHANS,
     )
 
 
 async def latest_golden_set(session: AsyncSession, *, team_id: str, model: str) -> GoldenSet | None:
     statement = (
         select(GoldenSet)
-        .where(GoldenSet.team_id == team_id, GoldenSet.model == model, GoldenSet.status == "done")
+        .where(GoldenSet.team_id == team_id, GoldenSet.model == model, GoldenSet.status == GoldenSetStatus.DONE)
         .order_by(col(GoldenSet.id).desc())
     )
     return (await session.exec(statement)).first()
@@ -596,7 +604,13 @@ async def list_evaluation_answers(session: AsyncSession, *, evaluation_id: int) 
 async def claim_evaluations(session: AsyncSession, *, owner: str, now: datetime, lease: timedelta) -> list[int]:
     """Lease running evaluations nobody is running."""
     return await _claim_expired(
-        session, Evaluation, col(Evaluation.status) == "running", owner=owner, now=now, lease=lease, limit=ORPHANS
+        session,
+        Evaluation,
+        col(Evaluation.status) == EvalStatus.RUNNING,
+        owner=owner,
+        now=now,
+        lease=lease,
+        limit=ORPHANS,
     )
 
 
@@ -604,7 +618,7 @@ async def recent_evaluations(session: AsyncSession, *, team_id: str, limit: int 
     """The team's evaluations that were confirmed (run, running or ended), newest first."""
     statement = (
         select(Evaluation)
-        .where(Evaluation.team_id == team_id, col(Evaluation.status) != "awaiting_confirmation")
+        .where(Evaluation.team_id == team_id, col(Evaluation.status) != EvalStatus.AWAITING_CONFIRMATION)
         .order_by(col(Evaluation.id).desc())
         .limit(limit)
     )

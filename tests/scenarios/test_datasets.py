@@ -12,7 +12,7 @@ from bot.clock import FrozenClock
 from bot.services import Services
 from sandbox.slack_server import Message
 from storage import repositories
-from storage.models import FileIntake
+from storage.models import FileIntake, IntakeStatus
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 
 
@@ -165,4 +165,4 @@ async def test_an_intake_interrupted_three_times_is_given_up_in_its_thread(
     assert set(shared.reactions) == {"x"}
     async with http_bot.services.db.session() as session:
         [row] = (await session.exec(select(FileIntake))).all()
-    assert (row.status, row.attempts) == (intake.IntakeStatus.GIVEN_UP, 4)
+    assert (row.status, row.attempts) == (IntakeStatus.GIVEN_UP, 4)
