@@ -23,13 +23,13 @@ from bot import blocks, catalog, pacing
 from bot.datasets.tokens import TokenCounter
 from bot.errors import UserFacingError, slack_error_code
 from bot.mrkdwn import escape, unescape
-from bot.numbers import reference_number
 from bot.providers import ProviderError, ProviderErrorKind
 from bot.providers.types import ChatUsage
+from bot.references import resolve_model
 from bot.services import Services
 from storage import repositories
 from storage.db import OUTAGE_ERRORS
-from storage.models import ChatThread, ChatTurn, Dataset, TrainingJob
+from storage.models import ChatThread, ChatTurn
 
 logger = logging.getLogger(__name__)
 
@@ -66,44 +66,6 @@ class Incoming:
     user_id: str
     text: str
     user_team_id: str = ""
-
-
-@dataclass(frozen=True)
-class ChosenModel:
-    model: str
-    default_system: str | None
-    home_channel: str | None = None  # where the model's job was discussed
-
-
-async def resolve_model(services: Services, *, team_id: str, reference: str) -> ChosenModel:
-    """``#12`` (a job), ``ft:…`` (a fine-tuned model) or a base model id; with the system prompt it learned."""
-    async with services.db.session() as session:
-        number = reference_number(reference)
-        job: TrainingJob | None
-        if number is not None:
-            job = await repositories.get_job(session, team_id=team_id, job_id=number)
-            if job is None:
-                raise UserFacingError(f"I have no job `{escape(reference)}`. `/finetune jobs` lists the team's jobs.")
-            if not job.fine_tuned_model:
-                raise UserFacingError(f"Job #{job.id} has no model yet (it is {job.status.replace('_', ' ')}).")
-        else:
-            job = await repositories.find_job_by_model(session, team_id=team_id, model=reference)
-        model = (
-            job.fine_tuned_model
-            if job is not None and job.fine_tuned_model
-            else catalog.ALIASES.get(reference, reference)
-        )
-        if job is None and model not in {base.id for base in await services.base_models()}:
-            # Only the team's own models and its provider's base models: another team's ft:… id is refused.
-            raise UserFacingError(
-                f"I know no model `{escape(reference[:100])}` in this team. `/finetune models` lists the team's "
-                "fine-tuned models; base models are the ones in the Train… form."
-            )
-        system = None
-        if job is not None:
-            dataset = await session.get(Dataset, job.dataset_id)
-            system = (dataset.report or {}).get("common_system_prompt") if dataset is not None else None
-    return ChosenModel(model, system, job.channel_id if job is not None else None)
 
 
 async def start_chat(

@@ -22,13 +22,12 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, catalog, eval_metrics, notifier, team_views, workspaces
-from bot.chat import resolve_model
 from bot.errors import MalformedRequest, UserFacingError
-from bot.intake import dataset_path, find_dataset
 from bot.mrkdwn import escape
 from bot.numbers import whole_number
 from bot.providers import ProviderError, ProviderErrorKind
 from bot.providers.patience import complete_patiently
+from bot.references import dataset_path, find_dataset, resolve_model
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, EvalStatus, Evaluation, EvaluationAnswer, Notification

@@ -26,8 +26,9 @@ from bot import blocks, policy, team_views
 from bot.chat import MENTION, Turn, record_question, thread_turns
 from bot.errors import UserFacingError
 from bot.eval_metrics import normalize
-from bot.intake import dataset_path, find_dataset, run_validation, validation_options
+from bot.intake import run_validation, validation_options
 from bot.mrkdwn import escape
+from bot.references import dataset_path, find_dataset
 from bot.services import Services
 from storage import repositories
 from storage.models import AuditEntry, Candidate, CandidateStatus, ChatThread, Dataset

@@ -26,7 +26,7 @@ from bot.datasets.report import Report
 from bot.datasets.validate import PARALLEL_MIN_BYTES, ValidationOptions, validate_path
 from bot.errors import UserFacingError, slack_error_code
 from bot.mrkdwn import escape
-from bot.numbers import reference_number
+from bot.references import dataset_path, find_dataset
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, FileIntake, IntakeStatus
@@ -339,10 +339,6 @@ async def run_validation(services: Services, path: Path, size: int, options: Val
         return await loop.run_in_executor(services.validation_pool(), validate_path, path, options)
 
 
-def dataset_path(services: Services, sha256: str) -> Path:
-    return services.settings.finetune_data_dir / "datasets" / sha256[:2] / f"{sha256}.jsonl"
-
-
 async def download(services: Services, url: str, name: str) -> tuple[Path, str, int]:
     """Stream a Slack file to the bot's store; returns (path, sha256, bytes)."""
     settings = services.settings
@@ -407,16 +403,6 @@ async def _unreact(services: Services, channel: str, ts: str, name: str) -> None
 async def recent_datasets(services: Services, *, team_id: str, limit: int = 15) -> list[Dataset]:
     async with services.db.session() as session:
         return await repositories.list_datasets(session, team_id=team_id, limit=limit)
-
-
-async def find_dataset(services: Services, *, team_id: str, reference: str) -> Dataset | None:
-    """A dataset by id (``12`` or ``#12``) or by file name (the newest of that name)."""
-    async with services.db.session() as session:
-        number = reference_number(reference)
-        if number is not None:
-            return await repositories.get_dataset(session, team_id=team_id, dataset_id=number)
-        matches = await repositories.find_datasets_by_name(session, team_id=team_id, filename=reference)
-        return matches[0] if matches else None
 
 
 async def revalidate(

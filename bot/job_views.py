@@ -8,30 +8,10 @@ from bot import blocks, policy
 from bot.errors import UserFacingError
 from bot.jobs import ACTIVE, JobStatus
 from bot.mrkdwn import escape
-from bot.numbers import reference_number
+from bot.references import find_job
 from bot.services import Services
 from storage import repositories
-from storage.models import Dataset, TrainingJob
-
-
-async def find_job(services: Services, *, team_id: str, reference: str) -> TrainingJob:
-    """A job by ``#12``, ``12`` or the provider's id (``ftjob-…``)."""
-    async with services.db.session() as session:
-        number = reference_number(reference)
-        if number is not None:
-            job = await repositories.get_job(session, team_id=team_id, job_id=number)
-        else:
-            job = next(
-                (
-                    j
-                    for j in await repositories.list_jobs(session, team_id=team_id, limit=500)
-                    if j.provider_job_id == reference
-                ),
-                None,
-            )
-    if job is None:
-        raise UserFacingError(f"I have no job `{escape(reference)}`. `/finetune jobs` lists the team's jobs.")
-    return job
+from storage.models import Dataset
 
 
 async def status_blocks(services: Services, *, team_id: str, reference: str | None) -> tuple[str, list[dict[str, Any]]]:

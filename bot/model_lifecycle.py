@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from bot import blocks, policy
-from bot.chat import resolve_model
 from bot.errors import UserFacingError
 from bot.mrkdwn import escape
 from bot.providers import ProviderError, ProviderErrorKind
+from bot.references import resolve_model
 from bot.services import Services
 from storage import repositories
 from storage.models import TrainingJob

@@ -10,10 +10,9 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, notifier, policy, workspaces
-from bot.chat import resolve_model
 from bot.errors import UserFacingError
-from bot.intake import dataset_path, find_dataset
 from bot.mrkdwn import escape
+from bot.references import dataset_path, find_dataset, resolve_model
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, Notification

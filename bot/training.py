@@ -22,11 +22,12 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks, catalog, policy, workspaces
 from bot.datasets.report import default_epochs, default_method
 from bot.errors import MalformedRequest, UserFacingError, slack_error_code
-from bot.intake import dataset_path, find_dataset, run_validation, validation_options
+from bot.intake import run_validation, validation_options
 from bot.jobs import JobStatus
 from bot.mrkdwn import escape
 from bot.numbers import whole_number
 from bot.providers import BaseModelInfo, JobRequest, ProviderError, ProviderErrorKind, ProviderJob
+from bot.references import dataset_path, find_dataset
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, TrainingJob

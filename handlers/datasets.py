@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import blocks, intake, team_views
+from bot import blocks, intake, references, team_views
 from bot.errors import UsageError
 from bot.mrkdwn import escape
 from bot.services import Services
@@ -101,7 +101,7 @@ async def show_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespon
     await ack()
     action = {"value": clicked_value(body)}
     team_id = team_of(body)
-    dataset = await intake.find_dataset(services, team_id=team_id, reference=action.get("value", ""))
+    dataset = await references.find_dataset(services, team_id=team_id, reference=action.get("value", ""))
     if dataset is None:
         await respond(
             text="That dataset is gone from the bot's records.", response_type="ephemeral", replace_original=False

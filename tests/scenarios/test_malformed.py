@@ -11,8 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from bot import chat
-from bot.errors import UserFacingError
+from bot import references
 from sandbox.slack_server import Message
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 from tests.scenarios.scenes import marv_file, shared_report, trained
@@ -135,12 +134,12 @@ async def test_an_evaluate_form_with_foreign_metadata_is_ignored_quietly(
 async def test_another_teams_model_cannot_be_chatted_with(http_bot: BotUnderTest, clock: Any, tmp_path: Any) -> None:
     job, _ = await trained(http_bot, clock, marv_file(tmp_path))
     assert job.fine_tuned_model
-    chosen = await chat.resolve_model(
+    chosen = await references.resolve_model(
         http_bot.services, team_id=http_bot.workspace.team_id, reference=job.fine_tuned_model
     )
     assert chosen.model == job.fine_tuned_model
-    with pytest.raises(UserFacingError, match="I know no model"):
-        await chat.resolve_model(http_bot.services, team_id="T0OTHERTEAM", reference=job.fine_tuned_model)
+    with pytest.raises(references.NotFound, match="I know no model"):
+        await references.resolve_model(http_bot.services, team_id="T0OTHERTEAM", reference=job.fine_tuned_model)
     await http_bot.driver.slash_command(ALICE, GENERAL, "chat <!channel>")
     [answer] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(ALICE))
     assert "I know no model" in answer.text

@@ -1,0 +1,94 @@
+"""What people type to name things ("#12", "12", a file name, ``ft:…``, ``ftjob-…``) turned into the team's
+own rows: the shared kernel of every feature that acts on a job, a model or a dataset.
+
+Each lookup stays within the asking team, and says in a sentence what it did not find.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot import catalog
+from bot.errors import UserFacingError
+from bot.mrkdwn import escape
+from bot.numbers import reference_number
+from bot.services import Services
+from storage import repositories
+from storage.models import Dataset, TrainingJob
+
+
+class NotFound(UserFacingError):
+    """The team has nothing by that name: the sentence says what was asked and where to look instead."""
+
+
+@dataclass(frozen=True)
+class ChosenModel:
+    model: str
+    default_system: str | None
+    home_channel: str | None = None  # where the model's job was discussed
+
+
+async def resolve_model(services: Services, *, team_id: str, reference: str) -> ChosenModel:
+    """``#12`` (a job), ``ft:…`` (a fine-tuned model) or a base model id; with the system prompt it learned."""
+    async with services.db.session() as session:
+        number = reference_number(reference)
+        job: TrainingJob | None
+        if number is not None:
+            job = await repositories.get_job(session, team_id=team_id, job_id=number)
+            if job is None:
+                raise NotFound(f"I have no job `{escape(reference)}`. `/finetune jobs` lists the team's jobs.")
+            if not job.fine_tuned_model:
+                raise UserFacingError(f"Job #{job.id} has no model yet (it is {job.status.replace('_', ' ')}).")
+        else:
+            job = await repositories.find_job_by_model(session, team_id=team_id, model=reference)
+        model = (
+            job.fine_tuned_model
+            if job is not None and job.fine_tuned_model
+            else catalog.ALIASES.get(reference, reference)
+        )
+        if job is None and model not in {base.id for base in await services.base_models()}:
+            # Only the team's own models and its provider's base models: another team's ft:… id is refused.
+            raise NotFound(
+                f"I know no model `{escape(reference[:100])}` in this team. `/finetune models` lists the team's "
+                "fine-tuned models; base models are the ones in the Train… form."
+            )
+        system = None
+        if job is not None:
+            dataset = await session.get(Dataset, job.dataset_id)
+            system = (dataset.report or {}).get("common_system_prompt") if dataset is not None else None
+    return ChosenModel(model, system, job.channel_id if job is not None else None)
+
+
+async def find_job(services: Services, *, team_id: str, reference: str) -> TrainingJob:
+    """A job by ``#12``, ``12`` or the provider's id (``ftjob-…``)."""
+    async with services.db.session() as session:
+        number = reference_number(reference)
+        if number is not None:
+            job = await repositories.get_job(session, team_id=team_id, job_id=number)
+        else:
+            job = next(
+                (
+                    j
+                    for j in await repositories.list_jobs(session, team_id=team_id, limit=500)
+                    if j.provider_job_id == reference
+                ),
+                None,
+            )
+    if job is None:
+        raise NotFound(f"I have no job `{escape(reference)}`. `/finetune jobs` lists the team's jobs.")
+    return job
+
+
+async def find_dataset(services: Services, *, team_id: str, reference: str) -> Dataset | None:
+    """A dataset by id (``12`` or ``#12``) or by file name (the newest of that name)."""
+    async with services.db.session() as session:
+        number = reference_number(reference)
+        if number is not None:
+            return await repositories.get_dataset(session, team_id=team_id, dataset_id=number)
+        matches = await repositories.find_datasets_by_name(session, team_id=team_id, filename=reference)
+        return matches[0] if matches else None
+
+
+def dataset_path(services: Services, sha256: str) -> Path:
+    return services.settings.finetune_data_dir / "datasets" / sha256[:2] / f"{sha256}.jsonl"
