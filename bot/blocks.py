@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.datasets.report import CODE_TITLES
-from bot.jobs import STATUS_ICONS, JobStatus
 from bot.mrkdwn import escape
+from bot.training.status import STATUS_ICONS, JobStatus
 from storage.models import EvalStatus, GoldenSetStatus
 
 Block = dict[str, Any]

@@ -8,9 +8,9 @@ from datetime import datetime
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import UserFacingError
-from bot.jobs import JobStatus
 from bot.services import Services
 from bot.settings import Settings
+from bot.training.status import JobStatus
 from storage import repositories
 
 logger = logging.getLogger(__name__)

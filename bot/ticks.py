@@ -12,10 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from bot import evaluation, following, golden, intake, notifier, team_views, training
-from bot.jobs import ACTIVE
+from bot import evaluation, golden, intake, notifier, team_views
 from bot.providers import ProviderError
 from bot.services import Services
+from bot.training import poller, start
+from bot.training.status import ACTIVE
 from storage import repositories
 from storage.models import TrainingJob
 
@@ -44,16 +45,16 @@ async def poll_due_jobs(services: Services, *, owner: str, limit: int = BATCH) -
         async with slots:
             next_poll: timedelta | None = interval
             try:
-                active = await following.follow_job(services, job_id)
+                active = await poller.follow_job(services, job_id)
                 if not active:
                     next_poll = None
                     finished.add(job_id)
             except ProviderError as error:
-                failures = await following.record_failure(services, job_id, error)
-                next_poll = following.backoff(failures, interval)
+                failures = await poller.record_failure(services, job_id, error)
+                next_poll = poller.backoff(failures, interval)
             except Exception:  # one job's bug must not stop the others; it is retried later
                 logger.exception("following job %s failed", job_id)
-                next_poll = following.backoff(1, interval)
+                next_poll = poller.backoff(1, interval)
             async with services.db.session() as session, session.begin():
                 await repositories.release_job(
                     session,
@@ -82,7 +83,7 @@ async def tick(services: Services, *, owner: str) -> None:
 async def _tick(services: Services, *, owner: str) -> None:
     # Each part is started only when its turn comes, so a tick cut off by a shutdown leaves none half-made.
     parts: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
-        ("settling stalled starts", lambda: training.resolve_stalled_starts(services, owner=owner)),
+        ("settling stalled starts", lambda: start.resolve_stalled_starts(services, owner=owner)),
         ("resuming interrupted intakes", lambda: intake.resume_interrupted_intakes(services, owner=owner)),
         ("polling jobs", lambda: poll_due_jobs(services, owner=owner)),
         ("resuming golden sets", lambda: golden.resume_recordings(services)),

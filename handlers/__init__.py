@@ -10,7 +10,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import chat, commands, datasets, evaluation, flywheel, jobs, team, training, workspaces
+from handlers import chat, commands, datasets, evaluation, flywheel, team, training, workspaces
 
 
 async def _acknowledge_event() -> None:
@@ -22,7 +22,6 @@ def register(app: AsyncApp, services: Services) -> None:
         commands.HELP,
         *datasets.SUBCOMMANDS,
         *training.SUBCOMMANDS,
-        *jobs.SUBCOMMANDS,
         *chat.SUBCOMMANDS,
         *evaluation.SUBCOMMANDS,
         *flywheel.SUBCOMMANDS,

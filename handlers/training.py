@@ -1,4 +1,5 @@
-"""Training listeners: Train… button, `/finetune train`, the modal, approvals and Cancel."""
+"""Training listeners: Train… button, `/finetune train`, the modal, approvals, `/finetune status|jobs|cancel`
+and Cancel."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import training
 from bot.errors import MalformedRequest, UsageError, UserFacingError
 from bot.mrkdwn import escape
 from bot.services import Services
+from bot.training import cancel, modal, start, views
 from handlers import arguments
 from handlers.clicks import answer_clicker, clicked_id, clicked_value, team_of
 from handlers.commands import CommandRequest, Subcommand
@@ -41,7 +42,7 @@ async def train_command(request: CommandRequest) -> None:
     if len(words) != 1:
         raise UsageError(f"Which dataset? Usage: `{escape(TRAIN_USAGE)}`")
     assert request.trigger_id is not None
-    await training.open_train_modal(
+    await modal.open_train_modal(
         request.services,
         team_id=request.team_id,
         user_id=request.user_id,
@@ -51,8 +52,34 @@ async def train_command(request: CommandRequest) -> None:
     )
 
 
+async def status_command(request: CommandRequest) -> None:
+    reference = request.args.split()[0] if request.args.split() else None
+    text, card = await views.status_blocks(request.services, team_id=request.team_id, reference=reference)
+    await request.respond(text=text, blocks=card, response_type="ephemeral")
+
+
+async def jobs_command(request: CommandRequest) -> None:
+    text, listing = await views.jobs_list_blocks(request.services, team_id=request.team_id)
+    await request.respond(text=text, blocks=listing, response_type="ephemeral")
+
+
+async def cancel_command(request: CommandRequest) -> None:
+    words = request.args.split()
+    if len(words) != 1:
+        raise UsageError(f"Which job? Usage: `{escape('/finetune cancel <job>')}` (see `/finetune jobs`).")
+    card = await cancel.cancel_confirmation(
+        request.services, team_id=request.team_id, user_id=request.user_id, reference=words[0]
+    )
+    await request.respond(text="Cancel this job?", blocks=card, response_type="ephemeral")
+
+
 SUBCOMMANDS = [
-    Subcommand("train", "train <dataset> [model=…] [epochs=…] …", "start fine-tuning (opens a form)", train_command)
+    Subcommand("train", "train <dataset> [model=…] [epochs=…] …", "start fine-tuning (opens a form)", train_command),
+    Subcommand("status", "status [job]", "a job's progress (the newest one by default)", status_command),
+    Subcommand("jobs", "jobs", "the team's recent jobs with status and progress", jobs_command),
+    Subcommand(
+        "cancel", "cancel <job>", "cancel a running job (its requester or an admin; asks first)", cancel_command
+    ),
 ]
 
 
@@ -60,7 +87,7 @@ async def train_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespon
     await ack()
     await answer_clicker(
         respond,
-        training.open_train_modal(
+        modal.open_train_modal(
             services,
             team_id=team_of(body),
             user_id=body["user"]["id"],
@@ -74,13 +101,13 @@ async def train_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespon
 async def modal_changed(ack: AsyncAck, body: dict[str, Any], services: Services) -> None:
     """The model, method or epochs changed in the modal: recompute the estimate."""
     await ack()
-    await training.refresh_modal(services, team_id=team_of(body), view=body["view"])
+    await modal.refresh_modal(services, team_id=team_of(body), view=body["view"])
 
 
 async def modal_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
     team_id = team_of(body)
     try:
-        errors, submission = await training.check_submission(
+        errors, submission = await modal.check_submission(
             services, team_id=team_id, user_id=body["user"]["id"], view=view
         )
     except MalformedRequest:
@@ -93,7 +120,7 @@ async def modal_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, A
         await ack(response_action="errors", errors=errors)
         return
     await ack()
-    await training.start(services, team_id=team_id, user_id=body["user"]["id"], submission=submission)
+    await start.start(services, team_id=team_id, user_id=body["user"]["id"], submission=submission)
 
 
 async def _decide(
@@ -105,7 +132,7 @@ async def _decide(
     container = body.get("container") or {}
     await answer_clicker(
         respond,
-        training.decide(
+        start.decide(
             services,
             team_id=team_of(body),
             admin=admin,
@@ -128,5 +155,5 @@ async def cancel_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespo
     await ack()
     await answer_clicker(
         respond,
-        training.cancel(services, team_id=team_of(body), user_id=body["user"]["id"], job_id=clicked_id(body)),
+        cancel.cancel(services, team_id=team_of(body), user_id=body["user"]["id"], job_id=clicked_id(body)),
     )

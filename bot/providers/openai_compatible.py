@@ -20,7 +20,6 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 from openai.types.fine_tuning import FineTuningJob
 
 from bot import catalog
-from bot.jobs import JobStatus
 from bot.logging import redact
 from bot.providers.types import (
     BaseModelInfo,
@@ -33,6 +32,7 @@ from bot.providers.types import (
     ProviderJob,
 )
 from bot.settings import Settings
+from bot.training.status import JobStatus
 
 logger = logging.getLogger(__name__)
 

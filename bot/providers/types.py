@@ -9,8 +9,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.jobs import JobStatus
 from bot.mrkdwn import escape
+from bot.training.status import JobStatus
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bot.jobs import ACTIVE, JobStatus
 from bot.providers import JobRequest, ProviderError, ProviderErrorKind
 from bot.providers.openai_compatible import OpenAICompatibleProvider, build_provider
 from bot.providers.types import ChatUsage
+from bot.training.status import ACTIVE, JobStatus
 from sandbox.openai_server import OpenAIEmulator, OpenAIState
 from tests.conftest import make_settings
 from tests.examples import chat_lines

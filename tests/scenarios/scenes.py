@@ -18,8 +18,8 @@ from sqlmodel import select
 
 from bot import ticks
 from bot.clock import FrozenClock
-from bot.jobs import TERMINAL
 from bot.services import Services
+from bot.training.status import TERMINAL
 from bot.workspaces import Installations
 from sandbox.openai_server import OpenAIEmulator
 from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackWorkspace, View

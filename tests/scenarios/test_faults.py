@@ -26,9 +26,9 @@ from sqlmodel import col, func, select
 
 from bot import ticks
 from bot.clock import FrozenClock
-from bot.jobs import ACTIVE, JobStatus
 from bot.services import Services
-from bot.training import START_LEASE
+from bot.training.start import START_LEASE
+from bot.training.status import ACTIVE, JobStatus
 from sandbox.driver import SlackDriver
 from sandbox.openai_server import SANDBOX_MODELS, OpenAIEmulator
 from sandbox.slack_server import Message, SlackEmulator, SlackWorkspace

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.jobs import ACTIVE, STATUS_ICONS, TERMINAL, JobStatus, transition
+from bot.training.status import ACTIVE, STATUS_ICONS, TERMINAL, JobStatus, transition
 
 BEFORE_THE_PROVIDER = {JobStatus.AWAITING_APPROVAL, JobStatus.STARTING}
 

@@ -1,7 +1,7 @@
 """Following one job: ask the provider, record what is new, owe the team the right messages.
 
 Everything here is idempotent: events are stored once (unique per job), status moves only
-forward (bot.jobs.transition), and notifications are queued once per (job, kind, key). A poll that
+forward (bot.training.status.transition), and notifications are queued once per (job, kind, key). A poll that
 is repeated after a crash, or made by another replica, changes nothing twice.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, catalog, workspaces
-from bot.jobs import TERMINAL, JobStatus, transition
 from bot.numbers import whole_number
 from bot.providers import ProviderError, ProviderEvent
 from bot.services import Services
+from bot.training.status import TERMINAL, JobStatus, transition
 from storage import repositories
 from storage.models import Dataset, JobEvent, Notification, TrainingJob
 

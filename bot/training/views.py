@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import blocks, policy
+from bot import blocks
 from bot.errors import UserFacingError
-from bot.jobs import ACTIVE, JobStatus
 from bot.mrkdwn import escape
 from bot.references import find_job
 from bot.services import Services
+from bot.training.status import ACTIVE
 from storage import repositories
 from storage.models import Dataset
 
@@ -57,22 +57,3 @@ async def jobs_list_blocks(services: Services, *, team_id: str) -> tuple[str, li
             *(blocks.section(p) for p in blocks.split_text("\n".join(lines))),
         ],
     )
-
-
-async def cancel_confirmation(
-    services: Services, *, team_id: str, user_id: str, reference: str
-) -> list[dict[str, Any]]:
-    """The question before cancelling: a button that asks once more, for the requester or an admin."""
-    job = await find_job(services, team_id=team_id, reference=reference)
-    if job.status == JobStatus.STARTING:
-        raise UserFacingError(blocks.still_starting_text(job.id or 0, services.provider.label))
-    if job.status not in ACTIVE or not job.provider_job_id:
-        raise UserFacingError(f"Job #{job.id} is {blocks.STATUS_WORDS.get(job.status, job.status)}; nothing to cancel.")
-    policy.require_owner_or_admin(
-        services.settings, user_id, owner=job.requested_by, who="started it", action=f"cancel job #{job.id}"
-    )
-    async with services.db.session() as session:
-        dataset = await session.get(Dataset, job.dataset_id)
-    assert dataset is not None
-    card = blocks.job_card(job, dataset_name=dataset.filename, title=f"Cancel job #{job.id}?", now=services.clock.now())
-    return card

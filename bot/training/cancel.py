@@ -1,0 +1,97 @@
+"""Cancelling a running job: the question first (to its requester or an admin), then the provider."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import blocks, policy
+from bot.errors import UserFacingError
+from bot.mrkdwn import escape
+from bot.providers import ProviderError
+from bot.references import find_job
+from bot.services import Services
+from bot.training.status import ACTIVE, JobStatus
+from storage import repositories
+from storage.models import Dataset, TrainingJob
+
+
+async def cancel_confirmation(
+    services: Services, *, team_id: str, user_id: str, reference: str
+) -> list[dict[str, Any]]:
+    """The question before cancelling: a button that asks once more, for the requester or an admin."""
+    job = await find_job(services, team_id=team_id, reference=reference)
+    if job.status == JobStatus.STARTING:
+        raise UserFacingError(blocks.still_starting_text(job.id or 0, services.provider.label))
+    if job.status not in ACTIVE or not job.provider_job_id:
+        raise UserFacingError(f"Job #{job.id} is {blocks.STATUS_WORDS.get(job.status, job.status)}; nothing to cancel.")
+    policy.require_owner_or_admin(
+        services.settings, user_id, owner=job.requested_by, who="started it", action=f"cancel job #{job.id}"
+    )
+    async with services.db.session() as session:
+        dataset = await session.get(Dataset, job.dataset_id)
+    assert dataset is not None
+    card = blocks.job_card(job, dataset_name=dataset.filename, title=f"Cancel job #{job.id}?", now=services.clock.now())
+    return card
+
+
+async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int) -> str:
+    """The requester or an admin cancels a running job; returns the sentence for the clicker."""
+    async with services.db.session() as session:
+        job = await repositories.get_job(session, team_id=team_id, job_id=job_id)
+    if job is None:
+        raise UserFacingError("That job is gone from the bot's records.")
+    policy.require_owner_or_admin(
+        services.settings, user_id, owner=job.requested_by, who="started it", action=f"cancel job #{job_id}"
+    )
+    if (
+        job.status
+        not in (JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.UNKNOWN)
+        or not job.provider_job_id
+    ):
+        if job.status == JobStatus.STARTING:
+            return blocks.still_starting_text(job_id, services.provider.label)
+        return f"Job #{job_id} is {escape(job.status.replace('_', ' '))}; there is nothing to cancel."
+    try:
+        remote = await services.provider.cancel_job(job.provider_job_id)
+    except ProviderError as error:
+        raise UserFacingError(
+            f"{services.provider.label} did not cancel job #{job_id}: “{escape(error.provider_message)}”"
+        ) from None
+    now = services.clock.now()
+    async with services.db.session() as session, session.begin():
+        moved = await repositories.move_job_status(
+            session,
+            job_id=job_id,
+            expected=job.status,
+            new=JobStatus.CANCELLED,
+            now=now,
+            raw_status=remote.raw_status,
+            finished_at=now,
+            cancelled_by=user_id,
+        )
+        if moved:
+            await repositories.add_audit_entry(
+                session,
+                team_id=team_id,
+                actor=user_id,
+                action="cancel",
+                subject=f"job:{job_id}",
+                now=now,
+                detail={"provider_job_id": job.provider_job_id},
+            )
+        row = await session.get(TrainingJob, job_id)
+        dataset = await session.get(Dataset, job.dataset_id)
+    assert row is not None and dataset is not None
+    if row.progress_message_ts:
+        await services.slack.chat_update(
+            channel=row.channel_id,
+            ts=row.progress_message_ts,
+            text=f"🛑 Training cancelled by <@{user_id}>",
+            blocks=blocks.job_card(row, dataset_name=dataset.filename, title=f"🛑 *Cancelled by <@{user_id}>*"),
+        )
+    await services.slack.chat_postMessage(
+        channel=row.channel_id,
+        thread_ts=row.thread_ts,
+        text=f"🛑 <@{user_id}> cancelled job #{job_id} (`{escape(row.base_model)}`).",
+    )
+    return f"Job #{job_id} is cancelled."
