@@ -24,9 +24,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, policy, team_views
 from bot.chat import MENTION, Turn, record_question, thread_turns
+from bot.datasets.intake import run_validation, validation_options
 from bot.errors import UserFacingError
 from bot.eval_metrics import normalize
-from bot.intake import run_validation, validation_options
 from bot.mrkdwn import escape
 from bot.references import dataset_path, find_dataset
 from bot.services import Services

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from bot import evaluation, golden, intake, notifier, team_views
+from bot import evaluation, golden, notifier, team_views
+from bot.datasets import intake
 from bot.providers import ProviderError
 from bot.services import Services
 from bot.training import poller, start

@@ -8,7 +8,8 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import blocks, intake, references, team_views
+from bot import blocks, references, team_views
+from bot.datasets import intake
 from bot.errors import UsageError
 from bot.mrkdwn import escape
 from bot.services import Services

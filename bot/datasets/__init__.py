@@ -1,4 +1,5 @@
-"""Datasets: the streaming validator, token counting and cost estimates.
+"""Datasets: intake of shared files (intake), the streaming validator, token counting and cost estimates.
 
-Imports here stay light (no Slack, no OpenAI SDK) so `finetune-bot validate` starts fast.
+The validator's modules stay light (no Slack, no OpenAI SDK) so `finetune-bot validate` starts fast;
+this file imports none of its submodules, so importing the validator never pulls intake in.
 """

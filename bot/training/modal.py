@@ -13,9 +13,9 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, catalog, policy
+from bot.datasets.intake import run_validation, validation_options
 from bot.datasets.report import default_epochs, default_method
 from bot.errors import MalformedRequest, UserFacingError, slack_error_code
-from bot.intake import run_validation, validation_options
 from bot.mrkdwn import escape
 from bot.numbers import whole_number
 from bot.providers import BaseModelInfo

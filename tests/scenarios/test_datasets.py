@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bot import intake
 from bot.clock import FrozenClock
+from bot.datasets import intake
 from bot.services import Services
 from sandbox.slack_server import Message
 from storage import repositories
