@@ -15,7 +15,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, charts, workspaces
+from bot import charts, slack_blocks, workspaces
 from bot.errors import slack_error_code, slack_error_data
 from bot.services import Services
 from storage import repositories
@@ -202,8 +202,8 @@ async def _file_content(services: Services, kind: str, payload: dict[str, Any]) 
         return charts.evaluation_png(
             title=payload["title"],
             metrics=evaluation.metrics,
-            model=blocks.short_model(evaluation.model),
-            baseline=blocks.short_model(evaluation.baseline_model),
+            model=slack_blocks.short_model(evaluation.model),
+            baseline=slack_blocks.short_model(evaluation.baseline_model),
         )
     return await golden_set_jsonl(services, int(payload["golden_set_id"]))
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot import catalog
 from bot.errors import UserFacingError
+from bot.models import catalog
 from bot.mrkdwn import escape
 from bot.numbers import reference_number
 from bot.services import Services

@@ -12,8 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from bot import evaluation, golden, notifier, team_views
+from bot import notifier
 from bot.datasets import intake
+from bot.evaluation import run as evaluation_run
+from bot.home import tab as home_tab
+from bot.models import golden, lifecycle
 from bot.providers import ProviderError
 from bot.services import Services
 from bot.training import poller, start
@@ -69,7 +72,7 @@ async def poll_due_jobs(services: Services, *, owner: str, limit: int = BATCH) -
         async with services.db.session() as session:
             teams = {job.team_id for job_id in finished if (job := await session.get(TrainingJob, job_id))}
         for team_id in teams:
-            await team_views.refresh_homes(services, team_id=team_id)
+            await home_tab.refresh_homes(services, team_id=team_id)
     return len(claimed)
 
 
@@ -88,8 +91,8 @@ async def _tick(services: Services, *, owner: str) -> None:
         ("resuming interrupted intakes", lambda: intake.resume_interrupted_intakes(services, owner=owner)),
         ("polling jobs", lambda: poll_due_jobs(services, owner=owner)),
         ("resuming golden sets", lambda: golden.resume_recordings(services)),
-        ("resuming evaluations", lambda: evaluation.resume_evaluations(services)),
-        ("queueing retirement reminders", lambda: team_views.queue_reminders(services)),
+        ("resuming evaluations", lambda: evaluation_run.resume_evaluations(services)),
+        ("queueing retirement reminders", lambda: lifecycle.queue_reminders(services)),
     )
     for part, work in parts:
         try:

@@ -10,7 +10,7 @@ import re
 from slack_bolt.async_app import AsyncApp
 
 from bot.services import Services
-from handlers import chat, commands, datasets, evaluation, flywheel, team, training, workspaces
+from handlers import chat, commands, datasets, evaluation, flywheel, home, models, training, workspaces
 
 
 async def _acknowledge_event() -> None:
@@ -25,7 +25,8 @@ def register(app: AsyncApp, services: Services) -> None:
         *chat.SUBCOMMANDS,
         *evaluation.SUBCOMMANDS,
         *flywheel.SUBCOMMANDS,
-        *team.SUBCOMMANDS,
+        *models.SUBCOMMANDS,
+        *home.SUBCOMMANDS,
     ]
     app.command(commands.COMMAND)(commands.make_dispatcher(services, subcommands))
 
@@ -45,7 +46,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.event("app_mention")(chat.on_mention)
     app.action("chat_start")(chat.chat_button)
     app.action("compare_start")(chat.compare_button)
-    app.action("model_delete")(chat.delete_button)
+    app.action("model_delete")(models.delete_button)
 
     app.event("reaction_added")(flywheel.reaction_added)
     app.event("reaction_removed")(flywheel.reaction_removed)
@@ -57,8 +58,8 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action("eval_cancel")(evaluation.cancel_button)
     app.action("eval_retry")(evaluation.retry_button)
 
-    app.event("app_home_opened")(team.home_opened)
-    app.action("home_page")(team.home_page)
+    app.event("app_home_opened")(home.home_opened)
+    app.action("home_page")(home.home_page)
 
     app.event("app_uninstalled")(workspaces.app_uninstalled)
     app.event("tokens_revoked")(workspaces.tokens_revoked)

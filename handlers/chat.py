@@ -1,4 +1,4 @@
-"""Chat listeners: thread replies and mentions, `/finetune chat|compare|delete`, and the result's buttons."""
+"""Chat listeners: thread replies and mentions, `/finetune chat|compare`, and the result's buttons."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import chat, flywheel, model_lifecycle
+from bot.chat import answers, threads
 from bot.errors import UsageError
+from bot.flywheel import candidates
 from bot.mrkdwn import escape, unescape
 from bot.services import Services
 from handlers import arguments
@@ -45,10 +46,10 @@ async def on_mention(event: dict[str, Any], body: dict[str, Any], services: Serv
     services.background(_route(services, _incoming(event, body)))
 
 
-def _route(services: Services, incoming: chat.Incoming) -> Coroutine[Any, Any, None]:
+def _route(services: Services, incoming: threads.Incoming) -> Coroutine[Any, Any, None]:
     """``correct: …`` teaches (the flywheel keeps it); anything else is a question to the model."""
-    if flywheel.is_correction(incoming.text):
-        return flywheel.on_correction(
+    if candidates.is_correction(incoming.text):
+        return candidates.on_correction(
             services,
             team_id=incoming.team_id,
             channel_id=incoming.channel_id,
@@ -57,11 +58,11 @@ def _route(services: Services, incoming: chat.Incoming) -> Coroutine[Any, Any, N
             user=incoming.user_id,
             text=incoming.text,
         )
-    return chat.on_message(services, incoming)
+    return answers.on_message(services, incoming)
 
 
-def _incoming(event: dict[str, Any], body: dict[str, Any]) -> chat.Incoming:
-    return chat.Incoming(
+def _incoming(event: dict[str, Any], body: dict[str, Any]) -> threads.Incoming:
+    return threads.Incoming(
         team_id=str(body.get("team_id") or event.get("team") or ""),
         channel_id=event["channel"],
         thread_ts=event["thread_ts"],
@@ -77,7 +78,7 @@ async def chat_command(request: CommandRequest) -> None:
     words, options = arguments.parse(request.args, allowed={"system"}, usage=CHAT_USAGE)
     if len(words) != 1:
         raise UsageError(f"Which model? Usage: `{escape(CHAT_USAGE)}`")
-    await chat.start_chat(
+    await answers.start_chat(
         request.services,
         team_id=request.team_id,
         channel_id=request.channel_id,
@@ -95,7 +96,7 @@ async def compare_command(request: CommandRequest) -> None:
         other = words[2]
     else:
         raise UsageError(f"Usage: `{escape(COMPARE_USAGE)}`")
-    await chat.start_chat(
+    await answers.start_chat(
         request.services,
         team_id=request.team_id,
         channel_id=request.channel_id,
@@ -105,26 +106,9 @@ async def compare_command(request: CommandRequest) -> None:
     )
 
 
-async def delete_command(request: CommandRequest) -> None:
-    words = request.args.split()
-    if len(words) != 1:
-        raise UsageError(f"Which model? Usage: `{escape('/finetune delete <model|job>')}`")
-    await request.respond(
-        text="Delete this model?",
-        blocks=await model_lifecycle.confirmation(request.services, team_id=request.team_id, reference=words[0]),
-        response_type="ephemeral",
-    )
-
-
 SUBCOMMANDS = [
     Subcommand("chat", 'chat <model|job> [system="…"]', "talk to a model in a new thread", chat_command),
     Subcommand("compare", "compare <model|job> [with <model>]", "answer each message with two models", compare_command),
-    Subcommand(
-        "delete",
-        "delete <model|job>",
-        "delete a fine-tuned model (its requester or an admin; asks first)",
-        delete_command,
-    ),
 ]
 
 
@@ -133,7 +117,7 @@ async def _from_button(
 ) -> None:
     await ack()
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
-    started = chat.start_chat(
+    started = answers.start_chat(
         services,
         team_id=team_of(body),
         channel_id=channel,
@@ -150,16 +134,6 @@ async def chat_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
 
 async def compare_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
     await _from_button(ack, body, respond, services, compare=True)
-
-
-async def delete_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
-    await ack()
-    await answer_clicker(
-        respond,
-        model_lifecycle.delete_model(
-            services, team_id=team_of(body), user_id=body["user"]["id"], reference=clicked_value(body)
-        ),
-    )
 
 
 async def _quietly(started: Awaitable[str]) -> None:

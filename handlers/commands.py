@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import blocks
+from bot import slack_blocks
 from bot.errors import UserFacingError
 from bot.mrkdwn import escape, unescape
 from bot.providers import ProviderError
@@ -53,8 +53,8 @@ class Subcommand:
 async def show_help(request: CommandRequest) -> None:
     entries = [(entry.usage, entry.summary) for entry in request.subcommands]
     await request.respond(
-        text=blocks.help_text(COMMAND, entries),
-        blocks=blocks.help_blocks(COMMAND, entries),
+        text=slack_blocks.help_text(COMMAND, entries),
+        blocks=slack_blocks.help_blocks(COMMAND, entries),
         response_type="ephemeral",
     )
 

@@ -8,9 +8,11 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import blocks, references, team_views
+from bot import references
 from bot.datasets import intake
+from bot.datasets import views as dataset_views
 from bot.errors import UsageError
+from bot.home import tab as home_tab
 from bot.mrkdwn import escape
 from bot.services import Services
 from handlers import arguments, chat
@@ -56,14 +58,14 @@ async def _take_in(services: Services, files: list[intake.SharedFile]) -> None:
     for shared in files:
         await intake.receive_file(services, shared)
     if files:
-        await team_views.refresh_homes(services, team_id=files[0].team_id)
+        await home_tab.refresh_homes(services, team_id=files[0].team_id)
 
 
 async def list_datasets(request: CommandRequest) -> None:
     datasets = await intake.recent_datasets(request.services, team_id=request.team_id)
     await request.respond(
         text=f"{len(datasets)} recent dataset(s)",
-        blocks=blocks.datasets_list_blocks(datasets, workspace_url=request.services.slack_state.workspace_url),
+        blocks=dataset_views.datasets_list_blocks(datasets, workspace_url=request.services.slack_state.workspace_url),
         response_type="ephemeral",
     )
 
@@ -111,7 +113,9 @@ async def show_details(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespon
     assert dataset.id is not None
     await respond(
         text=f"Details of {escape(dataset.filename)}",
-        blocks=blocks.report_details_blocks(dataset_id=dataset.id, filename=dataset.filename, report=dataset.report),
+        blocks=dataset_views.report_details_blocks(
+            dataset_id=dataset.id, filename=dataset.filename, report=dataset.report
+        ),
         response_type="ephemeral",
         replace_original=False,
     )

@@ -7,8 +7,9 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import evaluation
 from bot.errors import UsageError, UserFacingError
+from bot.evaluation import plan as evaluation_plan
+from bot.evaluation import run as evaluation_run
 from bot.mrkdwn import escape
 from bot.services import Services
 from handlers.clicks import answer_clicker, clicked_id, team_of
@@ -27,7 +28,7 @@ async def eval_command(request: CommandRequest) -> None:
         raise UsageError(
             f"Usage: `{escape(EVAL_USAGE)}` (the dataset holds held-out examples, by number or file name)."
         )
-    _, confirmation, text = await evaluation.plan(
+    _, confirmation, text = await evaluation_plan.plan(
         request.services,
         team_id=request.team_id,
         user_id=request.user_id,
@@ -52,7 +53,7 @@ async def open_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
     await ack()
 
     async def opened() -> None:
-        await evaluation.open_form(
+        await evaluation_plan.open_form(
             services, team_id=team_of(body), trigger_id=body["trigger_id"], job_id=clicked_id(body)
         )
 
@@ -62,7 +63,7 @@ async def open_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
 async def form_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:
     await ack()
     services.background(
-        evaluation.plan_from_form(services, team_id=team_of(body), user_id=body["user"]["id"], view=view)
+        evaluation_plan.plan_from_form(services, team_id=team_of(body), user_id=body["user"]["id"], view=view)
     )
 
 
@@ -81,17 +82,19 @@ async def _decide(body: dict[str, Any], respond: AsyncRespond, decision: Any, se
 
 async def confirm_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
     await ack()
-    await _decide(body, respond, evaluation.confirm, services)
+    await _decide(body, respond, evaluation_run.confirm, services)
 
 
 async def cancel_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
     await ack()
-    await _decide(body, respond, evaluation.call_off, services)
+    await _decide(body, respond, evaluation_run.call_off, services)
 
 
 async def retry_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
     await ack()
     await answer_clicker(
         respond,
-        evaluation.retry(services, team_id=team_of(body), user_id=body["user"]["id"], evaluation_id=clicked_id(body)),
+        evaluation_run.retry(
+            services, team_id=team_of(body), user_id=body["user"]["id"], evaluation_id=clicked_id(body)
+        ),
     )

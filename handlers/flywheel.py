@@ -7,8 +7,8 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot import flywheel
 from bot.errors import UsageError
+from bot.flywheel import candidates, publish
 from bot.mrkdwn import escape
 from bot.services import Services
 from handlers.clicks import answer_clicker, clicked_id, team_of
@@ -19,7 +19,7 @@ async def _reaction(event: dict[str, Any], body: dict[str, Any], services: Servi
     item = event.get("item") or {}
     if item.get("type") != "message":
         return
-    reaction = flywheel.Reaction(
+    reaction = candidates.Reaction(
         team_id=str(body.get("team_id") or ""),
         user=str(event.get("user") or ""),
         name=str(event.get("reaction") or ""),
@@ -27,7 +27,7 @@ async def _reaction(event: dict[str, Any], body: dict[str, Any], services: Servi
         ts=str(item.get("ts") or ""),
         added=added,
     )
-    services.background(flywheel.on_reaction(services, reaction))
+    services.background(candidates.on_reaction(services, reaction))
 
 
 async def reaction_added(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
@@ -42,7 +42,7 @@ async def candidates_command(request: CommandRequest) -> None:
     words = request.args.split()
     if len(words) != 1:
         raise UsageError(f"Usage: `{escape('/finetune candidates <dataset>')}` (the dataset a model was trained on).")
-    text, listing = await flywheel.candidates_view(
+    text, listing = await candidates.candidates_view(
         request.services, team_id=request.team_id, user_id=request.user_id, reference=words[0]
     )
     await request.respond(text=text, blocks=listing, response_type="ephemeral")
@@ -54,7 +54,7 @@ async def dataset_command(request: CommandRequest) -> None:
         raise UsageError(
             f"Usage: `{escape('/finetune dataset next <dataset>')}` builds its next version from the candidates."
         )
-    sentence = await flywheel.publish_next(
+    sentence = await publish.publish_next(
         request.services, team_id=request.team_id, user_id=request.user_id, reference=words[1]
     )
     await request.respond(text=sentence, response_type="ephemeral")
@@ -80,5 +80,5 @@ async def drop_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
     await ack()
     await answer_clicker(
         respond,
-        flywheel.drop(services, team_id=team_of(body), user_id=body["user"]["id"], candidate_id=clicked_id(body)),
+        candidates.drop(services, team_id=team_of(body), user_id=body["user"]["id"], candidate_id=clicked_id(body)),
     )

@@ -12,7 +12,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.errors import MalformedRequest, UsageError, UserFacingError
 from bot.mrkdwn import escape
 from bot.services import Services
-from bot.training import cancel, modal, start, views
+from bot.training import cancel, listing, modal, start
 from handlers import arguments
 from handlers.clicks import answer_clicker, clicked_id, clicked_value, team_of
 from handlers.commands import CommandRequest, Subcommand
@@ -54,13 +54,13 @@ async def train_command(request: CommandRequest) -> None:
 
 async def status_command(request: CommandRequest) -> None:
     reference = request.args.split()[0] if request.args.split() else None
-    text, card = await views.status_blocks(request.services, team_id=request.team_id, reference=reference)
+    text, card = await listing.status_blocks(request.services, team_id=request.team_id, reference=reference)
     await request.respond(text=text, blocks=card, response_type="ephemeral")
 
 
 async def jobs_command(request: CommandRequest) -> None:
-    text, listing = await views.jobs_list_blocks(request.services, team_id=request.team_id)
-    await request.respond(text=text, blocks=listing, response_type="ephemeral")
+    text, jobs = await listing.jobs_list_blocks(request.services, team_id=request.team_id)
+    await request.respond(text=text, blocks=jobs, response_type="ephemeral")
 
 
 async def cancel_command(request: CommandRequest) -> None:

@@ -299,6 +299,14 @@ class EvalStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class EvalSide(StrEnum):
+    """Who gave an evaluation's answer: the model measured, the one it is measured against, or the judge."""
+
+    CANDIDATE = "candidate"
+    BASELINE = "baseline"
+    JUDGE = "judge"
+
+
 class Evaluation(SQLModel, table=True):
     """A model measured against another on held-out examples: its plan, its progress and its scores.
 
@@ -342,7 +350,7 @@ class EvaluationAnswer(SQLModel, table=True):
     team_id: str = Field(foreign_key="team.team_id", max_length=32)
     evaluation_id: int = Field(foreign_key="evaluation.id", index=True)
     position: int
-    side: str = Field(max_length=16)  # candidate, baseline or judge
+    side: str = Field(max_length=16)  # an EvalSide
     answer: str = ""
     error: str = ""
     prompt_tokens: int = 0
@@ -355,6 +363,13 @@ class CandidateStatus(StrEnum):
     WITHDRAWN = "withdrawn"  # its 👍 or correction was taken back
     DROPPED = "dropped"  # the dataset's owner or an admin left it out
     PUBLISHED = "published"  # part of a published version (``published_dataset_id``)
+
+
+class CandidateKind(StrEnum):
+    APPROVED = "approved"  # a 👍 on a reply
+    CORRECTED = "corrected"  # a ``correct:`` reply
+    PREFERENCE = "preference"  # a 👍 on one of two compared answers and a 👎 on the other
+    REJECTED = "rejected"  # a 👎 alone: kept to pair with a 👍, never published
 
 
 class Candidate(SQLModel, table=True):

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, workspaces
+from bot import workspaces
+from bot.datasets import views
 from bot.datasets.report import Report
 from bot.datasets.validate import PARALLEL_MIN_BYTES, ValidationOptions, validate_path
 from bot.errors import UserFacingError, slack_error_code
@@ -176,7 +177,7 @@ async def _resume(services: Services, shared: SharedFile, intake_id: int, *, att
         return
     await _finish(services, intake_id, IntakeStatus.GIVEN_UP)
     assert shared.message_ts is not None and shared.answer_ts is not None
-    await _say(services, shared.channel_id, shared.answer_ts, blocks.intake_given_up_text(attempts - 1))
+    await _say(services, shared.channel_id, shared.answer_ts, views.intake_given_up_text(attempts - 1))
     await _unreact(services, shared.channel_id, shared.message_ts, "eyes")
     await _react(services, shared.channel_id, shared.message_ts, "x")
 
@@ -189,12 +190,12 @@ async def _answer(services: Services, shared: SharedFile, file: dict[str, Any] |
         try:
             file = (await services.slack.files_info(file=shared.file_id))["file"]
         except SlackApiError as error:
-            await _say(services, shared.channel_id, message_ts, blocks.file_info_refused_text(slack_error_code(error)))
+            await _say(services, shared.channel_id, message_ts, views.file_info_refused_text(slack_error_code(error)))
             return
     name = str(file.get("name") or "")
     if not name.lower().endswith(".jsonl"):
         if name.lower().endswith(".json"):
-            await _say(services, shared.channel_id, message_ts, blocks.not_jsonl_text(name))
+            await _say(services, shared.channel_id, message_ts, views.not_jsonl_text(name))
         await _answered(services, shared)
         return
     await _react(services, shared.channel_id, reacted_ts, "eyes")
@@ -203,13 +204,13 @@ async def _answer(services: Services, shared: SharedFile, file: dict[str, Any] |
     try:
         dataset, earlier = await _ingest(services, shared, file, message_ts)
         if earlier is not None:
-            await _say(services, shared.channel_id, message_ts, blocks.same_data_text(earlier))
+            await _say(services, shared.channel_id, message_ts, views.same_data_text(earlier))
         report = dataset.report
         await services.slack.chat_postMessage(
             channel=shared.channel_id,
             thread_ts=message_ts,
-            text=blocks.report_text(name, report),
-            blocks=blocks.report_blocks(dataset_id=_id(dataset), filename=name, report=report),
+            text=views.report_text(name, report),
+            blocks=views.report_blocks(dataset_id=_id(dataset), filename=name, report=report),
             unfurl_links=False,
         )
         outcome = "white_check_mark" if report.get("valid") else "x"
@@ -290,7 +291,7 @@ async def _ingest(
     name = str(file["name"])
     declared = int(file.get("size") or 0)
     if declared > settings.max_file_bytes:
-        raise IntakeError(blocks.too_large_text(name, declared, settings.max_file_bytes))
+        raise IntakeError(views.too_large_text(name, declared, settings.max_file_bytes))
     stored, sha256, size = await download(services, str(file.get("url_private_download") or ""), name)
     async with services.db.session() as session:
         earlier = await repositories.find_dataset_by_sha(session, team_id=shared.team_id, sha256=sha256)
@@ -359,12 +360,12 @@ async def download(services: Services, url: str, name: str) -> tuple[Path, str, 
             http.get(url, headers={"Authorization": f"Bearer {token}"}, allow_redirects=False) as response,
         ):
             if response.status != 200 or response.content_type == "text/html":
-                raise IntakeError(blocks.download_refused_text(name, response.status), retry=True)
+                raise IntakeError(views.download_refused_text(name, response.status), retry=True)
             with partial.open("wb") as sink:
                 async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
                     size += len(chunk)
                     if size > settings.max_file_bytes:
-                        raise IntakeError(blocks.too_large_text(name, size, settings.max_file_bytes))
+                        raise IntakeError(views.too_large_text(name, size, settings.max_file_bytes))
                     digest.update(chunk)
                     await asyncio.to_thread(sink.write, chunk)
         sha256 = digest.hexdigest()
@@ -429,8 +430,8 @@ async def revalidate(
     await services.slack.chat_postMessage(
         channel=dataset.channel_id,
         thread_ts=dataset.message_ts,
-        text=blocks.report_text(dataset.filename, row.report),
-        blocks=blocks.report_blocks(dataset_id=_id(dataset), filename=dataset.filename, report=row.report),
+        text=views.report_text(dataset.filename, row.report),
+        blocks=views.report_blocks(dataset_id=_id(dataset), filename=dataset.filename, report=row.report),
         unfurl_links=False,
     )
     return row

@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import catalog
 from bot.datasets.validator import FORMATS, LISTED_PER_CODE, FormatStats, Scan, Tally
+from bot.models import catalog
 
 MIN_EXAMPLES = 10
 TARGET_EPOCHS = 3

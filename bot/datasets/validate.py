@@ -14,10 +14,10 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from bot import catalog
 from bot.datasets.report import Report, build_report
 from bot.datasets.tokens import TokenCounter
 from bot.datasets.validator import Scan, Scanner, iter_lines
+from bot.models import catalog
 
 # Below this, starting a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024

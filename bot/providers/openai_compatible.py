@@ -19,8 +19,8 @@ import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 from openai.types.fine_tuning import FineTuningJob
 
-from bot import catalog
 from bot.logging import redact
+from bot.models import catalog
 from bot.providers.types import (
     BaseModelInfo,
     ChatUsage,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import blocks, policy
+from bot import policy
 from bot.errors import UserFacingError
 from bot.mrkdwn import escape
 from bot.providers import ProviderError
 from bot.references import find_job
 from bot.services import Services
+from bot.training import views
 from bot.training.status import ACTIVE, JobStatus
 from storage import repositories
 from storage.models import Dataset, TrainingJob
@@ -21,16 +22,16 @@ async def cancel_confirmation(
     """The question before cancelling: a button that asks once more, for the requester or an admin."""
     job = await find_job(services, team_id=team_id, reference=reference)
     if job.status == JobStatus.STARTING:
-        raise UserFacingError(blocks.still_starting_text(job.id or 0, services.provider.label))
+        raise UserFacingError(views.still_starting_text(job.id or 0, services.provider.label))
     if job.status not in ACTIVE or not job.provider_job_id:
-        raise UserFacingError(f"Job #{job.id} is {blocks.STATUS_WORDS.get(job.status, job.status)}; nothing to cancel.")
+        raise UserFacingError(f"Job #{job.id} is {views.STATUS_WORDS.get(job.status, job.status)}; nothing to cancel.")
     policy.require_owner_or_admin(
         services.settings, user_id, owner=job.requested_by, who="started it", action=f"cancel job #{job.id}"
     )
     async with services.db.session() as session:
         dataset = await session.get(Dataset, job.dataset_id)
     assert dataset is not None
-    card = blocks.job_card(job, dataset_name=dataset.filename, title=f"Cancel job #{job.id}?", now=services.clock.now())
+    card = views.job_card(job, dataset_name=dataset.filename, title=f"Cancel job #{job.id}?", now=services.clock.now())
     return card
 
 
@@ -49,7 +50,7 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
         or not job.provider_job_id
     ):
         if job.status == JobStatus.STARTING:
-            return blocks.still_starting_text(job_id, services.provider.label)
+            return views.still_starting_text(job_id, services.provider.label)
         return f"Job #{job_id} is {escape(job.status.replace('_', ' '))}; there is nothing to cancel."
     try:
         remote = await services.provider.cancel_job(job.provider_job_id)
@@ -87,7 +88,7 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
             channel=row.channel_id,
             ts=row.progress_message_ts,
             text=f"🛑 Training cancelled by <@{user_id}>",
-            blocks=blocks.job_card(row, dataset_name=dataset.filename, title=f"🛑 *Cancelled by <@{user_id}>*"),
+            blocks=views.job_card(row, dataset_name=dataset.filename, title=f"🛑 *Cancelled by <@{user_id}>*"),
         )
     await services.slack.chat_postMessage(
         channel=row.channel_id,

@@ -12,15 +12,17 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, catalog, policy
+from bot import policy
 from bot.datasets.intake import run_validation, validation_options
 from bot.datasets.report import default_epochs, default_method
 from bot.errors import MalformedRequest, UserFacingError, slack_error_code
+from bot.models import catalog
 from bot.mrkdwn import escape
 from bot.numbers import whole_number
 from bot.providers import BaseModelInfo
 from bot.references import dataset_path, find_dataset
 from bot.services import Services
+from bot.training import views
 from storage import repositories
 from storage.models import Dataset
 
@@ -171,7 +173,7 @@ async def _render_modal(
     """The form; ``pending`` shows "computing…" where an estimate that needs a fresh count will go."""
     models, _ = await _trainable(services)
     if pending:
-        shown = blocks.estimate_pending_text(model=choice["model"])
+        shown = views.estimate_pending_text(model=choice["model"])
     else:
         if fresh_estimate:
             epochs, capped, cost = await estimate(
@@ -181,8 +183,8 @@ async def _render_modal(
             epochs, capped, cost = _estimate_from(
                 dataset.report, epochs=choice.get("n_epochs", "auto"), price=dataset.report.get("price_per_million")
             )
-        shown = blocks.estimate_text(model=choice["model"], epochs=epochs, capped_tokens=capped, cost=cost)
-    return blocks.train_modal(
+        shown = views.estimate_text(model=choice["model"], epochs=epochs, capped_tokens=capped, cost=cost)
+    return views.train_modal(
         dataset=dataset,
         models=models,
         choice=choice,

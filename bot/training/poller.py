@@ -15,10 +15,12 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, catalog, workspaces
+from bot import workspaces
+from bot.models import catalog
 from bot.numbers import whole_number
 from bot.providers import ProviderError, ProviderEvent
 from bot.services import Services
+from bot.training import views
 from bot.training.status import TERMINAL, JobStatus, transition
 from storage import repositories
 from storage.models import Dataset, JobEvent, Notification, TrainingJob
@@ -181,12 +183,12 @@ async def _queue_notifications(
 
     if status in MILESTONES:
         await repositories.enqueue_notification(
-            session, notification=note("milestone", {"text": blocks.milestone_text(job)}, key=status)
+            session, notification=note("milestone", {"text": views.milestone_text(job)}, key=status)
         )
         return
     if status not in TERMINAL:
         return
-    text, result = blocks.result_blocks(
+    text, result = views.result_blocks(
         job,
         dataset_name=dataset.filename,
         checkpoints=checkpoints,
@@ -217,8 +219,8 @@ async def _refresh_card(services: Services, job: TrainingJob, dataset: Dataset, 
         await services.slack.chat_update(
             channel=job.channel_id,
             ts=job.progress_message_ts,
-            text=f"{title}: {blocks.progress_line(job, now=now)}",
-            blocks=blocks.job_card(job, dataset_name=dataset.filename, title=title, now=now),
+            text=f"{title}: {views.progress_line(job, now=now)}",
+            blocks=views.job_card(job, dataset_name=dataset.filename, title=title, now=now),
         )
     except SlackApiError as error:
         # The card catches up at the next poll; the outcome itself goes through the outbox.

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from bot import blocks, policy, workspaces
+from bot import policy, slack_blocks, workspaces
 from bot.datasets.report import default_method
 from bot.errors import UserFacingError
 from bot.mrkdwn import escape
@@ -19,6 +19,7 @@ from bot.numbers import whole_number
 from bot.providers import JobRequest, ProviderError, ProviderErrorKind, ProviderJob
 from bot.references import dataset_path
 from bot.services import Services
+from bot.training import views
 from bot.training.modal import Submission, dataset_id_of, estimate
 from bot.training.status import JobStatus
 from storage import repositories
@@ -102,14 +103,14 @@ async def _ask_for_approval(services: Services, job: TrainingJob, dataset: Datas
     await services.slack.chat_postMessage(
         channel=channel,
         text=f"Approval needed: {escape(job.base_model)} on {escape(dataset.filename)} for <@{job.requested_by}>",
-        blocks=blocks.approval_request(job, dataset_name=dataset.filename, reason=reason),
+        blocks=views.approval_request(job, dataset_name=dataset.filename, reason=reason),
     )
     await services.slack.chat_postMessage(
         channel=job.channel_id,
         thread_ts=job.thread_ts,
         text=(
             f"⏳ <@{job.requested_by}>, your training request (job #{job.id}, `{escape(job.base_model)}`, estimate "
-            f"{blocks.money(job.estimated_cost_usd)}) waits for an admin's approval because {reason}."
+            f"{slack_blocks.money(job.estimated_cost_usd)}) waits for an admin's approval because {reason}."
         ),
     )
 
@@ -258,7 +259,7 @@ async def _record_start(services: Services, job_id: int, created: ProviderJob, d
         channel=row.channel_id,
         thread_ts=row.thread_ts,
         text=f"🚀 Training started: {escape(row.base_model)} on {escape(dataset.filename)} (job {created.id})",
-        blocks=blocks.job_card(row, dataset_name=dataset.filename, title=title),
+        blocks=views.job_card(row, dataset_name=dataset.filename, title=title),
     )
     async with services.db.session() as session, session.begin():
         saved = await session.get(TrainingJob, job_id)
@@ -402,7 +403,7 @@ async def decide(
         channel=channel,
         ts=ts,
         text=f"Job #{job_id} {verdict} by <@{admin}>",
-        blocks=blocks.approval_decided(job, dataset_name=dataset.filename, decision=verdict, admin=admin),
+        blocks=views.approval_decided(job, dataset_name=dataset.filename, decision=verdict, admin=admin),
     )
     await services.slack.chat_postMessage(
         channel=job.channel_id,

@@ -1,59 +1,354 @@
-"""Looking at jobs from Slack: `/finetune status`, `/finetune jobs`, and the cancel confirmation."""
+"""How a training job looks in Slack: the Train form, the job card, approvals, progress and the result."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from bot import blocks
-from bot.errors import UserFacingError
+from bot.datasets.views import FORMAT_NAMES
+from bot.models.views import model_actions
 from bot.mrkdwn import escape
-from bot.references import find_job
-from bot.services import Services
-from bot.training.status import ACTIVE
-from storage import repositories
-from storage.models import Dataset
+from bot.slack_blocks import (
+    FALLBACK_TEXT_LIMIT,
+    Block,
+    button,
+    context,
+    fields_section,
+    money,
+    option,
+    section,
+    shorten,
+    split_text,
+    text_input,
+)
+from bot.training.status import STATUS_ICONS, JobStatus
+
+# Sections a job's failure may take in its result message, leaving room for the advice.
+RESULT_TEXT_SECTIONS = 10
 
 
-async def status_blocks(services: Services, *, team_id: str, reference: str | None) -> tuple[str, list[dict[str, Any]]]:
-    """One job's card (the newest job when no reference is given)."""
-    if reference is None:
-        async with services.db.session() as session:
-            newest = await repositories.list_jobs(session, team_id=team_id, limit=1)
-        if not newest:
-            raise UserFacingError("No jobs yet. Click Train… on a dataset's report to start one.")
-        job = newest[0]
-    else:
-        job = await find_job(services, team_id=team_id, reference=reference)
-    async with services.db.session() as session:
-        dataset = await session.get(Dataset, job.dataset_id)
-    assert dataset is not None
-    now = services.clock.now()
-    title = f"*Job #{job.id}*"
-    card = blocks.job_card(job, dataset_name=dataset.filename, title=title, now=now)
-    if job.error_message:
-        card.append(blocks.context(f"{services.provider.label} said: {escape(job.error_message)}"))
-    return f"Job #{job.id}: {blocks.progress_line(job, now=now)}", card
-
-
-async def jobs_list_blocks(services: Services, *, team_id: str) -> tuple[str, list[dict[str, Any]]]:
-    async with services.db.session() as session:
-        jobs = await repositories.list_jobs(session, team_id=team_id, limit=15)
-        names = {d.id: d.filename for d in await repositories.list_datasets(session, team_id=team_id, limit=200)}
-    if not jobs:
-        return "No jobs yet.", [blocks.section("No jobs yet. Click Train… on a dataset's report to start one.")]
-    now = services.clock.now()
-    lines = [
-        f"*#{job.id}* `{escape(job.base_model)}` on `{escape(names.get(job.dataset_id, job.dataset_id))}` · "
-        f"<@{job.requested_by}> · "
-        f"{blocks.progress_line(job, now=now)}"
-        + (f" · {blocks.money(job.actual_cost_usd or job.estimated_cost_usd)}" if job.estimated_cost_usd else "")
-        for job in jobs
-    ]
-    active = sum(1 for job in jobs if job.status in ACTIVE)
+def still_starting_text(job_id: int, provider: str) -> str:
     return (
-        f"{len(jobs)} recent job(s), {active} active",
-        [
-            blocks.section(f"*Recent jobs* ({active} active)"),
-            *(blocks.section(p) for p in blocks.split_text("\n".join(lines))),
-        ],
+        f"Job #{job_id} is still being handed to {escape(provider)}; its card in the thread gets a Cancel button "
+        "as soon as it has started, or the thread says that it did not start."
     )
+
+
+TRAIN_CALLBACK = "train_submit"
+
+
+def model_label(model: Any) -> str:
+    """e.g. ``gpt-4o-mini-2024-07-18 · training ends 2027-01-06 · shutdown 2027-01-14``."""
+    parts = [model.id]
+    if model.training_retires:
+        parts.append(f"training ends {model.training_retires:%Y-%m-%d}")
+    if model.inference_retires:
+        parts.append(f"shutdown {model.inference_retires:%Y-%m-%d}")
+    return " · ".join(parts)
+
+
+def train_modal(
+    *,
+    dataset: Any,
+    models: Sequence[Any],
+    choice: dict[str, str],
+    validation_choices: Sequence[Any],
+    estimate: str,
+    private_metadata: str,
+) -> Block:
+    """The Train… modal: base model (with retirement dates), method, hyperparameters, suffix, estimate."""
+    model_options = [option(model_label(model), model.id) for model in models]
+    selected = next((option for option in model_options if option["value"] == choice.get("model")), None)
+    model_select: dict[str, Any] = {"type": "static_select", "action_id": "train_model", "options": model_options}
+    if selected:
+        model_select["initial_option"] = selected
+    methods = [option("supervised (chat examples)", "supervised"), option("dpo (preference pairs)", "dpo")]
+    method_select = {
+        "type": "static_select",
+        "action_id": "train_method",
+        "options": methods,
+        "initial_option": next(o for o in methods if o["value"] == choice.get("method", "supervised")),
+    }
+    blocks_: list[Block] = [
+        section(
+            f"*Dataset:* `{escape(dataset.filename)}` (#{dataset.id}) — "
+            f"{escape(FORMAT_NAMES.get(dataset.format, dataset.format))}, "
+            f"{dataset.examples:,} examples"
+        ),
+        {
+            "type": "input",
+            "block_id": "model",
+            "dispatch_action": True,
+            "element": model_select,
+            "label": {"type": "plain_text", "text": "Base model"},
+        },
+        {
+            "type": "input",
+            "block_id": "method",
+            "dispatch_action": True,
+            "element": method_select,
+            "label": {"type": "plain_text", "text": "Method"},
+        },
+        text_input(
+            "n_epochs",
+            "Epochs",
+            initial=choice.get("n_epochs", "auto"),
+            hint="auto, or 1 to 50 (press Enter to update the estimate)",
+            dispatch_on_enter="train_epochs",
+        ),
+        text_input("batch_size", "Batch size", initial=choice.get("batch_size", "auto"), hint="auto, or 1 to 256"),
+        text_input(
+            "learning_rate_multiplier",
+            "Learning-rate multiplier",
+            initial=choice.get("learning_rate_multiplier", "auto"),
+            hint="auto, or a number above 0, up to 10",
+        ),
+    ]
+    if choice.get("method") == "dpo":
+        blocks_.append(
+            text_input(
+                "beta", "Beta (DPO)", initial=choice.get("beta", "auto"), hint="auto, or a number above 0, up to 2"
+            )
+        )
+    blocks_ += [
+        text_input(
+            "suffix",
+            "Suffix",
+            initial=choice.get("suffix", ""),
+            optional=True,
+            max_length=64,
+            hint="up to 64 characters, becomes part of the model's name",
+        ),
+        text_input(
+            "seed", "Seed", initial=choice.get("seed", ""), optional=True, hint="a whole number, for repeatable runs"
+        ),
+    ]
+    if validation_choices:
+        options = [option(f"#{d.id} {d.filename} ({d.examples:,} examples)", str(d.id)) for d in validation_choices]
+        element: dict[str, Any] = {"type": "static_select", "action_id": "train_validation", "options": options}
+        picked = next((o for o in options if o["value"] == choice.get("validation")), None)
+        if picked:
+            element["initial_option"] = picked
+        blocks_.append(
+            {
+                "type": "input",
+                "block_id": "validation",
+                "optional": True,
+                "element": element,
+                "label": {"type": "plain_text", "text": "Validation dataset"},
+            }
+        )
+    blocks_ += [section(estimate)]
+    blocks_[-1]["block_id"] = "estimate"
+    return {
+        "type": "modal",
+        "callback_id": TRAIN_CALLBACK,
+        "title": {"type": "plain_text", "text": "Train a model"},
+        "submit": {"type": "plain_text", "text": "Start training"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": private_metadata,
+        "blocks": blocks_,
+    }
+
+
+def estimate_text(*, model: str, epochs: int, capped_tokens: int, cost: float | None) -> str:
+    return (
+        f"*Estimate on {escape(model)}:* {epochs} epoch{'s' if epochs != 1 else ''} × {capped_tokens:,} tokens = "
+        f"{epochs * capped_tokens:,} billed tokens ≈ *{money(cost)}*"
+    )
+
+
+def estimate_pending_text(*, model: str) -> str:
+    return f"*Estimate on {escape(model)}:* ⏳ counting the tokens for this model…"
+
+
+def _hyperparameters_text(hyperparameters: dict[str, Any]) -> str:
+    names = {"n_epochs": "epochs", "batch_size": "batch", "learning_rate_multiplier": "LR ×", "beta": "beta"}
+    return escape(", ".join(f"{names.get(key, key)} {value}" for key, value in hyperparameters.items()))
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+STATUS_WORDS = {
+    "validating": "validating files",
+    "queued": "queued",
+    "running": "running",
+    "paused": "paused",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "unknown": "status unknown",
+    "starting": "starting",
+    "awaiting_approval": "awaiting approval",
+    "denied": "denied",
+    "not_started": "not started",
+}
+
+
+def progress_line(job: Any, *, now: Any) -> str:
+    """``⏳ running · step 12/48 · train loss 0.84 · valid loss 0.91 · 6 min elapsed · ETA 14:32 UTC``."""
+    parts = [f"{STATUS_ICONS.get(JobStatus(job.status), '❔')} *{STATUS_WORDS.get(job.status, job.status)}*"]
+    if job.step and job.total_steps:
+        parts.append(f"step {job.step}/{job.total_steps}")
+    if job.train_loss is not None:
+        parts.append(f"train loss {job.train_loss:.3f}")
+    if job.valid_loss is not None:
+        parts.append(f"valid loss {job.valid_loss:.3f}")
+    end = job.finished_at or now
+    parts.append(f"{_duration((end - job.created_at).total_seconds())} elapsed")
+    if job.estimated_finish and not job.finished_at:
+        parts.append(f"ETA {job.estimated_finish:%H:%M} UTC")
+    return " · ".join(parts)
+
+
+def job_card(job: Any, *, dataset_name: str, title: str, now: Any = None) -> list[Block]:
+    """The card of a job in its dataset's thread, with a Cancel button while it can be cancelled."""
+    fields = [
+        f"*Job*\n`{escape(job.provider_job_id or '—')}` (#{job.id})",
+        f"*Base model*\n`{escape(job.base_model)}`",
+        f"*Method*\n{escape(job.method)}",
+        f"*Hyperparameters*\n{_hyperparameters_text(job.hyperparameters)}",
+        f"*Estimate*\n{money(job.estimated_cost_usd)}",
+        f"*Asked by*\n<@{job.requested_by}>",
+    ]
+    result: list[Block] = [
+        section(f"{title} on `{escape(dataset_name)}`"),
+        fields_section(fields),
+    ]
+    if now is not None:
+        result.append(context(progress_line(job, now=now)))
+    if job.provider_job_id and job.status in ("validating", "queued", "running", "paused", "unknown"):
+        cancel = button("Cancel", "job_cancel", str(job.id), style="danger")
+        cancel["confirm"] = {
+            "title": {"type": "plain_text", "text": "Cancel this job?"},
+            "text": {
+                "type": "mrkdwn",
+                "text": f"Training of `{escape(job.base_model)}` on `{escape(dataset_name)}` stops for good.",
+            },
+            "confirm": {"type": "plain_text", "text": "Cancel the job"},
+            "deny": {"type": "plain_text", "text": "Keep training"},
+        }
+        result.append({"type": "actions", "block_id": f"job:{job.id}", "elements": [cancel]})
+    return result
+
+
+def approval_request(job: Any, *, dataset_name: str, reason: str) -> list[Block]:
+    return [
+        section(
+            f"⏳ <@{job.requested_by}> asks to train `{escape(job.base_model)}` on `{escape(dataset_name)}` "
+            f"(job #{job.id}).\n"
+            f"Estimate: *{money(job.estimated_cost_usd)}*. It needs an admin's approval because {reason}."
+        ),
+        fields_section(
+            [f"*Method*\n{escape(job.method)}", f"*Hyperparameters*\n{_hyperparameters_text(job.hyperparameters)}"]
+        ),
+        {
+            "type": "actions",
+            "block_id": f"approval:{job.id}",
+            "elements": [
+                button("Approve", "job_approve", str(job.id), style="primary"),
+                button("Deny", "job_deny", str(job.id), style="danger"),
+            ],
+        },
+    ]
+
+
+def approval_decided(job: Any, *, dataset_name: str, decision: str, admin: str) -> list[Block]:
+    icon = "✅ Approved" if decision == "approved" else "🚫 Denied"
+    return [
+        section(
+            f"{icon} by <@{admin}>: `{escape(job.base_model)}` on `{escape(dataset_name)}` for <@{job.requested_by}> "
+            f"(job #{job.id}, estimate {money(job.estimated_cost_usd)})."
+        )
+    ]
+
+
+def milestone_text(job: Any) -> str:
+    icon = STATUS_ICONS.get(JobStatus(job.status), "❔")
+    return f"{icon} Job #{job.id} is {STATUS_WORDS.get(job.status, job.status)}."
+
+
+def result_blocks(
+    job: Any,
+    *,
+    dataset_name: str,
+    checkpoints: Sequence[Any],
+    provider_label: str,
+    now: Any,
+    error_code: str | None = None,
+) -> tuple[str, list[Block]]:
+    """The outcome in the thread: who asked, what came out, and what to do next."""
+    who = f"<@{job.requested_by}>"
+    if job.status == "succeeded":
+        duration = _duration(((job.finished_at or now) - job.created_at).total_seconds())
+        losses = " · ".join(
+            part
+            for part in (
+                f"train {job.train_loss:.3f}" if job.train_loss is not None else "",
+                f"valid {job.valid_loss:.3f}" if job.valid_loss is not None else "",
+            )
+            if part
+        )
+        fields = [
+            f"*Model*\n`{escape(job.fine_tuned_model)}`",
+            f"*Base model*\n`{escape(job.base_model)}`",
+            f"*Trained tokens*\n{job.trained_tokens or 0:,}",
+            f"*Cost*\n{money(job.actual_cost_usd)} (estimate {money(job.estimated_cost_usd)})",
+            f"*Duration*\n{duration}",
+            f"*Final loss*\n{losses or '—'}",
+        ]
+        text = f"✅ {who}, your model is ready: {escape(job.fine_tuned_model)}"
+        result: list[Block] = [
+            section(f"✅ {who}, fine-tuning on `{escape(dataset_name)}` succeeded."),
+            fields_section(fields),
+        ]
+        if checkpoints:
+            lines = ["*Checkpoints*"]
+            for checkpoint in checkpoints[:3]:
+                metrics = checkpoint.metrics
+                train = metrics.get("train_loss")
+                valid = metrics.get("valid_loss")
+                detail = ", ".join(
+                    part
+                    for part in (
+                        f"train loss {train:.3f}" if train is not None else "",
+                        f"valid loss {valid:.3f}" if valid is not None else "",
+                    )
+                    if part
+                )
+                lines.append(f"• step {checkpoint.step}: `{escape(checkpoint.model)}` — {detail}")
+            result.append(section("\n".join(lines)))
+        result.append(model_actions(job.id, job.fine_tuned_model))
+        return text, result
+    if job.status == "failed":
+        message = job.error_message or "(no reason given)"
+        file_problem = error_code in ("invalid_training_file", "invalid_file") or "training file" in message.lower()
+        advice = (
+            "Fix the training file as the message says, share it again, and click Train… on the new report."
+            if file_problem
+            else "Nothing is billed for a failed job. Click Train… on the report to try again; if it fails the same "
+            "way, the message above is what to fix."
+        )
+        text = shorten(
+            f"❌ {who}, fine-tuning on {escape(dataset_name)} failed: {escape(message)}", FALLBACK_TEXT_LIMIT
+        )
+        host = escape(provider_label[:1].upper() + provider_label[1:])
+        says = f"❌ {who}, fine-tuning on `{escape(dataset_name)}` failed. {host} says:"
+        quoted = "\n".join(f"> {line}" for line in escape(message).split("\n"))
+        # A provider's message has no length limit: it is split over sections, and whatever does not fit in
+        # one message is cut with a note, never an exception that loses the result.
+        pieces = split_text(f"{says}\n{quoted}")
+        shown = [section(piece) for piece in pieces[:RESULT_TEXT_SECTIONS]]
+        if len(pieces) > RESULT_TEXT_SECTIONS:
+            shown.append(context(f"… the rest of the message is at {escape(provider_label)} (job #{job.id})."))
+        return text, [*shown, context(advice)]
+    by = f"<@{job.cancelled_by}>" if job.cancelled_by else f"someone at {escape(provider_label)} (not from Slack)"
+    text = f"🛑 {who}, fine-tuning on {escape(dataset_name)} was cancelled by {by}."
+    return text, [section(text)]

@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlmodel import select
 
-from bot import golden, ticks
+from bot import ticks
 from bot.clock import FrozenClock
+from bot.models import golden
 from storage import repositories
 from storage.models import Dataset, GoldenAnswer, GoldenSet, TrainingJob
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest

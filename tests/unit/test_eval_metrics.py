@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot import eval_metrics as m
-from bot.evaluation import Example, _example, prompt_key, read_verdict
+from bot.datasets.examples import Example, example_of, prompt_key
+from bot.evaluation import metrics as m
+from bot.evaluation.judge import read_verdict
 
 
 def test_normalization_ignores_case_punctuation_and_spacing() -> None:
@@ -85,7 +86,7 @@ def test_examples_are_the_conversation_up_to_the_last_answer() -> None:
             {"role": "assistant", "content": "4", "weight": 1},
         ]
     }
-    example = _example(line, "chat")
+    example = example_of(line, "chat")
     assert example == Example(
         [
             {"role": "system", "content": "Be brief."},
@@ -100,8 +101,8 @@ def test_examples_are_the_conversation_up_to_the_last_answer() -> None:
         "preferred_output": [{"role": "assistant", "content": "Hello!"}],
         "non_preferred_output": [{"role": "assistant", "content": "What?"}],
     }
-    assert _example(preference, "preference") == Example([{"role": "user", "content": "Hi"}], "Hello!")
-    assert _example({"messages": [{"role": "user", "content": "no answer"}]}, "chat") is None
+    assert example_of(preference, "preference") == Example([{"role": "user", "content": "Hi"}], "Hello!")
+    assert example_of({"messages": [{"role": "user", "content": "no answer"}]}, "chat") is None
     assert prompt_key([{"role": "user", "content": "Hi  there!"}]) == prompt_key(
         [{"role": "user", "content": "hi there"}]
     )

@@ -15,9 +15,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import blocks
+from bot import slack_blocks
+from bot.chat import views as chat_views
+from bot.datasets import views as dataset_views
+from bot.evaluation import views as evaluation_views
+from bot.flywheel import views as flywheel_views
+from bot.home import views as home_views
+from bot.models import views as model_views
 from bot.mrkdwn import escape
 from bot.providers.types import BaseModelInfo
+from bot.training import views as training_views
 from sandbox import slack_mrkdwn
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -165,34 +172,34 @@ def _candidate(text: str) -> SimpleNamespace:
 
 
 BUILDERS: dict[str, Callable[[str], Any]] = {
-    "help": lambda t: (blocks.help_blocks("/finetune", [(t, t)]), blocks.help_text("/finetune", [(t, t)])),
+    "help": lambda t: (slack_blocks.help_blocks("/finetune", [(t, t)]), slack_blocks.help_text("/finetune", [(t, t)])),
     "report": lambda t: (
-        blocks.report_text(t, _report(t)),
-        blocks.report_blocks(dataset_id=1, filename=t, report=_report(t)),
-        blocks.report_details_blocks(dataset_id=1, filename=t, report=_report(t)),
+        dataset_views.report_text(t, _report(t)),
+        dataset_views.report_blocks(dataset_id=1, filename=t, report=_report(t)),
+        dataset_views.report_details_blocks(dataset_id=1, filename=t, report=_report(t)),
     ),
     "file sentences": lambda t: (
-        blocks.not_jsonl_text(t),
-        blocks.same_data_text(_dataset(t)),
-        blocks.too_large_text(t, 10, 5),
-        blocks.download_refused_text(t, 403),
+        dataset_views.not_jsonl_text(t),
+        dataset_views.same_data_text(_dataset(t)),
+        dataset_views.too_large_text(t, 10, 5),
+        dataset_views.download_refused_text(t, 403),
     ),
-    "datasets": lambda t: blocks.datasets_list_blocks([_dataset(t)], workspace_url="https://acme.slack.com/"),
-    "train form": lambda t: blocks.train_modal(
+    "datasets": lambda t: dataset_views.datasets_list_blocks([_dataset(t)], workspace_url="https://acme.slack.com/"),
+    "train form": lambda t: training_views.train_modal(
         dataset=_dataset(t),
         models=[BaseModelInfo(t, ("supervised",), None, None)],
         choice={"model": t},
         validation_choices=[_dataset(t)],
-        estimate=blocks.estimate_text(model=t, epochs=2, capped_tokens=10, cost=None),
+        estimate=training_views.estimate_text(model=t, epochs=2, capped_tokens=10, cost=None),
         private_metadata="{}",
     ),
-    "job card": lambda t: blocks.job_card(_job(t, "running"), dataset_name=t, title="🚀 *Training*", now=NOW),
+    "job card": lambda t: training_views.job_card(_job(t, "running"), dataset_name=t, title="🚀 *Training*", now=NOW),
     "approval": lambda t: (
-        blocks.approval_request(_job(t), dataset_name=t, reason="it is expensive"),
-        blocks.approval_decided(_job(t), dataset_name=t, decision="approved", admin="U0BOB"),
+        training_views.approval_request(_job(t), dataset_name=t, reason="it is expensive"),
+        training_views.approval_decided(_job(t), dataset_name=t, decision="approved", admin="U0BOB"),
     ),
     "results": lambda t: [
-        blocks.result_blocks(
+        training_views.result_blocks(
             _job(t, status),
             dataset_name=t,
             checkpoints=[SimpleNamespace(step=1, model=t, metrics={"train_loss": 0.1})],
@@ -201,13 +208,13 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
         )
         for status in ("succeeded", "failed", "cancelled")
     ],
-    "chat root": lambda t: blocks.chat_root(model=t, compare_model=t, system_prompt=t, user="U0ALICE"),
+    "chat root": lambda t: chat_views.chat_root(model=t, compare_model=t, system_prompt=t, user="U0ALICE"),
     "models": lambda t: (
-        blocks.model_line(_job(t), today=NOW.date()),
-        blocks.reminder_text(_job(t), left=3),
-        blocks.model_actions(1, t),
+        model_views.model_line(_job(t), today=NOW.date()),
+        model_views.reminder_text(_job(t), left=3),
+        model_views.model_actions(1, t),
     ),
-    "home": lambda t: blocks.home_view(
+    "home": lambda t: home_views.home_view(
         datasets=[_dataset(t)],
         jobs=[_job(t)],
         models=[_job(t)],
@@ -218,21 +225,21 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
         now=NOW,
     ),
     "golden sets": lambda t: [
-        (blocks.golden_progress(_golden(t, s), done=2), blocks.golden_summary(_golden(t, s), done=2))
+        (model_views.golden_progress(_golden(t, s), done=2), model_views.golden_summary(_golden(t, s), done=2))
         for s in ("done", "failed")
     ],
     "evaluations": lambda t: (
-        blocks.evaluation_confirmation(_evaluation(t), dataset_name=t, usable=3, tokens=10),
-        blocks.evaluation_progress(_evaluation(t), dataset_name=t, done=1),
-        blocks.evaluation_report(_evaluation(t), dataset_name=t),
-        blocks.evaluation_stopped(_evaluation(t, "failed"), done=1),
-        blocks.evaluation_modal(_job(t), datasets=[_dataset(t)], initial_dataset_id=None),
-        blocks.evaluation_line(_evaluation(t), dataset_name=t),
-        blocks.evaluation_line(_evaluation(t, "failed"), dataset_name=t),
+        evaluation_views.evaluation_confirmation(_evaluation(t), dataset_name=t, usable=3, tokens=10),
+        evaluation_views.evaluation_progress(_evaluation(t), dataset_name=t, done=1),
+        evaluation_views.evaluation_report(_evaluation(t), dataset_name=t),
+        evaluation_views.evaluation_stopped(_evaluation(t, "failed"), done=1),
+        evaluation_views.evaluation_modal(_job(t), datasets=[_dataset(t)], initial_dataset_id=None),
+        evaluation_views.evaluation_line(_evaluation(t), dataset_name=t),
+        evaluation_views.evaluation_line(_evaluation(t, "failed"), dataset_name=t),
     ),
     "flywheel": lambda t: (
-        blocks.candidates_blocks(_dataset(t), [_candidate(t)], duplicates=set(), may_drop=True),
-        blocks.version_announcement(
+        flywheel_views.candidates_blocks(_dataset(t), [_candidate(t)], duplicates=set(), may_drop=True),
+        flywheel_views.version_announcement(
             _dataset(t), name=t, version=2, diff={"contributors": ["U0BOB"], "added": {"corrected": 1}}
         ),
     ),
@@ -250,7 +257,7 @@ def test_outside_text_never_becomes_markup(text: str) -> None:
 
 def test_a_spoofed_link_and_a_channel_ping_stay_text() -> None:
     text = "<https://evil.example/login|Slack SSO> <!here>"
-    _, root = blocks.chat_root(model="gpt-4o-mini", compare_model=None, system_prompt=text, user="U0ALICE")
+    _, root = chat_views.chat_root(model="gpt-4o-mini", compare_model=None, system_prompt=text, user="U0ALICE")
     shown = root[1]["text"]["text"]
     assert slack_mrkdwn.entities(shown) == []
     assert "<https://evil.example/login|Slack SSO> <!here>" in slack_mrkdwn.render(
@@ -259,7 +266,9 @@ def test_a_spoofed_link_and_a_channel_ping_stay_text() -> None:
 
 
 def test_the_help_text_shows_its_brackets() -> None:
-    [_, listing, _] = blocks.help_blocks("/finetune", [("chat <model|job>", "talk"), ("validate <dataset>", "check")])
+    [_, listing, _] = slack_blocks.help_blocks(
+        "/finetune", [("chat <model|job>", "talk"), ("validate <dataset>", "check")]
+    )
     shown = slack_mrkdwn.render(listing["text"]["text"], user_name=str, channel_name=str)
     assert "`/finetune chat <model|job>`" in shown and "`/finetune validate <dataset>`" in shown
 
@@ -274,13 +283,17 @@ def test_escape_is_read_back_as_the_same_text(text: str) -> None:
 def test_a_long_provider_error_is_split_not_raised() -> None:
     job = _job("x", "failed")
     job.error_message = "The training file has a problem. " * 400
-    _, result = blocks.result_blocks(job, dataset_name="marv.jsonl", checkpoints=[], provider_label="OpenAI", now=NOW)
+    _, result = training_views.result_blocks(
+        job, dataset_name="marv.jsonl", checkpoints=[], provider_label="OpenAI", now=NOW
+    )
     sections = [block["text"]["text"] for block in result if block["type"] == "section"]
-    assert len(sections) > 1 and all(len(text) <= blocks.SECTION_TEXT_LIMIT for text in sections)
+    assert len(sections) > 1 and all(len(text) <= slack_blocks.SECTION_TEXT_LIMIT for text in sections)
     assert "".join(sections).count("problem") == 400, "nothing of the message is lost"
     job.error_message = "x" * 40_000
-    _, result = blocks.result_blocks(job, dataset_name="marv.jsonl", checkpoints=[], provider_label="OpenAI", now=NOW)
-    assert len(result) == blocks.RESULT_TEXT_SECTIONS + 2
+    _, result = training_views.result_blocks(
+        job, dataset_name="marv.jsonl", checkpoints=[], provider_label="OpenAI", now=NOW
+    )
+    assert len(result) == training_views.RESULT_TEXT_SECTIONS + 2
     assert "the rest of the message is at OpenAI" in result[-2]["elements"][0]["text"]
 
 
@@ -311,6 +324,6 @@ def test_long_outside_text_never_breaks_slacks_limits() -> None:
     """Escaping makes text longer (a '<' is four characters): no builder raises or passes Slack's 3,000."""
     for name, build in BUILDERS.items():
         built = build("<" * 5000)
-        assert all(len(text) <= blocks.SECTION_TEXT_LIMIT for text in _sections(built)), name
+        assert all(len(text) <= slack_blocks.SECTION_TEXT_LIMIT for text in _sections(built)), name
         fields = [f["text"] for block in _blocks(built) for f in block.get("fields", [])]
-        assert all(len(text) <= blocks.FIELD_TEXT_LIMIT for text in fields), name
+        assert all(len(text) <= slack_blocks.FIELD_TEXT_LIMIT for text in fields), name

@@ -8,7 +8,6 @@ lost. Requests run a few at a time and wait out rate limits.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from datetime import timedelta
@@ -16,8 +15,10 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, notifier, workspaces
+from bot import notifier, workspaces
+from bot.datasets.examples import prompts_of
 from bot.errors import UserFacingError
+from bot.models import views as model_views
 from bot.mrkdwn import escape
 from bot.providers import ProviderError
 from bot.providers.patience import complete_patiently
@@ -31,41 +32,6 @@ logger = logging.getLogger(__name__)
 CONCURRENCY = 4
 LEASE = timedelta(minutes=5)
 PROGRESS_EVERY_SECONDS = 2.0
-MAX_PROMPTS = 2000
-
-
-def prompts_of(path: Any, fmt: str) -> list[list[dict[str, Any]]]:
-    """The prompt of each example: its messages up to the last assistant answer (preference: the input)."""
-    prompts = []
-    with path.open("rb") as stream:
-        for raw in stream:
-            try:
-                example = json.loads(raw)
-            except ValueError:
-                continue
-            if not isinstance(example, dict):
-                continue
-            if fmt == "preference":
-                messages = (example.get("input") or {}).get("messages") or []
-            else:
-                messages = example.get("messages") or []
-                last = max(
-                    (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"),
-                    default=len(messages),
-                )
-                messages = messages[:last]
-            cleaned = [
-                {"role": m["role"], "content": m["content"]}
-                for m in messages
-                if isinstance(m, dict)
-                and isinstance(m.get("content"), str)
-                and m.get("role") in ("system", "user", "assistant")
-            ]
-            if cleaned and cleaned[-1]["role"] == "user":
-                prompts.append(cleaned)
-            if len(prompts) >= MAX_PROMPTS:
-                break
-    return prompts
 
 
 async def start_recording(
@@ -107,7 +73,7 @@ async def start_recording(
         session.add(golden)
         await session.flush()
     progress = await services.slack.chat_postMessage(
-        channel=channel, thread_ts=thread, text=blocks.golden_progress(golden, done=0)
+        channel=channel, thread_ts=thread, text=model_views.golden_progress(golden, done=0)
     )
     async with services.db.session() as session, session.begin():
         row = await session.get(GoldenSet, golden.id)
@@ -193,7 +159,9 @@ async def _show_progress(services: Services, golden: GoldenSet, done: int) -> No
         return
     try:
         await services.slack.chat_update(
-            channel=golden.channel_id, ts=golden.progress_message_ts, text=blocks.golden_progress(golden, done=done)
+            channel=golden.channel_id,
+            ts=golden.progress_message_ts,
+            text=model_views.golden_progress(golden, done=done),
         )
     except SlackApiError as error:
         logger.info("golden set progress not shown: %s", error.response.get("error"))
@@ -209,7 +177,7 @@ async def _finish(services: Services, golden: GoldenSet, done: int, failure: Pro
         row.error_message = failure.provider_message if failure else ""
         session.add(row)
         subject = f"golden:{golden.id}"
-        summary = blocks.golden_summary(row, done=done)
+        summary = model_views.golden_summary(row, done=done)
         notes = [
             Notification(
                 team_id=golden.team_id,

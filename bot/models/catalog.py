@@ -45,7 +45,6 @@ CATALOG: dict[str, ModelInfo] = {
         ModelInfo("babbage-002", "cl100k_base", 16_384, 0.40, ("supervised",), context_window=16_384),
     )
 }
-
 ALIASES = {
     "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
     "gpt-4o": "gpt-4o-2024-08-06",
@@ -54,7 +53,6 @@ ALIASES = {
     "gpt-4.1-nano": "gpt-4.1-nano-2025-04-14",
     "gpt-3.5-turbo": "gpt-3.5-turbo-0125",
 }
-
 # USD per 1M tokens, (input, output), for the base model and for its fine-tunes. Unconfirmed figures
 # (../shared/reference/openai.md §6): settings override them, and a model missing here costs "unknown".
 INFERENCE_PRICES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
@@ -67,7 +65,6 @@ INFERENCE_PRICES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "davinci-002": ((2.00, 2.00), (12.00, 12.00)),
     "babbage-002": ((0.40, 0.40), (1.60, 1.60)),
 }
-
 COMPLETION_ONLY_MODELS = ("davinci-002", "babbage-002")
 O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
 

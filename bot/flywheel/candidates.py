@@ -1,41 +1,35 @@
-"""The data flywheel: what the team approves and corrects in chat threads becomes the next dataset version.
+"""The data flywheel's candidates: what the team approves and corrects in chat threads.
 
 In a chat or compare thread, a 👍 on a model's reply keeps the conversation up to that reply as a
 candidate example; a reply starting with ``correct:`` keeps it with the corrected answer; a 👍 on one
 of two compared answers and a 👎 on the other (by the same person) keep a preference pair. Taking
 the reaction back withdraws the candidate. The bot acknowledges with a reaction of its own, never
-a message per vote. `/finetune candidates` curates them and `/finetune dataset next` publishes
-version n+1: the previous file plus the accepted candidates, validated and stored like any dataset.
+a message per vote. `/finetune candidates` curates them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import re
-from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks, policy, team_views
-from bot.chat import MENTION, Turn, record_question, thread_turns
-from bot.datasets.intake import run_validation, validation_options
+from bot import policy, slack_blocks
+from bot.chat.threads import MENTION, Turn, record_question, thread_turns
+from bot.datasets.examples import example_key, existing_keys
 from bot.errors import UserFacingError
-from bot.eval_metrics import normalize
+from bot.flywheel import views as flywheel_views
 from bot.mrkdwn import escape
 from bot.references import dataset_path, find_dataset
 from bot.services import Services
 from storage import repositories
-from storage.models import AuditEntry, Candidate, CandidateStatus, ChatThread, Dataset
+from storage.models import AuditEntry, Candidate, CandidateKind, CandidateStatus, ChatThread, Dataset
 
 logger = logging.getLogger(__name__)
 
-APPROVED, CORRECTED, PREFERENCE, REJECTED = "approved", "corrected", "preference", "rejected"
 THUMBS_UP = {"+1", "thumbsup"}
 THUMBS_DOWN = {"-1", "thumbsdown"}
 ACKNOWLEDGED = "inbox_tray"  # the bot's quiet "kept it"
@@ -44,23 +38,6 @@ CORRECTION = re.compile(r"^\s*(?:<@[UW][A-Z0-9]+>\s*)?correct:\s*", re.IGNORECAS
 
 def is_correction(text: str) -> bool:
     return CORRECTION.match(text) is not None
-
-
-def example_key(example: dict[str, Any]) -> str:
-    """The same example, whatever its spacing or letter case, gives the same key."""
-
-    def flat(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        return [(str(m.get("role")), normalize(str(m.get("content") or ""))) for m in messages]
-
-    if "messages" in example:
-        shape: Any = flat(example["messages"])
-    else:
-        shape = [
-            flat(example["input"]["messages"]),
-            flat(example["preferred_output"]),
-            flat(example["non_preferred_output"]),
-        ]
-    return hashlib.sha256(json.dumps(shape, ensure_ascii=False).encode()).hexdigest()
 
 
 def _conversation(thread: ChatThread, turns: list[Turn], upto: int, model: str | None) -> list[dict[str, str]]:
@@ -113,7 +90,7 @@ async def _acknowledge(services: Services, channel_id: str, ts: str, *, keep: bo
             logger.info("acknowledgement not shown: %s", error.response.get("error"))
 
 
-async def _audit(services: Services, *, team_id: str, actor: str, action: str, candidate: Candidate) -> None:
+async def audit_candidate(services: Services, *, team_id: str, actor: str, action: str, candidate: Candidate) -> None:
     async with services.db.session() as session, session.begin():
         session.add(
             AuditEntry(
@@ -155,7 +132,7 @@ async def on_reaction(services: Services, reaction: Reaction) -> None:
     if index is None:
         return  # a reaction on a question or a notice, not on an answer
     answer = turns[index]
-    kind = APPROVED if name in THUMBS_UP else REJECTED
+    kind = CandidateKind.APPROVED if name in THUMBS_UP else CandidateKind.REJECTED
     key = {"channel_id": reaction.channel_id, "message_ts": answer.parts[0], "contributor": reaction.user}
     if reaction.added:
         example = {
@@ -203,8 +180,10 @@ async def _keep(
         )
     if not changed:
         return
-    await _audit(services, team_id=thread.team_id, actor=contributor, action=f"collect {kind}", candidate=candidate)
-    if kind != REJECTED:
+    await audit_candidate(
+        services, team_id=thread.team_id, actor=contributor, action=f"collect {kind}", candidate=candidate
+    )
+    if kind != CandidateKind.REJECTED:
         await _acknowledge(services, channel_id, message_ts, keep=True)
 
 
@@ -223,7 +202,9 @@ async def _withdraw(
         still_kept = await repositories.pending_candidates_on(session, channel_id=channel_id, message_ts=message_ts)
     if candidate is None:
         return
-    await _audit(services, team_id=thread.team_id, actor=contributor, action=f"withdraw {kind}", candidate=candidate)
+    await audit_candidate(
+        services, team_id=thread.team_id, actor=contributor, action=f"withdraw {kind}", candidate=candidate
+    )
     if not still_kept:
         await _acknowledge(services, channel_id, message_ts, keep=False)
 
@@ -249,8 +230,8 @@ async def _pair(
             )
             for i in answers
         }
-    liked = [i for i in answers if APPROVED in votes[i]]
-    disliked = [i for i in answers if REJECTED in votes[i]]
+    liked = [i for i in answers if CandidateKind.APPROVED in votes[i]]
+    disliked = [i for i in answers if CandidateKind.REJECTED in votes[i]]
     anchor = {"channel_id": thread.channel_id, "message_ts": turns[question].parts[0], "contributor": user}
     if len(liked) == 1 and len(disliked) == 1 and liked != disliked:
         better, worse = turns[liked[0]], turns[disliked[0]]
@@ -259,9 +240,17 @@ async def _pair(
             "preferred_output": [{"role": "assistant", "content": better.text}],
             "non_preferred_output": [{"role": "assistant", "content": worse.text}],
         }
-        await _keep(services, thread, dataset, kind=PREFERENCE, model=better.model or "", example=example, **anchor)
+        await _keep(
+            services,
+            thread,
+            dataset,
+            kind=CandidateKind.PREFERENCE,
+            model=better.model or "",
+            example=example,
+            **anchor,
+        )
     else:
-        await _withdraw(services, thread, kind=PREFERENCE, **anchor)
+        await _withdraw(services, thread, kind=CandidateKind.PREFERENCE, **anchor)
 
 
 async def on_correction(
@@ -298,7 +287,7 @@ async def on_correction(
         services,
         thread,
         dataset,
-        kind=CORRECTED,
+        kind=CandidateKind.CORRECTED,
         model=model or "",
         example=example,
         channel_id=channel_id,
@@ -307,26 +296,7 @@ async def on_correction(
     )
 
 
-# --- curating and publishing ----------------------------------------------------------------------------
-
-
-def _existing_keys(path: Path) -> set[str]:
-    keys = set()
-    with path.open("rb") as stream:
-        for raw in stream:
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(line, dict) and ("messages" in line or "input" in line):
-                try:
-                    keys.add(example_key(line))
-                except (KeyError, TypeError):
-                    continue
-    return keys
-
-
-async def _dataset_or_explain(services: Services, *, team_id: str, reference: str) -> Dataset:
+async def dataset_or_explain(services: Services, *, team_id: str, reference: str) -> Dataset:
     dataset = await find_dataset(services, team_id=team_id, reference=reference)
     if dataset is None:
         raise UserFacingError(
@@ -337,18 +307,18 @@ async def _dataset_or_explain(services: Services, *, team_id: str, reference: st
 
 async def candidates_view(
     services: Services, *, team_id: str, user_id: str, reference: str
-) -> tuple[str, list[blocks.Block]]:
+) -> tuple[str, list[slack_blocks.Block]]:
     """The pending candidates for a dataset: counts by kind and contributor, duplicates flagged."""
-    dataset = await _dataset_or_explain(services, team_id=team_id, reference=reference)
+    dataset = await dataset_or_explain(services, team_id=team_id, reference=reference)
     async with services.db.session() as session:
         pending = await repositories.pending_candidates(session, team_id=team_id, dataset_id=dataset.id or 0)
-    existing = await asyncio.to_thread(_existing_keys, dataset_path(services, dataset.sha256))
+    existing = await asyncio.to_thread(existing_keys, dataset_path(services, dataset.sha256))
     duplicates = {c.id for c in pending if example_key(c.example) in existing}
-    may_drop = _may_curate(services, dataset, user_id)
-    return blocks.candidates_blocks(dataset, pending, duplicates=duplicates, may_drop=may_drop)
+    may_drop = may_curate(services, dataset, user_id)
+    return flywheel_views.candidates_blocks(dataset, pending, duplicates=duplicates, may_drop=may_drop)
 
 
-def _may_curate(services: Services, dataset: Dataset, user_id: str) -> bool:
+def may_curate(services: Services, dataset: Dataset, user_id: str) -> bool:
     return policy.may_act_on(services.settings, user_id, owner=dataset.uploaded_by)
 
 
@@ -358,7 +328,7 @@ async def drop(services: Services, *, team_id: str, user_id: str, candidate_id: 
         dataset = await session.get(Dataset, candidate.dataset_id) if candidate else None
     if candidate is None or dataset is None:
         raise UserFacingError("That candidate no longer exists.")
-    if not _may_curate(services, dataset, user_id):
+    if not may_curate(services, dataset, user_id):
         raise UserFacingError(
             f"Only an admin or <@{dataset.uploaded_by}>, who shared `{escape(dataset.filename)}`, can drop candidates."
         )
@@ -372,147 +342,5 @@ async def drop(services: Services, *, team_id: str, user_id: str, candidate_id: 
         )
     if not dropped:
         return f"Candidate #{candidate_id} is {escape(candidate.status)} already; nothing changed."
-    await _audit(services, team_id=team_id, actor=user_id, action="drop candidate", candidate=candidate)
+    await audit_candidate(services, team_id=team_id, actor=user_id, action="drop candidate", candidate=candidate)
     return f"Dropped candidate #{candidate_id}; it will not be in the next version of `{escape(dataset.filename)}`."
-
-
-def _next_content(source: Path, lines: list[dict[str, Any]]) -> bytes:
-    """The previous version's bytes unchanged, then the new examples, one JSON line each."""
-    content = source.read_bytes()
-    if content and not content.endswith(b"\n"):
-        content += b"\n"
-    return content + "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
-
-
-def _store(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-
-
-def _version_name(dataset: Dataset, version: int) -> str:
-    stem = re.sub(r"(-v\d+)?\.jsonl$", "", dataset.filename)
-    return f"{stem}-v{version}.jsonl"
-
-
-def _as_line(candidate: Candidate, target_format: str) -> dict[str, Any] | None:
-    """The candidate as a line of the target dataset, or None when it cannot be one."""
-    if candidate.kind == REJECTED:
-        return None
-    if target_format == "preference":
-        return candidate.example if candidate.kind == PREFERENCE else None
-    if candidate.kind == PREFERENCE:  # chat data: the preferred answer is a good example on its own
-        example = candidate.example
-        return {"messages": [*example["input"]["messages"], *example["preferred_output"]]}
-    return candidate.example
-
-
-async def publish_next(services: Services, *, team_id: str, user_id: str, reference: str) -> str:
-    """Build version n+1 from version n and its accepted candidates; post its report with a diff and Train…."""
-    parent = await _dataset_or_explain(services, team_id=team_id, reference=reference)
-    if not _may_curate(services, parent, user_id):
-        # Publishing moves the pending candidates, and the right to drop them, to the new version.
-        raise UserFacingError(
-            f"Only an admin or <@{parent.uploaded_by}>, who shared `{escape(parent.filename)}`, can publish its "
-            "next version."
-        )
-    async with services.db.session() as session:
-        pending = await repositories.pending_candidates(session, team_id=team_id, dataset_id=parent.id or 0)
-        job = await repositories.latest_job_for_dataset(session, team_id=team_id, dataset_id=parent.id or 0)
-    source = dataset_path(services, parent.sha256)
-    existing = await asyncio.to_thread(_existing_keys, source)
-    added: list[tuple[Candidate, dict[str, Any]]] = []
-    left_out: Counter[str] = Counter()
-    for candidate in pending:
-        line = _as_line(candidate, parent.format)
-        if line is None:
-            left_out["not this dataset's format" if candidate.kind != REJECTED else ""] += 1
-            continue
-        key = example_key(line)
-        if key in existing:
-            left_out["already in the data"] += 1
-            continue
-        existing.add(key)
-        added.append((candidate, line))
-    left_out.pop("", None)
-    if not added:
-        raise UserFacingError(
-            f"There is nothing new for `{escape(parent.filename)}`: no pending candidates"
-            + (f" ({', '.join(f'{n} {why}' for why, n in left_out.items())})" if left_out else "")
-            + ". 👍 a good answer, or reply `correct: …` under a wrong one, in a chat with its model."
-        )
-    content = await asyncio.to_thread(_next_content, source, [line for _, line in added])
-    sha256 = hashlib.sha256(content).hexdigest()
-    stored = dataset_path(services, sha256)
-    await asyncio.to_thread(_store, stored, content)
-    options = validation_options(services, model=job.base_model if job else None, method=job.method if job else None)
-    report = await run_validation(services, stored, len(content), options)
-    version = parent.version + 1
-    name = _version_name(parent, version)
-    diff = {
-        "added": dict(Counter(candidate.kind for candidate, _ in added)),
-        "contributors": sorted({candidate.contributor for candidate, _ in added}),
-        "left_out": dict(left_out),
-        "tokens_added": report.tokens.total - parent.total_tokens,
-        "examples_before": parent.examples,
-        "parent_id": parent.id,
-        "corrections_added_not_replacing": sum(1 for candidate, _ in added if candidate.kind == CORRECTED),
-    }
-    root = await services.slack.chat_postMessage(
-        channel=parent.channel_id, text=blocks.version_announcement(parent, name=name, version=version, diff=diff)
-    )
-    async with services.db.session() as session, session.begin():
-        dataset, created = await repositories.add_dataset(
-            session,
-            dataset=Dataset(
-                team_id=team_id,
-                channel_id=parent.channel_id,
-                message_ts=str(root["ts"]),
-                uploaded_by=user_id,
-                filename=name,
-                bytes=len(content),
-                sha256=sha256,
-                format=report.format,
-                valid=report.valid,
-                examples=report.examples,
-                total_tokens=report.tokens.total,
-                report={**report.to_storage(), "diff": diff},
-                parent_id=parent.id,
-                version=version,
-                created_at=services.clock.now(),
-            ),
-        )
-        await repositories.publish_candidates(
-            session, candidate_ids=[c.id or 0 for c, _ in added], dataset_id=dataset.id or 0, now=services.clock.now()
-        )
-        session.add(
-            AuditEntry(
-                team_id=team_id,
-                actor=user_id,
-                action="publish",
-                subject=f"dataset:{dataset.id}",
-                detail={"parent_id": parent.id, "version": version, "added": diff["added"]},
-                created_at=services.clock.now(),
-            )
-        )
-    if not created:
-        await services.slack.chat_update(
-            channel=parent.channel_id,
-            ts=str(root["ts"]),
-            text=(
-                f"`{escape(name)}` has the same bytes as dataset #{dataset.id}: its report is in that dataset's thread."
-            ),
-        )
-        return f"These are the same bytes as dataset #{dataset.id}; nothing new was stored."
-    await services.slack.chat_postMessage(
-        channel=parent.channel_id,
-        thread_ts=str(root["ts"]),
-        text=blocks.report_text(name, dataset.report),
-        blocks=blocks.version_report_blocks(
-            dataset, diff=diff, retrain_cost=dataset.report["billing"]["estimated_cost_usd"]
-        ),
-    )
-    await team_views.refresh_homes(services, team_id=team_id)
-    return (
-        f"Published `{escape(name)}` (dataset #{dataset.id}): {len(added)} examples added; its report is in the "
-        "channel."
-    )

@@ -1,0 +1,84 @@
+"""How a model looks in Slack: its actions, retirement and reminders, golden-set progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.mrkdwn import escape
+from bot.slack_blocks import Block, button
+from storage.models import GoldenSetStatus
+
+
+def model_actions(job_id: int, model: str) -> Block:
+    """Chat, Compare with base, Evaluate and Delete model, under a finished job's result."""
+    delete = button("🗑 Delete model", "model_delete", str(job_id), style="danger")
+    delete["confirm"] = {
+        "title": {"type": "plain_text", "text": "Delete this model?"},
+        "text": {
+            "type": "mrkdwn",
+            "text": f"`{escape(model)}` will be deleted at the provider for good. Its training data stays in the bot.",
+        },
+        "confirm": {"type": "plain_text", "text": "Delete"},
+        "deny": {"type": "plain_text", "text": "Keep it"},
+    }
+    return {
+        "type": "actions",
+        "block_id": f"model:{job_id}",
+        "elements": [
+            button("💬 Chat", "chat_start", str(job_id), style="primary"),
+            button("⚖️ Compare with base", "compare_start", str(job_id)),
+            button("📏 Evaluate", "eval_open", str(job_id)),
+            delete,
+        ],
+    }
+
+
+def retirement_text(retires: Any, *, today: Any) -> str:
+    """``retires 2027-01-14 (54 days left)``, with ⚠️ under 30 days."""
+    if retires is None:
+        return "no retirement date known"
+    left = (retires - today).days
+    if left < 0:
+        return f"retired on {retires:%Y-%m-%d}"
+    warning = "⚠️ " if left < 30 else ""
+    return f"{warning}retires {retires:%Y-%m-%d} ({left} day{'s' if left != 1 else ''} left)"
+
+
+def model_line(job: Any, *, today: Any) -> str:
+    created = f"{job.finished_at:%Y-%m-%d}" if job.finished_at else "—"
+    return (
+        f"• `{escape(job.fine_tuned_model)}` — base `{escape(job.base_model)}`, created {created} by "
+        f"<@{job.requested_by}>, "
+        f"{retirement_text(job.model_retires, today=today)}"
+    )
+
+
+def reminder_text(job: Any, *, left: int) -> str:
+    when = "tomorrow" if left == 1 else ("today" if left == 0 else f"in {left} days")
+    model = escape(job.fine_tuned_model)
+    return (
+        f"⚠️ `{model}` stops answering {when} ({job.model_retires:%Y-%m-%d}). Keep its behaviour: "
+        f"`/finetune record {model}` records its answers, and `/finetune export "
+        f"{model}` puts its training data and golden set in the thread."
+    )
+
+
+def golden_progress(golden: Any, *, done: int) -> str:
+    bar = "▓" * int(10 * done / max(golden.total, 1)) + "░" * (10 - int(10 * done / max(golden.total, 1)))
+    icon = {GoldenSetStatus.DONE: "✅", GoldenSetStatus.FAILED: "❌"}.get(golden.status, "⏳")
+    return (
+        f"{icon} Recording a golden set of `{escape(golden.model)}`: {bar} {done:,}/{golden.total:,} prompts answered"
+    )
+
+
+def golden_summary(golden: Any, *, done: int) -> str:
+    if golden.status == GoldenSetStatus.DONE:
+        return (
+            f"📼 <@{golden.started_by}>, golden set #{golden.id} of `{escape(golden.model)}` is recorded: "
+            f"{done:,} prompts and their answers, kept by the bot. The JSONL file follows; `/finetune export` "
+            "gets it again later."
+        )
+    return (
+        f"❌ <@{golden.started_by}>, the golden set of `{escape(golden.model)}` stopped at {done:,}/{golden.total:,}: "
+        f"“{escape(golden.error_message)}” Run `/finetune record {escape(golden.model)}` again to finish it."
+    )
