@@ -22,8 +22,6 @@ from storage.models import Dataset, EvalSide, EvalStatus, Evaluation, Evaluation
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_EVERY_SECONDS = 2.0
-
 
 def complete_positions(answers: list[EvaluationAnswer], evaluation: Evaluation) -> set[int]:
     needed = {EvalSide.CANDIDATE, EvalSide.BASELINE} | ({EvalSide.JUDGE} if evaluation.judge_model else set())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -18,13 +17,14 @@ from bot.errors import UserFacingError
 from bot.evaluation import views as evaluation_views
 from bot.evaluation.judge import judge_messages
 from bot.evaluation.plan import CONFIRMATION_WINDOW, sides
-from bot.evaluation.results import PROGRESS_EVERY_SECONDS, complete_positions, finish, show_progress
+from bot.evaluation.results import complete_positions, finish, show_progress
 from bot.mrkdwn import escape
-from bot.providers import ProviderError, ProviderErrorKind
-from bot.providers.patience import complete_patiently
+from bot.providers import ProviderErrorKind
+from bot.providers.batch import Answer, LeasedBatch
 from bot.references import dataset_path
 from bot.services import Services
 from storage import repositories
+from storage.db import Session
 from storage.models import Dataset, EvalSide, EvalStatus, Evaluation, EvaluationAnswer
 
 logger = logging.getLogger(__name__)
@@ -164,63 +164,44 @@ async def run(services: Services, *, evaluation_id: int) -> None:
     )
     answers: dict[tuple[int, str], str] = {(a.position, a.side): a.answer for a in stored}
     done = complete_positions(stored, evaluation)
-    slots = asyncio.Semaphore(services.settings.finetune_eval_concurrency)
-    max_tokens = services.settings.finetune_chat_max_tokens
-    last_progress = time.monotonic()
-    failure: ProviderError | None = None
+    batch = LeasedBatch(
+        services,
+        table=Evaluation,
+        work_id=evaluation_id,
+        lease=LEASE,
+        concurrency=services.settings.finetune_eval_concurrency,
+        per_question_errors=PER_EXAMPLE_ERRORS,
+    )
 
     async def ask(position: int, side: str, model: str, messages: list[dict[str, str]]) -> str | None:
-        """One request under the concurrency limit, waiting out rate limits; stores and returns the answer."""
-        nonlocal failure
-        async with slots:
-            if failure is not None:
-                return None
-            text, error, usage = "", "", None
-            try:
-                text, usage = await complete_patiently(
-                    services.provider, model=model, messages=messages, max_tokens=max_tokens
-                )
-            except ProviderError as raised:
-                if raised.kind not in PER_EXAMPLE_ERRORS:
-                    failure = raised
-                    return None
-                error = raised.provider_message
-            async with services.db.session() as session, session.begin():
-                await repositories.add_evaluation_answers(
-                    session,
-                    answers=[
-                        EvaluationAnswer(
-                            team_id=evaluation.team_id,
-                            evaluation_id=evaluation_id,
-                            position=position,
-                            side=side,
-                            answer=text,
-                            error=error,
-                            prompt_tokens=usage.prompt_tokens if usage else 0,
-                            completion_tokens=usage.completion_tokens if usage else 0,
-                            created_at=services.clock.now(),
-                        )
-                    ],
-                )
-                await repositories.renew_leases(
-                    session,
-                    Evaluation,
-                    owner=services.owner,
-                    ids=[evaluation_id],
-                    expires_at=services.clock.now() + LEASE,
-                )
-            answers[(position, side)] = text
-            return text
+        async def keep(session: Session, answer: Answer) -> None:
+            row = EvaluationAnswer(
+                team_id=evaluation.team_id,
+                evaluation_id=evaluation_id,
+                position=position,
+                side=side,
+                answer=answer.text,
+                error=answer.error,
+                prompt_tokens=answer.prompt_tokens,
+                completion_tokens=answer.completion_tokens,
+                created_at=services.clock.now(),
+            )
+            await repositories.add_evaluation_answers(session, answers=[row])
+
+        answer = await batch.ask(model, messages, keep=keep)
+        if answer is None:
+            return None
+        answers[(position, side)] = answer.text
+        return answer.text
 
     async def evaluate(position: int, example: Example) -> None:
-        nonlocal last_progress
         pending = [
             ask(position, side, model, example.messages)
             for side, model in sides(evaluation)
             if (position, side) not in answers
         ]
         await asyncio.gather(*pending)
-        if failure is not None:
+        if batch.failure is not None:
             return
         if evaluation.judge_model and (position, EvalSide.JUDGE) not in answers:
             candidate_first = position % 2 == 0  # alternate the order: judges favour a position
@@ -231,11 +212,10 @@ async def run(services: Services, *, evaluation_id: int) -> None:
             if said is None:
                 return
         done.add(position)
-        if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
-            last_progress = time.monotonic()
+        if batch.progress_due():
             await show_progress(services, evaluation, dataset.filename, len(done))
 
     await asyncio.gather(
         *(evaluate(position, example) for position, example in enumerate(examples) if position not in done)
     )
-    await finish(services, evaluation, dataset, examples, failure)
+    await finish(services, evaluation, dataset, examples, batch.failure)

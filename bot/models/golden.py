@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import timedelta
-from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -21,17 +19,17 @@ from bot.errors import UserFacingError
 from bot.models import views as model_views
 from bot.mrkdwn import escape
 from bot.providers import ProviderError
-from bot.providers.patience import complete_patiently
+from bot.providers.batch import Answer, LeasedBatch
 from bot.references import dataset_path, find_dataset, resolve_model
 from bot.services import Services
 from storage import repositories
+from storage.db import Session
 from storage.models import Dataset, GoldenAnswer, GoldenSet, GoldenSetStatus, Notification
 
 logger = logging.getLogger(__name__)
 
 CONCURRENCY = 4
 LEASE = timedelta(minutes=5)
-PROGRESS_EVERY_SECONDS = 2.0
 
 
 async def start_recording(
@@ -105,53 +103,31 @@ async def record(services: Services, *, golden_set_id: int) -> None:
     workspaces.serve(golden.team_id)
     assert dataset is not None
     prompts = prompts_of(dataset_path(services, dataset.sha256), dataset.format)
-    slots = asyncio.Semaphore(CONCURRENCY)
-    last_progress = time.monotonic()
-    failure: ProviderError | None = None
+    batch = LeasedBatch(services, table=GoldenSet, work_id=golden_set_id, lease=LEASE, concurrency=CONCURRENCY)
 
-    async def ask(position: int, messages: list[dict[str, Any]]) -> None:
-        nonlocal last_progress, failure
-        async with slots:
-            if failure is not None:
-                return
-            try:
-                answer, usage = await complete_patiently(
-                    services.provider,
-                    model=golden.model,
-                    messages=messages,
-                    max_tokens=services.settings.finetune_chat_max_tokens,
-                )
-            except ProviderError as error:
-                failure = error
-                return
-            async with services.db.session() as session, session.begin():
-                await repositories.add_golden_answers(
-                    session,
-                    answers=[
-                        GoldenAnswer(
-                            team_id=golden.team_id,
-                            golden_set_id=golden_set_id,
-                            position=position,
-                            messages=messages,
-                            answer=answer,
-                            completion_tokens=usage.completion_tokens,
-                            created_at=services.clock.now(),
-                        )
-                    ],
-                )
-                row = await session.get(GoldenSet, golden_set_id)
-                assert row is not None
-                row.lease_expires_at = services.clock.now() + LEASE  # still running: keep the lease
-                session.add(row)
-            done.add(position)
-            if time.monotonic() - last_progress >= PROGRESS_EVERY_SECONDS:
-                last_progress = time.monotonic()
-                await _show_progress(services, golden, len(done))
+    async def ask(position: int, messages: list[dict[str, str]]) -> None:
+        async def keep(session: Session, answer: Answer) -> None:
+            row = GoldenAnswer(
+                team_id=golden.team_id,
+                golden_set_id=golden_set_id,
+                position=position,
+                messages=messages,
+                answer=answer.text,
+                completion_tokens=answer.completion_tokens,
+                created_at=services.clock.now(),
+            )
+            await repositories.add_golden_answers(session, answers=[row])
+
+        if await batch.ask(golden.model, messages, keep=keep) is None:
+            return
+        done.add(position)
+        if batch.progress_due():
+            await _show_progress(services, golden, len(done))
 
     await asyncio.gather(
         *(ask(position, messages) for position, messages in enumerate(prompts) if position not in done)
     )
-    await _finish(services, golden, len(done), failure)
+    await _finish(services, golden, len(done), batch.failure)
 
 
 async def _show_progress(services: Services, golden: GoldenSet, done: int) -> None:
