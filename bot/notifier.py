@@ -15,9 +15,11 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot import charts, slack_blocks, workspaces
+from bot import slack_blocks, workspaces
 from bot.errors import slack_error_code, slack_error_data
+from bot.evaluation import charts as evaluation_charts
 from bot.services import Services
+from bot.training import charts as training_charts
 from storage import repositories
 from storage.models import Evaluation, Notification, NotificationStatus
 
@@ -199,7 +201,7 @@ async def _file_content(services: Services, kind: str, payload: dict[str, Any]) 
         async with services.db.session() as session:
             evaluation = await session.get(Evaluation, int(payload["evaluation_id"]))
         assert evaluation is not None
-        return charts.evaluation_png(
+        return evaluation_charts.evaluation_png(
             title=payload["title"],
             metrics=evaluation.metrics,
             model=slack_blocks.short_model(evaluation.model),
@@ -211,7 +213,7 @@ async def _file_content(services: Services, kind: str, payload: dict[str, Any]) 
 async def _chart(services: Services, payload: dict[str, Any]) -> bytes:
     async with services.db.session() as session:
         metrics = await repositories.list_job_events(session, job_id=int(payload["job_id"]), kind="metrics")
-    return charts.loss_curve_png(
+    return training_charts.loss_curve_png(
         title=payload["title"],
         steps=[event.step or 0 for event in metrics],
         train=[event.train_loss for event in metrics],

@@ -60,6 +60,50 @@ def _as_line(candidate: Candidate, target_format: str) -> dict[str, Any] | None:
     return candidate.example
 
 
+def _additions(
+    pending: list[Candidate], target_format: str, existing: set[str]
+) -> tuple[list[tuple[Candidate, dict[str, Any]]], Counter[str]]:
+    """The candidates that become new lines (with their lines), and why the others were left out."""
+    added: list[tuple[Candidate, dict[str, Any]]] = []
+    left_out: Counter[str] = Counter()
+    for candidate in pending:
+        line = _as_line(candidate, target_format)
+        if line is None:
+            if candidate.kind != CandidateKind.REJECTED:  # a lone 👎 is not a line in any format
+                left_out["not this dataset's format"] += 1
+            continue
+        key = example_key(line)
+        if key in existing:
+            left_out["already in the data"] += 1
+            continue
+        existing.add(key)
+        added.append((candidate, line))
+    return added, left_out
+
+
+def _nothing_new(parent: Dataset, left_out: Counter[str]) -> UserFacingError:
+    why = f" ({', '.join(f'{n} {reason}' for reason, n in left_out.items())})" if left_out else ""
+    return UserFacingError(
+        f"There is nothing new for `{escape(parent.filename)}`: no pending candidates{why}. "
+        "👍 a good answer, or reply `correct: …` under a wrong one, in a chat with its model."
+    )
+
+
+def _diff(
+    parent: Dataset, added: list[tuple[Candidate, dict[str, Any]]], left_out: Counter[str], tokens: int
+) -> dict[str, Any]:
+    """What changed from version n, as the new version's report keeps it."""
+    return {
+        "added": dict(Counter(candidate.kind for candidate, _ in added)),
+        "contributors": sorted({candidate.contributor for candidate, _ in added}),
+        "left_out": dict(left_out),
+        "tokens_added": tokens - parent.total_tokens,
+        "examples_before": parent.examples,
+        "parent_id": parent.id,
+        "corrections_added_not_replacing": sum(1 for c, _ in added if c.kind == CandidateKind.CORRECTED),
+    }
+
+
 async def publish_next(services: Services, *, team_id: str, user_id: str, reference: str) -> str:
     """Build version n+1 from version n and its accepted candidates; post its report with a diff and Train…."""
     parent = await dataset_or_explain(services, team_id=team_id, reference=reference)
@@ -73,27 +117,9 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
         pending = await repositories.pending_candidates(session, team_id=team_id, dataset_id=parent.id or 0)
         job = await repositories.latest_job_for_dataset(session, team_id=team_id, dataset_id=parent.id or 0)
     source = dataset_path(services, parent.sha256)
-    existing = await asyncio.to_thread(existing_keys, source)
-    added: list[tuple[Candidate, dict[str, Any]]] = []
-    left_out: Counter[str] = Counter()
-    for candidate in pending:
-        line = _as_line(candidate, parent.format)
-        if line is None:
-            left_out["not this dataset's format" if candidate.kind != CandidateKind.REJECTED else ""] += 1
-            continue
-        key = example_key(line)
-        if key in existing:
-            left_out["already in the data"] += 1
-            continue
-        existing.add(key)
-        added.append((candidate, line))
-    left_out.pop("", None)
+    added, left_out = _additions(pending, parent.format, await asyncio.to_thread(existing_keys, source))
     if not added:
-        raise UserFacingError(
-            f"There is nothing new for `{escape(parent.filename)}`: no pending candidates"
-            + (f" ({', '.join(f'{n} {why}' for why, n in left_out.items())})" if left_out else "")
-            + ". 👍 a good answer, or reply `correct: …` under a wrong one, in a chat with its model."
-        )
+        raise _nothing_new(parent, left_out)
     content = await asyncio.to_thread(_next_content, source, [line for _, line in added])
     sha256 = hashlib.sha256(content).hexdigest()
     stored = dataset_path(services, sha256)
@@ -102,64 +128,31 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
     report = await run_validation(services, stored, len(content), options)
     version = parent.version + 1
     name = _version_name(parent, version)
-    diff = {
-        "added": dict(Counter(candidate.kind for candidate, _ in added)),
-        "contributors": sorted({candidate.contributor for candidate, _ in added}),
-        "left_out": dict(left_out),
-        "tokens_added": report.tokens.total - parent.total_tokens,
-        "examples_before": parent.examples,
-        "parent_id": parent.id,
-        "corrections_added_not_replacing": sum(
-            1 for candidate, _ in added if candidate.kind == CandidateKind.CORRECTED
-        ),
-    }
+    diff = _diff(parent, added, left_out, report.tokens.total)
     root = await services.slack.chat_postMessage(
         channel=parent.channel_id,
         text=flywheel_views.version_announcement(parent, name=name, version=version, diff=diff),
     )
-    async with services.db.session() as session, session.begin():
-        dataset, created = await repositories.add_dataset(
-            session,
-            dataset=Dataset(
-                team_id=team_id,
-                channel_id=parent.channel_id,
-                message_ts=str(root["ts"]),
-                uploaded_by=user_id,
-                filename=name,
-                bytes=len(content),
-                sha256=sha256,
-                format=report.format,
-                valid=report.valid,
-                examples=report.examples,
-                total_tokens=report.tokens.total,
-                report={**report.to_storage(), "diff": diff},
-                parent_id=parent.id,
-                version=version,
-                created_at=services.clock.now(),
-            ),
-        )
-        await repositories.publish_candidates(
-            session, candidate_ids=[c.id or 0 for c, _ in added], dataset_id=dataset.id or 0, now=services.clock.now()
-        )
-        session.add(
-            AuditEntry(
-                team_id=team_id,
-                actor=user_id,
-                action="publish",
-                subject=f"dataset:{dataset.id}",
-                detail={"parent_id": parent.id, "version": version, "added": diff["added"]},
-                created_at=services.clock.now(),
-            )
-        )
+    version_row = Dataset(
+        team_id=team_id,
+        channel_id=parent.channel_id,
+        message_ts=str(root["ts"]),
+        uploaded_by=user_id,
+        filename=name,
+        bytes=len(content),
+        sha256=sha256,
+        format=report.format,
+        valid=report.valid,
+        examples=report.examples,
+        total_tokens=report.tokens.total,
+        report={**report.to_storage(), "diff": diff},
+        parent_id=parent.id,
+        version=version,
+        created_at=services.clock.now(),
+    )
+    dataset, created = await _record_version(services, version_row, [c for c, _ in added], actor=user_id)
     if not created:
-        await services.slack.chat_update(
-            channel=parent.channel_id,
-            ts=str(root["ts"]),
-            text=(
-                f"`{escape(name)}` has the same bytes as dataset #{dataset.id}: its report is in that dataset's thread."
-            ),
-        )
-        return f"These are the same bytes as dataset #{dataset.id}; nothing new was stored."
+        return await _same_bytes(services, parent, ts=str(root["ts"]), name=name, dataset=dataset)
     await services.slack.chat_postMessage(
         channel=parent.channel_id,
         thread_ts=str(root["ts"]),
@@ -173,3 +166,39 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
         f"Published `{escape(name)}` (dataset #{dataset.id}): {len(added)} examples added; its report is in the "
         "channel."
     )
+
+
+async def _record_version(
+    services: Services, version: Dataset, published: list[Candidate], *, actor: str
+) -> tuple[Dataset, bool]:
+    """Keep the new version, mark its candidates published and audit it, in one transaction."""
+    async with services.db.session() as session, session.begin():
+        dataset, created = await repositories.add_dataset(session, dataset=version)
+        await repositories.publish_candidates(
+            session, candidate_ids=[c.id or 0 for c in published], dataset_id=dataset.id or 0, now=services.clock.now()
+        )
+        session.add(
+            AuditEntry(
+                team_id=version.team_id,
+                actor=actor,
+                action="publish",
+                subject=f"dataset:{dataset.id}",
+                detail={
+                    "parent_id": version.parent_id,
+                    "version": version.version,
+                    "added": version.report["diff"]["added"],
+                },
+                created_at=services.clock.now(),
+            )
+        )
+    return dataset, created
+
+
+async def _same_bytes(services: Services, parent: Dataset, *, ts: str, name: str, dataset: Dataset) -> str:
+    """The new version's bytes are an existing dataset's: the announcement points there instead."""
+    await services.slack.chat_update(
+        channel=parent.channel_id,
+        ts=ts,
+        text=f"`{escape(name)}` has the same bytes as dataset #{dataset.id}: its report is in that dataset's thread.",
+    )
+    return f"These are the same bytes as dataset #{dataset.id}; nothing new was stored."
