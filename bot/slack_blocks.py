@@ -120,6 +120,45 @@ def option(text: str, value: str) -> dict[str, Any]:
     return {"text": {"type": "plain_text", "text": text[:75], "emoji": True}, "value": value}
 
 
+def select_input(
+    block_id: str,
+    label: str,
+    *,
+    action_id: str,
+    options: list[dict[str, Any]],
+    selected: str | None,
+    dispatch: bool = False,
+    optional: bool = False,
+) -> Block:
+    """An input block holding a static select; ``selected`` is the value shown first, when it is an option."""
+    element: dict[str, Any] = {"type": "static_select", "action_id": action_id, "options": options}
+    initial = next((o for o in options if o["value"] == selected), None)
+    if initial is not None:
+        element["initial_option"] = initial
+    block: Block = {"type": "input", "block_id": block_id, "element": element, "label": plain(label)}
+    if dispatch:
+        block["dispatch_action"] = True
+    if optional:
+        block["optional"] = True
+    return block
+
+
+def modal(*, callback_id: str, title: str, submit: str, private_metadata: str, blocks: list[Block]) -> Block:
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": plain(title),
+        "submit": plain(submit),
+        "close": plain("Cancel"),
+        "private_metadata": private_metadata,
+        "blocks": blocks,
+    }
+
+
+def plain(text: str) -> dict[str, str]:
+    return {"type": "plain_text", "text": text}
+
+
 def text_input(
     block_id: str,
     label: str,

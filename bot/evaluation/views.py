@@ -7,7 +7,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.mrkdwn import escape
-from bot.slack_blocks import Block, button, context, excerpt, option, precise_money, section, short_model, text_input
+from bot.slack_blocks import (
+    Block,
+    button,
+    context,
+    excerpt,
+    modal,
+    option,
+    precise_money,
+    section,
+    select_input,
+    short_model,
+    text_input,
+)
 from storage.models import EvalStatus
 
 EVAL_SHOWN_CLASSES = 12
@@ -187,26 +199,22 @@ def evaluation_stopped(evaluation: Any, *, done: int) -> tuple[str, list[Block]]
 
 def evaluation_modal(job: Any, *, datasets: Sequence[Any], initial_dataset_id: int | None) -> Block:
     """The Evaluate button's form: the held-out dataset and the model to beat (the base by default)."""
-    options = [option(f"#{d.id} {d.filename} ({d.examples:,} examples)", str(d.id)) for d in list(datasets)[:100]]
-    select: dict[str, Any] = {"type": "static_select", "action_id": "eval_dataset", "options": options}
-    initial = next((o for o in options if o["value"] == str(initial_dataset_id)), None)
-    if initial is not None:
-        select["initial_option"] = initial
-    return {
-        "type": "modal",
-        "callback_id": "eval_submit",
-        "private_metadata": json.dumps({"job_id": job.id}),
-        "title": {"type": "plain_text", "text": "Evaluate"},
-        "submit": {"type": "plain_text", "text": "Estimate"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
+    return modal(
+        callback_id="eval_submit",
+        title="Evaluate",
+        submit="Estimate",
+        private_metadata=json.dumps({"job_id": job.id}),
+        blocks=[
             section(f"Measure `{escape(job.fine_tuned_model)}` on examples it did not train on."),
-            {
-                "type": "input",
-                "block_id": "eval_dataset",
-                "label": {"type": "plain_text", "text": "Held-out dataset"},
-                "element": select,
-            },
+            select_input(
+                "eval_dataset",
+                "Held-out dataset",
+                action_id="eval_dataset",
+                options=[
+                    option(f"#{d.id} {d.filename} ({d.examples:,} examples)", str(d.id)) for d in list(datasets)[:100]
+                ],
+                selected=str(initial_dataset_id),
+            ),
             text_input(
                 "eval_against",
                 "Against",
@@ -216,7 +224,7 @@ def evaluation_modal(job: Any, *, datasets: Sequence[Any], initial_dataset_id: i
             ),
             context("You will see the estimated cost before anything runs."),
         ],
-    }
+    )
 
 
 def evaluation_line(evaluation: Any, *, dataset_name: str) -> str:

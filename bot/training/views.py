@@ -14,9 +14,11 @@ from bot.slack_blocks import (
     button,
     context,
     fields_section,
+    modal,
     money,
     option,
     section,
+    select_input,
     shorten,
     split_text,
     text_input,
@@ -57,38 +59,57 @@ def train_modal(
     private_metadata: str,
 ) -> Block:
     """The Train… modal: base model (with retirement dates), method, hyperparameters, suffix, estimate."""
-    model_options = [option(model_label(model), model.id) for model in models]
-    selected = next((option for option in model_options if option["value"] == choice.get("model")), None)
-    model_select: dict[str, Any] = {"type": "static_select", "action_id": "train_model", "options": model_options}
-    if selected:
-        model_select["initial_option"] = selected
     methods = [option("supervised (chat examples)", "supervised"), option("dpo (preference pairs)", "dpo")]
-    method_select = {
-        "type": "static_select",
-        "action_id": "train_method",
-        "options": methods,
-        "initial_option": next(o for o in methods if o["value"] == choice.get("method", "supervised")),
-    }
-    blocks_: list[Block] = [
+    blocks: list[Block] = [
         section(
             f"*Dataset:* `{escape(dataset.filename)}` (#{dataset.id}) — "
             f"{escape(FORMAT_NAMES.get(dataset.format, dataset.format))}, "
             f"{dataset.examples:,} examples"
         ),
-        {
-            "type": "input",
-            "block_id": "model",
-            "dispatch_action": True,
-            "element": model_select,
-            "label": {"type": "plain_text", "text": "Base model"},
-        },
-        {
-            "type": "input",
-            "block_id": "method",
-            "dispatch_action": True,
-            "element": method_select,
-            "label": {"type": "plain_text", "text": "Method"},
-        },
+        select_input(
+            "model",
+            "Base model",
+            action_id="train_model",
+            options=[option(model_label(model), model.id) for model in models],
+            selected=choice.get("model"),
+            dispatch=True,
+        ),
+        select_input(
+            "method",
+            "Method",
+            action_id="train_method",
+            options=methods,
+            selected=choice.get("method", "supervised"),
+            dispatch=True,
+        ),
+        *_hyperparameter_inputs(choice),
+    ]
+    if validation_choices:
+        blocks.append(
+            select_input(
+                "validation",
+                "Validation dataset",
+                action_id="train_validation",
+                options=[
+                    option(f"#{d.id} {d.filename} ({d.examples:,} examples)", str(d.id)) for d in validation_choices
+                ],
+                selected=choice.get("validation"),
+                optional=True,
+            )
+        )
+    blocks.append({**section(estimate), "block_id": "estimate"})
+    return modal(
+        callback_id=TRAIN_CALLBACK,
+        title="Train a model",
+        submit="Start training",
+        private_metadata=private_metadata,
+        blocks=blocks,
+    )
+
+
+def _hyperparameter_inputs(choice: dict[str, str]) -> list[Block]:
+    """Epochs, batch size, learning rate (and beta for DPO), suffix and seed, as last chosen."""
+    inputs = [
         text_input(
             "n_epochs",
             "Epochs",
@@ -105,12 +126,13 @@ def train_modal(
         ),
     ]
     if choice.get("method") == "dpo":
-        blocks_.append(
+        inputs.append(
             text_input(
                 "beta", "Beta (DPO)", initial=choice.get("beta", "auto"), hint="auto, or a number above 0, up to 2"
             )
         )
-    blocks_ += [
+    return [
+        *inputs,
         text_input(
             "suffix",
             "Suffix",
@@ -123,32 +145,6 @@ def train_modal(
             "seed", "Seed", initial=choice.get("seed", ""), optional=True, hint="a whole number, for repeatable runs"
         ),
     ]
-    if validation_choices:
-        options = [option(f"#{d.id} {d.filename} ({d.examples:,} examples)", str(d.id)) for d in validation_choices]
-        element: dict[str, Any] = {"type": "static_select", "action_id": "train_validation", "options": options}
-        picked = next((o for o in options if o["value"] == choice.get("validation")), None)
-        if picked:
-            element["initial_option"] = picked
-        blocks_.append(
-            {
-                "type": "input",
-                "block_id": "validation",
-                "optional": True,
-                "element": element,
-                "label": {"type": "plain_text", "text": "Validation dataset"},
-            }
-        )
-    blocks_ += [section(estimate)]
-    blocks_[-1]["block_id"] = "estimate"
-    return {
-        "type": "modal",
-        "callback_id": TRAIN_CALLBACK,
-        "title": {"type": "plain_text", "text": "Train a model"},
-        "submit": {"type": "plain_text", "text": "Start training"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "private_metadata": private_metadata,
-        "blocks": blocks_,
-    }
 
 
 def estimate_text(*, model: str, epochs: int, capped_tokens: int, cost: float | None) -> str:
@@ -287,68 +283,68 @@ def result_blocks(
     """The outcome in the thread: who asked, what came out, and what to do next."""
     who = f"<@{job.requested_by}>"
     if job.status == "succeeded":
-        duration = _duration(((job.finished_at or now) - job.created_at).total_seconds())
-        losses = " · ".join(
-            part
-            for part in (
-                f"train {job.train_loss:.3f}" if job.train_loss is not None else "",
-                f"valid {job.valid_loss:.3f}" if job.valid_loss is not None else "",
-            )
-            if part
-        )
-        fields = [
-            f"*Model*\n`{escape(job.fine_tuned_model)}`",
-            f"*Base model*\n`{escape(job.base_model)}`",
-            f"*Trained tokens*\n{job.trained_tokens or 0:,}",
-            f"*Cost*\n{money(job.actual_cost_usd)} (estimate {money(job.estimated_cost_usd)})",
-            f"*Duration*\n{duration}",
-            f"*Final loss*\n{losses or '—'}",
-        ]
-        text = f"✅ {who}, your model is ready: {escape(job.fine_tuned_model)}"
-        result: list[Block] = [
-            section(f"✅ {who}, fine-tuning on `{escape(dataset_name)}` succeeded."),
-            fields_section(fields),
-        ]
-        if checkpoints:
-            lines = ["*Checkpoints*"]
-            for checkpoint in checkpoints[:3]:
-                metrics = checkpoint.metrics
-                train = metrics.get("train_loss")
-                valid = metrics.get("valid_loss")
-                detail = ", ".join(
-                    part
-                    for part in (
-                        f"train loss {train:.3f}" if train is not None else "",
-                        f"valid loss {valid:.3f}" if valid is not None else "",
-                    )
-                    if part
-                )
-                lines.append(f"• step {checkpoint.step}: `{escape(checkpoint.model)}` — {detail}")
-            result.append(section("\n".join(lines)))
-        result.append(model_actions(job.id, job.fine_tuned_model))
-        return text, result
+        return _succeeded(job, who=who, dataset_name=dataset_name, checkpoints=checkpoints, now=now)
     if job.status == "failed":
-        message = job.error_message or "(no reason given)"
-        file_problem = error_code in ("invalid_training_file", "invalid_file") or "training file" in message.lower()
-        advice = (
-            "Fix the training file as the message says, share it again, and click Train… on the new report."
-            if file_problem
-            else "Nothing is billed for a failed job. Click Train… on the report to try again; if it fails the same "
-            "way, the message above is what to fix."
-        )
-        text = shorten(
-            f"❌ {who}, fine-tuning on {escape(dataset_name)} failed: {escape(message)}", FALLBACK_TEXT_LIMIT
-        )
-        host = escape(provider_label[:1].upper() + provider_label[1:])
-        says = f"❌ {who}, fine-tuning on `{escape(dataset_name)}` failed. {host} says:"
-        quoted = "\n".join(f"> {line}" for line in escape(message).split("\n"))
-        # A provider's message has no length limit: it is split over sections, and whatever does not fit in
-        # one message is cut with a note, never an exception that loses the result.
-        pieces = split_text(f"{says}\n{quoted}")
-        shown = [section(piece) for piece in pieces[:RESULT_TEXT_SECTIONS]]
-        if len(pieces) > RESULT_TEXT_SECTIONS:
-            shown.append(context(f"… the rest of the message is at {escape(provider_label)} (job #{job.id})."))
-        return text, [*shown, context(advice)]
+        return _failed(job, who=who, dataset_name=dataset_name, provider_label=provider_label, error_code=error_code)
     by = f"<@{job.cancelled_by}>" if job.cancelled_by else f"someone at {escape(provider_label)} (not from Slack)"
     text = f"🛑 {who}, fine-tuning on {escape(dataset_name)} was cancelled by {by}."
     return text, [section(text)]
+
+
+def _losses(train: float | None, valid: float | None, *, word: str = "") -> str:
+    parts = (
+        f"train {word}{train:.3f}" if train is not None else "",
+        f"valid {word}{valid:.3f}" if valid is not None else "",
+    )
+    return ", ".join(part for part in parts if part) if word else " · ".join(part for part in parts if part)
+
+
+def _succeeded(
+    job: Any, *, who: str, dataset_name: str, checkpoints: Sequence[Any], now: Any
+) -> tuple[str, list[Block]]:
+    duration = _duration(((job.finished_at or now) - job.created_at).total_seconds())
+    fields = [
+        f"*Model*\n`{escape(job.fine_tuned_model)}`",
+        f"*Base model*\n`{escape(job.base_model)}`",
+        f"*Trained tokens*\n{job.trained_tokens or 0:,}",
+        f"*Cost*\n{money(job.actual_cost_usd)} (estimate {money(job.estimated_cost_usd)})",
+        f"*Duration*\n{duration}",
+        f"*Final loss*\n{_losses(job.train_loss, job.valid_loss) or '—'}",
+    ]
+    text = f"✅ {who}, your model is ready: {escape(job.fine_tuned_model)}"
+    result: list[Block] = [
+        section(f"✅ {who}, fine-tuning on `{escape(dataset_name)}` succeeded."),
+        fields_section(fields),
+    ]
+    if checkpoints:
+        lines = ["*Checkpoints*"]
+        for checkpoint in checkpoints[:3]:
+            detail = _losses(checkpoint.metrics.get("train_loss"), checkpoint.metrics.get("valid_loss"), word="loss ")
+            lines.append(f"• step {checkpoint.step}: `{escape(checkpoint.model)}` — {detail}")
+        result.append(section("\n".join(lines)))
+    result.append(model_actions(job.id, job.fine_tuned_model))
+    return text, result
+
+
+def _failed(
+    job: Any, *, who: str, dataset_name: str, provider_label: str, error_code: str | None
+) -> tuple[str, list[Block]]:
+    message = job.error_message or "(no reason given)"
+    file_problem = error_code in ("invalid_training_file", "invalid_file") or "training file" in message.lower()
+    advice = (
+        "Fix the training file as the message says, share it again, and click Train… on the new report."
+        if file_problem
+        else "Nothing is billed for a failed job. Click Train… on the report to try again; if it fails the same "
+        "way, the message above is what to fix."
+    )
+    text = shorten(f"❌ {who}, fine-tuning on {escape(dataset_name)} failed: {escape(message)}", FALLBACK_TEXT_LIMIT)
+    host = escape(provider_label[:1].upper() + provider_label[1:])
+    says = f"❌ {who}, fine-tuning on `{escape(dataset_name)}` failed. {host} says:"
+    quoted = "\n".join(f"> {line}" for line in escape(message).split("\n"))
+    # A provider's message has no length limit: it is split over sections, and whatever does not fit in
+    # one message is cut with a note, never an exception that loses the result.
+    pieces = split_text(f"{says}\n{quoted}")
+    shown = [section(piece) for piece in pieces[:RESULT_TEXT_SECTIONS]]
+    if len(pieces) > RESULT_TEXT_SECTIONS:
+        shown.append(context(f"… the rest of the message is at {escape(provider_label)} (job #{job.id})."))
+    return text, [*shown, context(advice)]
