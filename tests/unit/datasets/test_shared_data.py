@@ -1,8 +1,10 @@
-"""Every public file in ../shared/data, with the facts its README records."""
+"""Every public file in tests/data (copied from ../shared/data), with the facts its README records."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +182,18 @@ def test_bad_validation_settings_are_one_line_and_exit_2(shared_data: Path, tmp_
         result.stderr
         == "finetune-bot: FINETUNE_TRAINING_PRICES is not valid JSON; fix it in the environment or .env.\n"
     )
+
+
+def test_the_vendored_files_are_the_published_ones(shared_data: Path) -> None:
+    """Each file's git blob id is the one its README records (the upstream id), and, where the shared
+    original sits beside the checkout, the copy is byte for byte the same."""
+    readme = (shared_data / "README.md").read_text()
+    recorded = dict(re.findall(r"^\| `([^`]+\.jsonl)` \|.*\bblob ([0-9a-f]{40})", readme, flags=re.M))
+    assert len(recorded) >= 8, "the README's table lost its blob ids"
+    original = shared_data.parents[2] / "shared" / "data"
+    for name, blob in recorded.items():
+        content = (shared_data / name).read_bytes()
+        assert hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest() == blob, name
+        if original.is_dir():
+            assert (original / name).read_bytes() == content, f"{name} differs from {original / name}"
+    assert sorted(p.name for p in (shared_data / "licenses").iterdir()), "the licences travel with the files"
