@@ -62,7 +62,7 @@ async def reset_postgres(url: str) -> None:
 
 POSTGRES_SKIP_REASON = (
     "PostgreSQL contract tests need TEST_DATABASE_URL, e.g. "
-    "TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test ./dev test (CI sets it)"
+    "TEST_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test ./dev test-all (CI sets it)"
 )
 
 

@@ -38,6 +38,7 @@ async def provider(
     await emulator.stop()
 
 
+@pytest.mark.slow
 async def test_a_job_through_the_seam(
     provider: tuple[OpenAICompatibleProvider, OpenAIEmulator], tmp_path: Path
 ) -> None:

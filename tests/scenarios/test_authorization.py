@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.clock import FrozenClock
 from sandbox.driver import SlackDriver
 from sandbox.slack_server import Ephemeral, SlackEmulator, SlackWorkspace
@@ -81,6 +83,7 @@ async def refusals_to_carol(workspace: SlackWorkspace, count: int) -> list[Ephem
     return found
 
 
+@pytest.mark.slow
 async def test_a_second_workspace_reaches_nothing_of_the_first_teams(
     bot_factory: Any, slack: SlackEmulator, clock: FrozenClock, tmp_path: Path
 ) -> None:

@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.clock import FrozenClock
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 from tests.scenarios.scenes import (
@@ -20,6 +22,7 @@ from tests.scenarios.scenes import (
 )
 
 
+@pytest.mark.slow
 async def test_chat_from_the_result_button_with_history(bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:
     job, result = await trained(bot, clock, marv_file(tmp_path))
     await bot.driver.click(ALICE, result, "chat_start")
@@ -38,6 +41,7 @@ async def test_chat_from_the_result_button_with_history(bot: BotUnderTest, clock
     assert "Shakespeare" in answers(bot, root)[-1].text
 
 
+@pytest.mark.slow
 async def test_chat_command_with_a_system_prompt_and_mentions(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -53,6 +57,7 @@ async def test_chat_command_with_a_system_prompt_and_mentions(
     assert http_bot.openai.state.chat_requests[-1]["messages"][0]["content"] == "Answer in one word."
 
 
+@pytest.mark.slow
 async def test_streaming_and_the_edit_fallback(http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:
     job, _ = await trained(http_bot, clock, marv_file(tmp_path, long_answer=True))
     await http_bot.driver.slash_command(ALICE, GENERAL, f"chat #{job.id}")
@@ -75,6 +80,7 @@ async def test_streaming_and_the_edit_fallback(http_bot: BotUnderTest, clock: Fr
     assert not http_bot.services.slack_state.streaming_supported, "remembered: this workspace does not stream"
 
 
+@pytest.mark.slow
 async def test_history_is_trimmed_from_the_oldest_turns(bot_factory: Any, clock: FrozenClock, tmp_path: Path) -> None:
     bot = await bot_factory(finetune_context_windows={"gpt-4o-mini-2024-07-18": 120}, finetune_chat_max_tokens=40)
     job, _ = await trained(bot, clock, marv_file(tmp_path))
@@ -101,6 +107,7 @@ async def test_history_is_trimmed_from_the_oldest_turns(bot_factory: Any, clock:
     assert "too long" in notice.text
 
 
+@pytest.mark.slow
 async def test_compare_answers_with_both_models(http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:
     job, result = await trained(http_bot, clock, marv_file(tmp_path))
     await http_bot.driver.click(ALICE, result, "compare_start")
@@ -118,6 +125,7 @@ async def test_compare_answers_with_both_models(http_bot: BotUnderTest, clock: F
     assert requests[1]["messages"][2]["content"].startswith("[gpt-4o-mini")
 
 
+@pytest.mark.slow
 async def test_two_threads_at_once(http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:
     job, _ = await trained(http_bot, clock, marv_file(tmp_path))
     for _ in range(2):
@@ -138,6 +146,7 @@ async def test_two_threads_at_once(http_bot: BotUnderTest, clock: FrozenClock, t
     assert first[0].text.startswith("Paris") and second[0].text.startswith("Seven")
 
 
+@pytest.mark.slow
 async def test_a_slack_retry_is_answered_once(http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:
     job, _ = await trained(http_bot, clock, marv_file(tmp_path))
     await http_bot.driver.slash_command(ALICE, GENERAL, f"chat #{job.id}")
@@ -147,6 +156,7 @@ async def test_a_slack_retry_is_answered_once(http_bot: BotUnderTest, clock: Fro
     assert len(http_bot.openai.state.chat_requests) == 1
 
 
+@pytest.mark.slow
 async def test_a_long_answer_is_split_under_slacks_limits(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -161,6 +171,7 @@ async def test_a_long_answer_is_split_under_slacks_limits(
     assert history[2]["content"] == ("It began with a bang. " * 400).strip(), "the parts are one answer again"
 
 
+@pytest.mark.slow
 async def test_retired_and_deleted_models_say_so(http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:
     job, result = await trained(http_bot, clock, marv_file(tmp_path))
     await http_bot.driver.slash_command(ALICE, GENERAL, f"chat #{job.id}")
@@ -206,6 +217,7 @@ async def test_threads_not_bound_to_a_model_and_edits_are_ignored(http_bot: BotU
     assert http_bot.openai.state.chat_requests == []
 
 
+@pytest.mark.slow
 async def test_chat_in_a_direct_message_with_the_bot(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:

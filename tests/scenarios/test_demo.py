@@ -6,6 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Subprocesses, real restarts and timed faults: CI runs these; the everyday `./dev test` does not.
+pytestmark = pytest.mark.slow
+
 
 def test_demo_prints_the_team_session_and_exits_0(tmp_path: Path) -> None:
     result = subprocess.run(

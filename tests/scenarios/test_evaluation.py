@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from bot import ticks
@@ -106,6 +107,7 @@ async def run_evaluation(bot: BotUnderTest, thread_ts: str, confirmation: Epheme
     return found
 
 
+@pytest.mark.slow
 async def test_the_fine_tuned_model_beats_its_base_on_held_out_data(
     bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -152,6 +154,7 @@ async def test_the_fine_tuned_model_beats_its_base_on_held_out_data(
     assert "*Evaluations* (1)" in listed and "overlap F1 1.000 vs" in listed and "win rate 100.0%" in listed
 
 
+@pytest.mark.slow
 async def test_a_classification_gets_per_class_scores_from_the_evaluate_button(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -183,6 +186,7 @@ async def test_a_classification_gets_per_class_scores_from_the_evaluate_button(
     assert metrics["head_to_head"]["decided_by"] == "correct label"
 
 
+@pytest.mark.slow
 async def test_overlap_with_the_training_data_is_warned_about(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -194,6 +198,7 @@ async def test_overlap_with_the_training_data_is_warned_about(
     assert "are also in" in json.dumps(report.blocks)
 
 
+@pytest.mark.slow
 async def test_run_twice_cancel_and_an_expired_estimate_answer_politely(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -233,6 +238,7 @@ async def test_run_twice_cancel_and_an_expired_estimate_answer_politely(
     assert [e.status for e in evaluations] == ["cancelled", "done", "awaiting_confirmation"]
 
 
+@pytest.mark.slow
 async def test_an_interrupted_evaluation_resumes_after_a_restart(
     bot_factory: Any, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -265,6 +271,7 @@ async def test_an_interrupted_evaluation_resumes_after_a_restart(
     assert len(reports) == 1
 
 
+@pytest.mark.slow
 async def test_an_outage_stops_it_and_try_again_finishes_it(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -291,6 +298,7 @@ async def test_an_outage_stops_it_and_try_again_finishes_it(
     )
 
 
+@pytest.mark.slow
 async def test_a_judge_decides_head_to_head_when_configured(
     bot_factory: Any, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -311,6 +319,7 @@ async def test_a_judge_decides_head_to_head_when_configured(
     assert set(evaluation.metrics["usage"]) == {"candidate", "baseline", "judge"}
 
 
+@pytest.mark.slow
 async def test_eval_command_errors_are_plain_sentences(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:

@@ -41,6 +41,9 @@ from tests.scenarios.scenes import (
     seed_jobs,
 )
 
+# Subprocesses, real restarts and timed faults: CI runs these; the everyday `./dev test` does not.
+pytestmark = pytest.mark.slow
+
 EVENTS = 1000
 THREADS = 20
 IN_FLIGHT = 50

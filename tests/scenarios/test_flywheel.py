@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from bot.clock import FrozenClock
@@ -46,6 +47,7 @@ async def candidates(bot: BotUnderTest) -> list[Candidate]:
         return list((await session.exec(select(Candidate).order_by(Candidate.id))).all())  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 async def test_a_thumbs_up_keeps_the_exchange_once_and_taking_it_back_withdraws_it(
     bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -80,6 +82,7 @@ async def test_a_thumbs_up_keeps_the_exchange_once_and_taking_it_back_withdraws_
     assert actions.count("collect approved") == 2 and actions.count("withdraw approved") == 1
 
 
+@pytest.mark.slow
 async def test_a_correct_reply_keeps_the_corrected_answer_without_asking_the_model(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -99,6 +102,7 @@ async def test_a_correct_reply_keeps_the_corrected_answer_without_asking_the_mod
     assert len(http_bot.openai.state.chat_requests) == asked, "a correction is not a question"
 
 
+@pytest.mark.slow
 async def test_compare_thumbs_up_and_down_make_a_preference_pair(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -124,6 +128,7 @@ async def test_compare_thumbs_up_and_down_make_a_preference_pair(
     assert statuses == {"approved": "pending", "rejected": "withdrawn", "preference": "withdrawn"}
 
 
+@pytest.mark.slow
 async def test_publishing_builds_v2_with_a_diff_and_a_prefilled_train(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -190,6 +195,7 @@ async def test_publishing_builds_v2_with_a_diff_and_a_prefilled_train(
     assert "1 already in the data" in nothing_new.text
 
 
+@pytest.mark.slow
 async def test_the_owner_drops_a_candidate(http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:
     root = await chat_thread(http_bot, clock, tmp_path)
     [reply] = await ask(http_bot, root, "Who painted the Mona Lisa?", expect=1)
@@ -209,6 +215,7 @@ async def test_the_owner_drops_a_candidate(http_bot: BotUnderTest, clock: Frozen
     assert dropped.status == "dropped"
 
 
+@pytest.mark.slow
 async def test_votes_outside_a_chat_thread_are_ignored(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Any
 ) -> None:

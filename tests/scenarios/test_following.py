@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlmodel import select
 
 from bot import notifier, ticks
@@ -99,6 +100,7 @@ async def test_cancelled_outside_slack_says_so(http_bot: BotUnderTest, clock: Fr
     assert result is not None and "cancelled by someone at the sandbox (not from Slack)" in result.text
 
 
+@pytest.mark.slow
 async def test_a_restart_mid_job_loses_and_doubles_nothing(
     bot_factory: Any, clock: FrozenClock, shared_data: Path
 ) -> None:
@@ -131,6 +133,7 @@ async def test_a_crash_between_posting_and_recording_does_not_post_twice(
     assert any(n.attempts == 2 for n in notes), "the second attempt found the first in the thread"
 
 
+@pytest.mark.slow
 async def test_provider_faults_on_a_third_of_calls_still_report_every_job_once(
     bot_factory: Any, clock: FrozenClock, shared_data: Path
 ) -> None:
@@ -154,6 +157,7 @@ async def start_job_named(bot: BotUnderTest, shared_data: Path, name: str) -> tu
     return await start_job(bot, path)
 
 
+@pytest.mark.slow
 async def test_slack_rate_limits_on_card_updates_do_not_lose_the_outcome(
     http_bot: BotUnderTest, clock: FrozenClock, shared_data: Path
 ) -> None:

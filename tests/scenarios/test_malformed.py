@@ -67,6 +67,7 @@ SIGNED_BODIES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SIGNED_BODIES))
 async def test_a_signed_but_malformed_request_gets_no_5xx_and_no_traceback(
     http_bot: BotUnderTest, caplog: pytest.LogCaptureFixture, name: str
@@ -131,6 +132,7 @@ async def test_an_evaluate_form_with_foreign_metadata_is_ignored_quietly(
     assert "ignored a malformed request" in caplog.text and not [r for r in caplog.records if r.exc_info]
 
 
+@pytest.mark.slow
 async def test_another_teams_model_cannot_be_chatted_with(http_bot: BotUnderTest, clock: Any, tmp_path: Any) -> None:
     job, _ = await trained(http_bot, clock, marv_file(tmp_path))
     assert job.fine_tuned_model

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlmodel import select
 
 from bot import ticks
@@ -25,6 +26,9 @@ from sandbox.slack_server import SlackEmulator
 from storage.models import Evaluation, EvaluationAnswer, TrainingJob
 from tests.conftest import ALICE, GENERAL, BotUnderTest
 from tests.scenarios.scenes import confirmation_for, held_out_file, marv_file, shared_report, trained
+
+# Subprocesses, real restarts and timed faults: CI runs these; the everyday `./dev test` does not.
+pytestmark = pytest.mark.slow
 
 
 def sample(metrics: str, name: str, **labels: str) -> float:

@@ -14,6 +14,9 @@ from sandbox.slack_server import SlackEmulator
 from tests.conftest import POSTGRES_SKIP_REASON, bot_settings, reset_postgres
 from tests.scenarios.scenes import assert_every_milestone_posted_once, follow_to_the_end, seed_jobs
 
+# Subprocesses, real restarts and timed faults: CI runs these; the everyday `./dev test` does not.
+pytestmark = pytest.mark.slow
+
 JOBS = 50
 
 

@@ -127,6 +127,7 @@ async def test_direct_messages_need_im_write_and_a_missing_scope_blocks_nothing(
     assert [m.text for m in http_bot.workspace.bot_messages("D" + BOB[1:])] == ["reminder 0"]
 
 
+@pytest.mark.slow
 async def test_a_message_that_keeps_failing_waits_and_lets_the_others_pass(
     http_bot: BotUnderTest, clock: FrozenClock
 ) -> None:
@@ -143,6 +144,7 @@ async def test_a_message_that_keeps_failing_waits_and_lets_the_others_pass(
     assert (await statuses(http_bot)) == {"failed": 120, "sent": 1}, "given up after a bounded number of tries"
 
 
+@pytest.mark.slow
 async def test_clicks_on_the_home_tab_are_answered_where_the_person_can_read_them(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -339,6 +341,7 @@ async def pace_under_load(
     }
 
 
+@pytest.mark.slow
 async def test_eight_answers_at_once_keep_under_the_edit_tier(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -347,6 +350,7 @@ async def test_eight_answers_at_once_keep_under_the_edit_tier(
     assert 0 < figures["updates_per_minute"] <= 50, figures
 
 
+@pytest.mark.slow
 async def test_eight_streams_at_once_keep_under_the_append_tier(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -355,6 +359,7 @@ async def test_eight_streams_at_once_keep_under_the_append_tier(
     assert figures["appends"] > 0 and figures["appends_per_second"] <= 100 / 60 * 10, figures
 
 
+@pytest.mark.slow
 async def test_the_final_text_is_delivered_through_429s(http_bot: BotUnderTest) -> None:
     http_bot.workspace.streaming_supported = False
     root = await chat_root(http_bot)

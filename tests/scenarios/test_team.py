@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from bot import ticks
@@ -25,6 +26,7 @@ def home_of(bot: BotUnderTest, user: str) -> dict[str, Any] | None:
     return bot.workspace.views[view_id].view if view_id else None
 
 
+@pytest.mark.slow
 async def test_app_home_shows_datasets_jobs_models_and_spend(
     http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -96,6 +98,7 @@ async def test_a_long_home_is_paged_within_slacks_limit(http_bot: BotUnderTest, 
     assert len((home_of(http_bot, ALICE) or {})["blocks"]) <= 100
 
 
+@pytest.mark.slow
 async def test_models_command_and_retirement_reminders_sent_once(
     bot_factory: Any, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -138,6 +141,7 @@ async def golden_rows(bot: BotUnderTest) -> tuple[list[GoldenSet], list[GoldenAn
     return sets, answers
 
 
+@pytest.mark.slow
 async def test_a_golden_set_is_recorded_and_posted(http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:
     job, result = await trained(http_bot, clock, marv_file(tmp_path))
     await http_bot.driver.slash_command(ALICE, GENERAL, f"record {job.fine_tuned_model}")
@@ -167,6 +171,7 @@ async def test_a_golden_set_is_recorded_and_posted(http_bot: BotUnderTest, clock
     assert golden_set.status == "done" and len(answers) == 11
 
 
+@pytest.mark.slow
 async def test_an_interrupted_recording_resumes_after_a_restart(
     bot_factory: Any, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -193,6 +198,7 @@ async def test_an_interrupted_recording_resumes_after_a_restart(
     assert len(summaries) == 1
 
 
+@pytest.mark.slow
 async def test_export_dataset_and_model(http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:
     data = marv_file(tmp_path)
     job, result = await trained(http_bot, clock, data)
@@ -224,6 +230,7 @@ async def test_export_dataset_and_model(http_bot: BotUnderTest, clock: FrozenClo
     assert names == ["gsm8k.jsonl", "golden-set.jsonl"]
 
 
+@pytest.mark.slow
 async def test_delete_from_the_command_asks_first_and_is_audited(
     bot_factory: Any, clock: FrozenClock, tmp_path: Path
 ) -> None:

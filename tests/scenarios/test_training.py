@@ -154,6 +154,7 @@ async def test_a_lost_answer_on_job_create_leaves_exactly_one_job(http_bot: BotU
     assert len(creates) == 1, "no blind retry"
 
 
+@pytest.mark.slow
 async def test_a_500_before_processing_is_retried_into_one_job(http_bot: BotUnderTest, shared_data: Path) -> None:
     report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
     http_bot.openai.state.inject("POST /fine_tuning/jobs", rate_500=1.0, times=2)
@@ -163,6 +164,7 @@ async def test_a_500_before_processing_is_retried_into_one_job(http_bot: BotUnde
     assert len(jobs_at_provider(http_bot)) == 1
 
 
+@pytest.mark.slow
 async def test_provider_refusals_are_quoted_in_the_thread(http_bot: BotUnderTest, shared_data: Path) -> None:
     report = await shared_report(http_bot, shared_data / "gsm8k_chat_validation.jsonl")
     http_bot.openai.state.inject("POST /fine_tuning/jobs", rate_500=1.0)
@@ -398,6 +400,7 @@ async def submitted_and_held(bot: BotUnderTest, data: Path, endpoint: str) -> tu
     return report, held
 
 
+@pytest.mark.slow
 async def test_cancel_while_starting_says_what_happens_next(http_bot: BotUnderTest, shared_data: Path) -> None:
     report, held = await submitted_and_held(http_bot, shared_data, "POST /fine_tuning/jobs")
     [row] = await job_rows(http_bot)

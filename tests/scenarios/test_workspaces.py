@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlmodel import select
 
 from bot.clock import FrozenClock
@@ -44,6 +45,7 @@ async def forgotten(installations: Installations, team_id: str) -> bool:
     return False
 
 
+@pytest.mark.slow
 async def test_two_workspaces_install_by_oauth_and_each_is_served_with_its_own_token(
     bot_factory: Any, slack: SlackEmulator, openai_emulator: OpenAIEmulator, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -68,6 +70,7 @@ async def test_two_workspaces_install_by_oauth_and_each_is_served_with_its_own_t
     assert not any(m.text.startswith("⏳ Job #") for m in slack.workspace.messages)
 
 
+@pytest.mark.slow
 async def test_an_uninstalled_workspace_is_forgotten_and_nothing_is_posted_there(
     bot_factory: Any, slack: SlackEmulator, openai_emulator: OpenAIEmulator, clock: FrozenClock
 ) -> None:

@@ -14,6 +14,9 @@ import pytest
 from bot import __version__
 from tests.conftest import POSTGRES_SKIP_REASON, reset_postgres
 
+# Subprocesses, real restarts and timed faults: CI runs these; the everyday `./dev test` does not.
+pytestmark = pytest.mark.slow
+
 
 def finetune_bot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "FINETUNE_"))}

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -320,6 +321,7 @@ def _blocks(value: Any) -> list[dict[str, Any]]:
     return []
 
 
+@pytest.mark.slow
 def test_long_outside_text_never_breaks_slacks_limits() -> None:
     """Escaping makes text longer (a '<' is four characters): no builder raises or passes Slack's 3,000."""
     for name, build in BUILDERS.items():

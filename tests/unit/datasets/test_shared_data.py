@@ -104,6 +104,7 @@ def test_chat_data_cannot_train_with_dpo(shared_data: Path) -> None:
     assert report.error_counts == {"unsupported_format": 1}
 
 
+@pytest.mark.slow
 def test_command_line_contract(shared_data: Path, tmp_path: Path) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -53,6 +53,7 @@ def test_each_input_that_once_crashed_gets_an_answer(tmp_path: Path, name: str) 
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
+@pytest.mark.slow
 @given(example=hostile_examples())
 def test_no_hostile_structure_makes_the_validator_raise(tmp_path: Path, example: Any) -> None:
     assert stray_issues(tmp_path, [raw_line(example)] * 3) == []

@@ -377,6 +377,7 @@ PIECES = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(PIECES), max_size=40).map("".join) | st.text(max_size=120))
 def test_counting_word_by_word_equals_counting_the_whole_text(counters: dict[str, TokenCounter], text: str) -> None:
