@@ -8,13 +8,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.response import BoltResponse
-from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
-from sqlalchemy.exc import DBAPIError
 
 import handlers
 from bot.errors import MalformedRequest
@@ -24,10 +25,50 @@ from bot.services import Services
 from bot.workspaces import BOT_SCOPES, current_team
 from handlers.clicks import answers_from_views
 from storage import repositories
+from storage.db import OUTAGE_ERRORS
 
 logger = logging.getLogger(__name__)
 # How long an install begun at /slack/install may take to come back from Slack's approval page.
 OAUTH_STATE_SECONDS = 600
+
+
+# What bot/server.py holds of Bolt, without importing it: the app, and its Socket Mode connection.
+SlackApp = AsyncApp
+SocketMode = AsyncSocketModeHandler
+
+
+def socket_mode(app: SlackApp, app_token: str) -> SocketMode:
+    return AsyncSocketModeHandler(app, app_token)
+
+
+def events_handler(
+    app: SlackApp, refuse: Callable[[web.Request, bytes], web.Response | None]
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """POST /slack/events: ``refuse`` answers what Slack never sends; Bolt takes the rest."""
+
+    async def slack_events(request: web.Request) -> web.Response:
+        refusal = refuse(request, await request.read())
+        if refusal is not None:
+            return refusal
+        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+
+    return slack_events
+
+
+def install_routes(app: SlackApp) -> list[web.RouteDef]:
+    """GET /slack/install sends a person to Slack's approval page; Slack sends them back to
+    /slack/oauth_redirect, where Bolt exchanges the code and stores the workspace's installation."""
+    flow = app.oauth_flow
+    if flow is None:
+        return []
+
+    async def install(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+    async def redirect(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+    return [web.get(flow.install_path, install), web.get(flow.redirect_uri_path, redirect)]
 
 
 def build_app(services: Services) -> AsyncApp:
@@ -62,7 +103,7 @@ def _oauth_settings(services: Services) -> AsyncOAuthSettings | None:
         scopes=list(BOT_SCOPES),
         redirect_uri=settings.slack_redirect_uri,
         installation_store=services.installations.store,
-        state_store=AsyncSQLAlchemyOAuthStateStore(expiration_seconds=OAUTH_STATE_SECONDS, engine=services.db.engine),
+        state_store=services.db.oauth_state_store(expiration_seconds=OAUTH_STATE_SECONDS),
         install_page_rendering_enabled=False,  # /slack/install sends the browser straight to Slack
     )
 
@@ -181,7 +222,7 @@ async def _log_unhandled_error(error: Exception, body: dict[str, Any]) -> None:
             "cannot use %s for a %s request: %s", error.filename, body.get("type", "?"), error.strerror or error
         )
         return
-    if isinstance(error, DBAPIError | OSError):
+    if isinstance(error, OUTAGE_ERRORS):
         # An outage, not a bug: the request fails, Slack sends it again, and one line says why.
         cause = type(getattr(error, "orig", None) or error).__name__
         logger.warning("database unavailable for a %s request (%s); Slack will retry", body.get("type", "?"), cause)

@@ -15,13 +15,10 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import build_app
+from bot.app import SlackApp, SocketMode, build_app, events_handler, install_routes, socket_mode
 from bot.errors import ConfigError
 from bot.numbers import whole_number
 from bot.providers import ProviderError
@@ -39,10 +36,10 @@ WEBHOOK_PATH = "/webhooks/openai"
 class RunningBot:
     """A started bot; ``port`` is the one actually bound (useful when asked for port 0)."""
 
-    app: AsyncApp
+    app: SlackApp
     port: int
     runner: web.AppRunner
-    socket_mode: AsyncSocketModeHandler | None
+    socket_mode: SocketMode | None
     scheduler: AsyncIOScheduler | None
 
     async def stop(self) -> None:
@@ -93,7 +90,7 @@ async def check_slack(services: Services) -> None:
     services.slack_state.workspace_url = str(identity.get("url") or services.slack_state.workspace_url)
 
 
-def health_routes(services: Services, socket_mode: AsyncSocketModeHandler | None) -> list[web.RouteDef]:
+def health_routes(services: Services, socket_mode: SocketMode | None) -> list[web.RouteDef]:
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -133,39 +130,32 @@ async def start_bot(
     app = build_app(services)
     await check_slack(services)
 
-    socket_mode = None
+    connection = None
     if settings.slack_app_token is not None:
-        socket_mode = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        connection = socket_mode(app, settings.slack_app_token.get_secret_value())
 
     web_app = web.Application()
-    web_app.add_routes(health_routes(services, socket_mode))
-    if socket_mode is None:
+    web_app.add_routes(health_routes(services, connection))
+    if connection is None:
         verifier = SignatureVerifier(
             settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         )
-
-        async def slack_events(request: web.Request) -> web.Response:
-            refusal = front_door(verifier, request.headers, await request.read())
-            if refusal is not None:
-                return refusal
-            return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
-
+        slack_events = events_handler(app, lambda request, body: front_door(verifier, request.headers, body))
         web_app.add_routes([web.post(SLACK_EVENTS_PATH, slack_events), web.post(WEBHOOK_PATH, _webhook(services))])
-    if app.oauth_flow is not None:
-        web_app.add_routes(_install_routes(app))
+    web_app.add_routes(install_routes(app))
 
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, settings.port if port is None else port)
     await site.start()
     bound_port = runner.addresses[0][1]
-    if socket_mode is not None:
-        await socket_mode.connect_async()  # type: ignore[no-untyped-call]
+    if connection is not None:
+        await connection.connect_async()  # type: ignore[no-untyped-call]
         logger.info("connected to Slack in Socket Mode; health on port %s", bound_port)
     else:
         logger.info("listening for Slack on http://%s:%s%s", host, bound_port, SLACK_EVENTS_PATH)
     scheduler = start_scheduler(services) if schedule else None
-    return RunningBot(app=app, port=bound_port, runner=runner, socket_mode=socket_mode, scheduler=scheduler)
+    return RunningBot(app=app, port=bound_port, runner=runner, socket_mode=connection, scheduler=scheduler)
 
 
 def front_door(verifier: SignatureVerifier, headers: Mapping[str, str], body: bytes) -> web.Response | None:
@@ -206,21 +196,6 @@ def _malformed(content_type: str, body: bytes) -> str | None:
         if not isinstance(view, dict) or not isinstance(view.get("type"), str):
             return f"{payload['type']} without a view"
     return None
-
-
-def _install_routes(app: AsyncApp) -> list[web.RouteDef]:
-    """GET /slack/install sends a person to Slack's approval page; Slack sends them back to
-    /slack/oauth_redirect, where Bolt exchanges the code and stores the workspace's installation."""
-    flow = app.oauth_flow
-    assert flow is not None
-
-    async def install(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
-
-    async def redirect(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
-
-    return [web.get(flow.install_path, install), web.get(flow.redirect_uri_path, redirect)]
 
 
 def _webhook(services: Services) -> Any:

@@ -17,7 +17,6 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
-from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, SystemClock
@@ -137,7 +136,7 @@ class Services:
         db = Database(settings.effective_database_url)
         installations = None
         if settings.slack_multi_workspace:
-            store = AsyncSQLAlchemyInstallationStore(client_id=settings.slack_client_id or "", engine=db.engine)
+            store = db.installation_store(client_id=settings.slack_client_id or "")
             installations = Installations(store, clock)
 
         def client(*retry_handlers: Any) -> AsyncWebClient:

@@ -57,6 +57,14 @@ class Database:
     async def dispose(self) -> None:
         await self.engine.dispose()
 
+    def installation_store(self, *, client_id: str) -> AsyncSQLAlchemyInstallationStore:
+        """slack_sdk's store of each workspace's installation (its bot token), in this database."""
+        return AsyncSQLAlchemyInstallationStore(client_id=client_id, engine=self.engine)
+
+    def oauth_state_store(self, *, expiration_seconds: int) -> AsyncSQLAlchemyOAuthStateStore:
+        """slack_sdk's store of OAuth states, here so that any replica can finish an install another began."""
+        return AsyncSQLAlchemyOAuthStateStore(expiration_seconds=expiration_seconds, engine=self.engine)
+
 
 def create_engine(database_url: str) -> AsyncEngine:
     """An async engine for ``database_url``; SQLite gets its folder created and its pragmas set."""

@@ -1,0 +1,78 @@
+"""The layout's rules, checked on the source: where each outside library may be imported, and how
+long a module may grow, so that the feature packages stay what README's Layout says they are."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CODE = sorted(p for folder in ("bot", "handlers", "storage") for p in (ROOT / folder).rglob("*.py"))
+# Where each library may be imported (a path prefix relative to the repository).
+ALLOWED_IMPORTS = {
+    "sqlalchemy": ("storage/",),
+    "slack_bolt": ("handlers/", "bot/app.py"),
+}
+ENVIRONMENT_READERS = ("bot/settings.py", "bot/validation_settings.py")
+# Modules may grow to about 400 lines; the validator's rules are one table and stay together.
+MODULE_LINES = 450
+LONG_MODULES = {"bot/datasets/validator.py"}
+
+
+def _relative(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def _imported(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("library", sorted(ALLOWED_IMPORTS))
+def test_libraries_are_imported_only_where_the_layout_puts_them(library: str) -> None:
+    offenders = [
+        _relative(path)
+        for path in CODE
+        if library in _imported(ast.parse(path.read_text()))
+        and not _relative(path).startswith(ALLOWED_IMPORTS[library])
+    ]
+    assert not offenders, f"{library} imported outside {ALLOWED_IMPORTS[library]}: {offenders}"
+
+
+def test_only_settings_read_the_environment() -> None:
+    offenders = []
+    for path in CODE:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute):
+                name = node.attr
+            elif isinstance(node, ast.Name):
+                name = node.id
+            else:
+                continue
+            if name in ("environ", "getenv") and _relative(path) not in ENVIRONMENT_READERS:
+                offenders.append(f"{_relative(path)}:{node.lineno}")
+    assert not offenders, f"the environment is read outside settings: {offenders}"
+
+
+def test_no_module_outgrows_its_room() -> None:
+    long = {
+        _relative(path): lines
+        for path in CODE
+        if (lines := path.read_text().count("\n")) > MODULE_LINES and _relative(path) not in LONG_MODULES
+    }
+    assert not long, f"split these by what they do: {long}"
+
+
+def test_every_listener_module_has_a_feature_package_of_its_name() -> None:
+    """handlers/<feature>.py leads to bot/<feature>/: two hops from the listener table to the behaviour."""
+    plumbing = {"__init__", "arguments", "clicks", "commands", "workspaces"}
+    listeners = {p.stem for p in (ROOT / "handlers").glob("*.py")} - plumbing
+    missing = sorted(name for name in listeners if not (ROOT / "bot" / name / "__init__.py").is_file())
+    assert not missing, f"listener modules without a bot/<name>/ package: {missing}"
