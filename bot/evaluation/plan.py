@@ -90,22 +90,11 @@ async def plan(
         raise UserFacingError(
             f"`{escape(chosen.model)}` would be measured against itself; name another model with `against`."
         )
-    dataset = await find_dataset(services, team_id=team_id, reference=dataset_reference)
-    if dataset is None:
-        raise UserFacingError(
-            f"I have no dataset `{escape(dataset_reference)}`. Share the held-out file in a channel I'm in first; "
-            "`/finetune datasets` lists the team's datasets."
-        )
-    if dataset.format not in ("chat", "preference"):
-        raise UserFacingError(
-            f"`{escape(dataset.filename)}` is not chat or preference data, so it has no conversations to ask "
-            "the models."
-        )
-    stored = dataset_path(services, dataset.sha256)
-    if not stored.exists():
-        raise UserFacingError(f"The stored copy of `{escape(dataset.filename)}` is missing; share the file again.")
+    dataset = await _held_out(services, team_id=team_id, reference=dataset_reference)
     limit = services.settings.finetune_eval_max_examples
-    examples, usable = await asyncio.to_thread(load_examples, stored, dataset.format, limit=limit)
+    examples, usable = await asyncio.to_thread(
+        load_examples, dataset_path(services, dataset.sha256), dataset.format, limit=limit
+    )
     if not examples:
         raise UserFacingError(
             f"`{escape(dataset.filename)}` has no examples to evaluate on: each needs a user turn followed by an "
@@ -120,12 +109,7 @@ async def plan(
             overlap_with, dataset_path(services, training.sha256), training.format, examples
         )
     judge = services.settings.finetune_eval_judge_model
-    prices = services.settings.finetune_inference_prices
-    usages = {model: estimate_usage(services, model, examples, judged=False) for model in (chosen.model, baseline)}
-    costs = [usage.cost(catalog.inference_price(model, prices)) for model, usage in usages.items()]
-    if judge:
-        judge_usage = estimate_usage(services, judge, examples, judged=True)
-        costs.append(judge_usage.cost(catalog.inference_price(judge, prices)))
+    cost, tokens = _estimate(services, [chosen.model, baseline], examples, judge=judge)
     channel, thread = (job.channel_id, job.thread_ts) if job is not None else (dataset.channel_id, dataset.message_ts)
     async with services.db.session() as session, session.begin():
         evaluation = await repositories.add_evaluation(
@@ -142,7 +126,7 @@ async def plan(
                 channel_id=channel,
                 thread_ts=thread,
                 requested_by=user_id,
-                estimated_cost_usd=sum_costs(costs),
+                estimated_cost_usd=cost,
                 created_at=services.clock.now(),
             ),
         )
@@ -150,7 +134,7 @@ async def plan(
         evaluation,
         dataset_name=dataset.filename,
         usable=usable,
-        tokens=sum(u.prompt_tokens + u.completion_tokens for u in usages.values()),
+        tokens=tokens,
     )
     return evaluation, confirmation, text
 
@@ -207,3 +191,35 @@ async def plan_from_form(services: Services, *, team_id: str, user_id: str, view
     await services.slack.chat_postEphemeral(
         channel=channel, user=user_id, thread_ts=thread, text=text, blocks=confirmation or None
     )
+
+
+async def _held_out(services: Services, *, team_id: str, reference: str) -> Dataset:
+    """The dataset to evaluate on, refused with a sentence unless it is chat or preference data the bot holds."""
+    dataset = await find_dataset(services, team_id=team_id, reference=reference)
+    if dataset is None:
+        raise UserFacingError(
+            f"I have no dataset `{escape(reference)}`. Share the held-out file in a channel I'm in first; "
+            "`/finetune datasets` lists the team's datasets."
+        )
+    if dataset.format not in ("chat", "preference"):
+        raise UserFacingError(
+            f"`{escape(dataset.filename)}` is not chat or preference data, so it has no conversations to ask "
+            "the models."
+        )
+    if not dataset_path(services, dataset.sha256).exists():
+        raise UserFacingError(f"The stored copy of `{escape(dataset.filename)}` is missing; share the file again.")
+    return dataset
+
+
+def _estimate(
+    services: Services, models: list[str], examples: list[Example], *, judge: str | None
+) -> tuple[float | None, int]:
+    """The evaluation's estimated cost (None when a price is unknown) and the two models' tokens."""
+    prices = services.settings.finetune_inference_prices
+    usages = {model: estimate_usage(services, model, examples, judged=False) for model in models}
+    costs = [usage.cost(catalog.inference_price(model, prices)) for model, usage in usages.items()]
+    if judge:
+        costs.append(
+            estimate_usage(services, judge, examples, judged=True).cost(catalog.inference_price(judge, prices))
+        )
+    return sum_costs(costs), sum(u.prompt_tokens + u.completion_tokens for u in usages.values())
