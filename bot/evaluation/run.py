@@ -20,7 +20,7 @@ from bot.evaluation.plan import CONFIRMATION_WINDOW, sides
 from bot.evaluation.results import complete_positions, finish, show_progress
 from bot.mrkdwn import escape
 from bot.providers import ProviderErrorKind
-from bot.providers.batch import Answer, LeasedBatch
+from bot.providers.batch import Answer, LeasedBatch, resume_orphans
 from bot.references import dataset_path
 from bot.services import Services
 from storage import repositories
@@ -141,13 +141,13 @@ async def _start_running(services: Services, evaluation_id: int) -> None:
 
 async def resume_evaluations(services: Services) -> int:
     """The tick's part: take over running evaluations whose runner is gone (a restart), and finish them."""
-    async with services.db.session() as session, session.begin():
-        claimed = await repositories.claim_evaluations(
+    return await resume_orphans(
+        services,
+        lambda session: repositories.claim_evaluations(
             session, owner=services.owner, now=services.clock.now(), lease=LEASE
-        )
-    for evaluation_id in claimed:
-        await run(services, evaluation_id=evaluation_id)
-    return len(claimed)
+        ),
+        lambda evaluation_id: run(services, evaluation_id=evaluation_id),
+    )
 
 
 async def run(services: Services, *, evaluation_id: int) -> None:

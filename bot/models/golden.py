@@ -19,7 +19,7 @@ from bot.errors import UserFacingError
 from bot.models import views as model_views
 from bot.mrkdwn import escape
 from bot.providers import ProviderError
-from bot.providers.batch import Answer, LeasedBatch
+from bot.providers.batch import Answer, LeasedBatch, resume_orphans
 from bot.references import dataset_path, find_dataset, resolve_model
 from bot.services import Services
 from storage import repositories
@@ -84,13 +84,13 @@ async def start_recording(
 
 async def resume_recordings(services: Services) -> int:
     """The tick's part: take over recordings whose runner is gone (a restart), and finish them."""
-    async with services.db.session() as session, session.begin():
-        claimed = await repositories.claim_golden_sets(
+    return await resume_orphans(
+        services,
+        lambda session: repositories.claim_golden_sets(
             session, owner=services.owner, now=services.clock.now(), lease=LEASE
-        )
-    for golden_set_id in claimed:
-        await record(services, golden_set_id=golden_set_id)
-    return len(claimed)
+        ),
+        lambda golden_set_id: record(services, golden_set_id=golden_set_id),
+    )
 
 
 async def record(services: Services, *, golden_set_id: int) -> None:

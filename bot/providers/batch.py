@@ -115,3 +115,16 @@ class LeasedBatch:
             return False
         self._last_progress = now
         return True
+
+
+async def resume_orphans(
+    services: Services,
+    claim: Callable[[Session], Awaitable[list[int]]],
+    work: Callable[[int], Awaitable[None]],
+) -> int:
+    """A tick's part: lease the rows whose runner is gone (a restart, a killed replica), and finish each."""
+    async with services.db.session() as session, session.begin():
+        claimed = await claim(session)
+    for row_id in claimed:
+        await work(row_id)
+    return len(claimed)
