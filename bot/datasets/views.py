@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.datasets.report import CODE_TITLES
+from bot.datasets.report import CODE_TITLES, FORMAT_NAMES
 from bot.mrkdwn import escape
 from bot.slack_blocks import Block, button, context, header, money, section, split_text
-
-FORMAT_NAMES = {"chat": "chat", "preference": "preference (DPO)", "prompt_completion": "prompt-completion"}
 
 
 def _code_title(code: str) -> str:

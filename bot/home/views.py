@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.datasets.views import FORMAT_NAMES
+from bot.datasets.report import FORMAT_NAMES
 from bot.evaluation.views import evaluation_line
 from bot.models.views import model_actions, model_line
 from bot.mrkdwn import escape

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.datasets.views import FORMAT_NAMES
+from bot.datasets.report import FORMAT_NAMES
 from bot.models.views import model_actions
 from bot.mrkdwn import escape
 from bot.slack_blocks import (
