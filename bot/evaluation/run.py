@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from bot import workspaces
+from bot import policy, workspaces
 from bot.datasets.examples import Example, load_examples
 from bot.errors import UserFacingError
 from bot.evaluation import views as evaluation_views
@@ -40,7 +40,7 @@ async def _owned(services: Services, *, team_id: str, user_id: str, evaluation_i
         evaluation = await repositories.get_evaluation(session, team_id=team_id, evaluation_id=evaluation_id)
     if evaluation is None:
         raise UserFacingError("That evaluation no longer exists; run `/finetune eval` again.")
-    if evaluation.requested_by != user_id and user_id not in services.settings.finetune_admins:
+    if not policy.may_act_on(services.settings, user_id, owner=evaluation.requested_by):
         raise UserFacingError(f"Only <@{evaluation.requested_by}> (who asked for it) or an admin can decide on it.")
     return evaluation
 
