@@ -18,20 +18,47 @@ class ConfigError(Exception):
 
 
 class UserFacingError(Exception):
-    """An error whose message is written for the person who asked."""
+    """An error whose message is written for the person who asked. Raise one of its kinds below, so
+    that a reader (and a log line) can tell a refusal from a typo from a missing row."""
 
     def __init__(self, sentence: str) -> None:
         super().__init__(sentence)
-        self.sentence = sentence
+        self._sentence = sentence
+
+    @property
+    def sentence(self) -> str:
+        return self._sentence
 
 
-class UsageError(UserFacingError):
+class InvalidInput(UserFacingError):
+    """What was asked cannot be done as asked: a bad value, or a row in a state that does not allow it."""
+
+
+class UsageError(InvalidInput):
     """The command was not understood; the sentence says how to write it."""
+
+
+class NotFound(UserFacingError):
+    """The team has nothing by that name (or no longer): the sentence says what was asked and where to look."""
+
+
+class NotAllowed(UserFacingError):
+    """The person may not do this: the sentence says who may."""
+
+
+class ProviderRefused(UserFacingError):
+    """The fine-tuning host said no, or could not be reached: the sentence names it and says what to do."""
 
 
 class MalformedRequest(Exception):
     """A request no real Slack sends (a button value that is not an id, metadata that is not ours):
     acknowledged and ignored with one warning line, never a traceback."""
+
+
+def refusal_of(error: BaseException) -> str | None:
+    """The one mapping from an error to what the person who asked reads: the sentence of an expected
+    refusal, or None for a bug (which is logged with a reference, never shown)."""
+    return error.sentence if isinstance(error, UserFacingError) else None
 
 
 def slack_error_data(error: SlackApiError) -> dict[str, Any]:

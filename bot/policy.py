@@ -7,7 +7,7 @@ from datetime import datetime
 
 from slack_sdk.errors import SlackApiError
 
-from bot.errors import UserFacingError
+from bot.errors import NotAllowed
 from bot.services import Services
 from bot.settings import Settings
 from bot.training.status import JobStatus
@@ -33,7 +33,7 @@ def may_act_on(settings: Settings, user_id: str, *, owner: str) -> bool:
 def require_owner_or_admin(settings: Settings, user_id: str, *, owner: str, who: str, action: str) -> None:
     """Refuse, naming the owner, unless ``may_act_on``: "Only <@owner>, who ``who``, or an admin can ``action``"."""
     if not may_act_on(settings, user_id, owner=owner):
-        raise UserFacingError(f"Only <@{owner}>, who {who}, or an admin can {action}.")
+        raise NotAllowed(f"Only <@{owner}>, who {who}, or an admin can {action}.")
 
 
 async def may_train(services: Services, user_id: str) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.errors import UserFacingError
+from bot.errors import InvalidInput, NotFound
 from bot.models import catalog
 from bot.mrkdwn import escape
 from bot.numbers import reference_number
@@ -17,9 +17,7 @@ from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, TrainingJob
 
-
-class NotFound(UserFacingError):
-    """The team has nothing by that name: the sentence says what was asked and where to look instead."""
+DATASETS_HINT = "`/finetune datasets` lists the team's datasets."
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,7 @@ async def resolve_model(services: Services, *, team_id: str, reference: str) -> 
             if job is None:
                 raise NotFound(f"I have no job `{escape(reference)}`. `/finetune jobs` lists the team's jobs.")
             if not job.fine_tuned_model:
-                raise UserFacingError(f"Job #{job.id} has no model yet (it is {job.status.replace('_', ' ')}).")
+                raise InvalidInput(f"Job #{job.id} has no model yet (it is {job.status.replace('_', ' ')}).")
         else:
             job = await repositories.find_job_by_model(session, team_id=team_id, model=reference)
         model = (
@@ -90,5 +88,21 @@ async def find_dataset(services: Services, *, team_id: str, reference: str) -> D
         return matches[0] if matches else None
 
 
+async def require_dataset(services: Services, *, team_id: str, reference: str, hint: str = DATASETS_HINT) -> Dataset:
+    """``find_dataset``, refused with a sentence (and ``hint``, where to look) when there is none."""
+    dataset = await find_dataset(services, team_id=team_id, reference=reference)
+    if dataset is None:
+        raise NotFound(f"I have no dataset `{escape(reference)}`. {hint}")
+    return dataset
+
+
 def dataset_path(services: Services, sha256: str) -> Path:
     return services.settings.finetune_data_dir / "datasets" / sha256[:2] / f"{sha256}.jsonl"
+
+
+def stored_copy(services: Services, dataset: Dataset) -> Path:
+    """The bot's own copy of a dataset, refused with a sentence when the data folder lost it."""
+    path = dataset_path(services, dataset.sha256)
+    if not path.exists():
+        raise NotFound(f"The stored copy of `{escape(dataset.filename)}` is missing; share the file again.")
+    return path

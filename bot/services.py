@@ -19,9 +19,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.asker import Asker, tell
 from bot.clock import Clock, SystemClock
 from bot.datasets.tokens import TokenCounter
-from bot.errors import MalformedRequest
+from bot.errors import MalformedRequest, refusal_of
 from bot.metrics import Metrics
 from bot.pacing import SlackPacer
 from bot.providers.openai_compatible import build_provider
@@ -96,9 +97,24 @@ class Services:
         """One Home render at a time per team, so a slower, older render never lands after a newer one."""
         return self._home_locks.setdefault(team_id, asyncio.Lock())
 
-    def background(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` after the current request has been answered; the bot stops it cleanly on shutdown."""
-        self.track(work)
+    def background(self, work: Coroutine[Any, Any, None], *, asker: Asker | None = None) -> None:
+        """Run ``work`` after the current request has been answered; the bot stops it cleanly on shutdown.
+
+        This is the one mapping of background refusals: one that ``work`` raises reaches ``asker`` (ephemeral
+        where they asked), so no use-case has to remember to post its own."""
+        self.track(work if asker is None else self.answering(work, asker))
+
+    async def answering(self, work: Coroutine[Any, Any, None], asker: Asker) -> None:
+        """Await ``work``; a refusal it raises is told to ``asker`` instead (for work that learns late who
+        asked where, like a form whose job's thread is read first)."""
+        try:
+            await work
+        except Exception as error:
+            sentence = refusal_of(error)
+            if sentence is None:
+                raise
+            logger.info("refused a request of %s: %s", asker.user_id, type(error).__name__)
+            await tell(self.slack, asker, sentence)
 
     def track(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` as the bot's own work: a shutdown gives it the grace period, then cuts it off."""
@@ -109,11 +125,14 @@ class Services:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if task.cancelled() or task.exception() is None:
+        error = None if task.cancelled() else task.exception()
+        if error is None:
             return
-        error = task.exception()
         if isinstance(error, MalformedRequest):
             logger.warning("ignored a malformed request: %s", error)
+            return
+        if (refusal := refusal_of(error)) is not None:  # nobody to tell (a tick's work): the log line is all
+            logger.warning("background work refused: %s", refusal)
             return
         logger.error("background work failed", exc_info=error)
 

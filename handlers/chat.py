@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.asker import Asker
 from bot.chat import answers, threads
 from bot.errors import UsageError
 from bot.flywheel import candidates
@@ -37,13 +38,19 @@ async def is_thread_reply(event: dict[str, Any]) -> bool:
 
 
 async def on_thread_message(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
-    services.background(_route(services, _incoming(event, body)))
+    incoming = _incoming(event, body)
+    services.background(_route(services, incoming), asker=_asker(incoming))
 
 
 async def on_mention(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:
     if not event.get("thread_ts") or not is_from_a_person(event):
         return  # a mention outside a chat thread is not a question to a model, and bots get no answer
-    services.background(_route(services, _incoming(event, body)))
+    incoming = _incoming(event, body)
+    services.background(_route(services, incoming), asker=_asker(incoming))
+
+
+def _asker(incoming: threads.Incoming) -> Asker:
+    return Asker(incoming.team_id, incoming.user_id, incoming.channel_id, incoming.thread_ts)
 
 
 def _route(services: Services, incoming: threads.Incoming) -> Coroutine[Any, Any, None]:

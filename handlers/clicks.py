@@ -10,9 +10,8 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.webhook_response import WebhookResponse
 
-from bot.errors import MalformedRequest, UserFacingError
+from bot.errors import MalformedRequest, refusal_of
 from bot.numbers import whole_number
-from bot.providers import ProviderError
 
 
 def team_of(body: dict[str, Any]) -> str:
@@ -21,14 +20,25 @@ def team_of(body: dict[str, Any]) -> str:
 
 async def answer_clicker(respond: AsyncRespond, work: Awaitable[str | None]) -> None:
     """Run a button's use-case; its sentence (or its error's) goes to the clicker, and only to them."""
+    await answer_clicker_in_place(respond, work, replace_original=False)
+
+
+async def answer_clicker_in_place(
+    respond: AsyncRespond, work: Awaitable[str | None], *, replace_original: bool
+) -> None:
+    """``answer_clicker``; with ``replace_original``, an outcome (not a refusal) replaces the message clicked,
+    whose buttons it spent. This is the listeners' one mapping of refusals: anything else is a bug, which
+    the app's error hook logs."""
     try:
         sentence = await work
-    except UserFacingError as error:
-        sentence = error.sentence
-    except ProviderError as error:  # a wrong key, no quota, an outage: the provider's words reach the person
-        sentence = error.sentence()
+    except Exception as error:
+        refusal = refusal_of(error)
+        if refusal is None:
+            raise
+        await respond(text=refusal, response_type="ephemeral", replace_original=False)
+        return
     if sentence:
-        await respond(text=sentence, response_type="ephemeral", replace_original=False)
+        await respond(text=sentence, response_type="ephemeral", replace_original=replace_original)
 
 
 class DirectRespond(AsyncRespond):

@@ -16,9 +16,8 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import slack_blocks
-from bot.errors import UserFacingError
+from bot.errors import refusal_of
 from bot.mrkdwn import escape, unescape
-from bot.providers import ProviderError
 from bot.services import Services
 
 COMMAND = "/finetune"
@@ -88,17 +87,15 @@ def make_dispatcher(services: Services, subcommands: Sequence[Subcommand]) -> Ca
             return
         try:
             await entry.handler(request)
-        except UserFacingError as error:
-            await respond(text=error.sentence, response_type="ephemeral")
-        except ProviderError as error:  # a wrong key, no quota, an outage: the provider's words reach the person
-            await respond(text=error.sentence(), response_type="ephemeral")
-        except Exception:
-            reference = uuid.uuid4().hex[:8]
-            logger.exception("%s %s failed (reference %s)", COMMAND, entry.name, reference)
-            await respond(
-                text=f"Sorry, `{COMMAND} {entry.name}` failed on our side (reference `{escape(reference)}`). "
-                "Nothing was changed; please try again, and tell your admin the reference if it keeps failing.",
-                response_type="ephemeral",
-            )
+        except Exception as error:
+            sentence = refusal_of(error)
+            if sentence is None:
+                reference = uuid.uuid4().hex[:8]
+                logger.exception("%s %s failed (reference %s)", COMMAND, entry.name, reference)
+                sentence = (
+                    f"Sorry, `{COMMAND} {entry.name}` failed on our side (reference `{escape(reference)}`). "
+                    "Nothing was changed; please try again, and tell your admin the reference if it keeps failing."
+                )
+            await respond(text=sentence, response_type="ephemeral")
 
     return dispatch

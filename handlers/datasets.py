@@ -9,6 +9,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import references
+from bot.asker import Asker
 from bot.datasets import intake
 from bot.datasets import views as dataset_views
 from bot.errors import UsageError
@@ -35,7 +36,7 @@ async def on_file_share(event: dict[str, Any], body: dict[str, Any], services: S
         )
         for file in event.get("files") or []
     ]
-    services.background(_take_in(services, shared))
+    services.background(_take_in(services, shared), asker=_asker(event, body))
     mentioned = f"<@{services.slack_state.bot_user_id}>" in str(event.get("text") or "")
     if await chat.is_thread_reply({**event, "subtype": None}) and not mentioned:
         # A reply that carries a file is also a turn of the conversation (a mention comes as app_mention).
@@ -50,7 +51,13 @@ async def on_file_shared(event: dict[str, Any], body: dict[str, Any], services: 
         file_id=event.get("file_id", ""),
         user_id=event.get("user_id", ""),
     )
-    services.background(_take_in(services, [shared]))
+    services.background(_take_in(services, [shared]), asker=Asker(shared.team_id, shared.user_id, shared.channel_id))
+
+
+def _asker(event: dict[str, Any], body: dict[str, Any]) -> Asker:
+    """The sharer, answered in the thread the files' message starts (or is in)."""
+    thread = event.get("thread_ts") or event["ts"]
+    return Asker(body.get("team_id", ""), event.get("user", ""), event["channel"], thread)
 
 
 async def _take_in(services: Services, files: list[intake.SharedFile]) -> None:

@@ -7,12 +7,12 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.errors import UsageError, UserFacingError
+from bot.errors import UsageError
 from bot.evaluation import plan as evaluation_plan
 from bot.evaluation import run as evaluation_run
 from bot.mrkdwn import escape
 from bot.services import Services
-from handlers.clicks import answer_clicker, clicked_id, team_of
+from handlers.clicks import answer_clicker, answer_clicker_in_place, clicked_id, team_of
 from handlers.commands import CommandRequest, Subcommand
 
 EVAL_USAGE = "/finetune eval <model|job> <dataset> [against <model>]"
@@ -68,16 +68,12 @@ async def form_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, An
 
 
 async def _decide(body: dict[str, Any], respond: AsyncRespond, decision: Any, services: Services) -> None:
-    sentence = None
-    try:
-        sentence = await decision(
-            services, team_id=team_of(body), user_id=body["user"]["id"], evaluation_id=clicked_id(body)
-        )
-    except UserFacingError as error:
-        await respond(text=error.sentence, response_type="ephemeral", replace_original=False)
-        return
     # The estimate's buttons are spent: the ephemeral message becomes the outcome.
-    await respond(text=sentence, response_type="ephemeral", replace_original=True)
+    await answer_clicker_in_place(
+        respond,
+        decision(services, team_id=team_of(body), user_id=body["user"]["id"], evaluation_id=clicked_id(body)),
+        replace_original=True,
+    )
 
 
 async def confirm_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:

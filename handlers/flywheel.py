@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.asker import Asker
 from bot.errors import UsageError
 from bot.flywheel import candidates, publish
 from bot.mrkdwn import escape
@@ -27,7 +28,9 @@ async def _reaction(event: dict[str, Any], body: dict[str, Any], services: Servi
         ts=str(item.get("ts") or ""),
         added=added,
     )
-    services.background(candidates.on_reaction(services, reaction))
+    services.background(
+        candidates.on_reaction(services, reaction), asker=Asker(reaction.team_id, reaction.user, reaction.channel_id)
+    )
 
 
 async def reaction_added(event: dict[str, Any], body: dict[str, Any], services: Services) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.errors import MalformedRequest, UsageError, UserFacingError
+from bot.errors import MalformedRequest, UsageError, refusal_of
 from bot.mrkdwn import escape
 from bot.services import Services
 from bot.training import cancel, listing, modal, start
@@ -113,8 +113,12 @@ async def modal_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, A
     except MalformedRequest:
         await ack()  # not the bot's form: close it, and the error hook writes one warning line
         raise
-    except UserFacingError as error:
-        await ack(response_action="errors", errors={"model": error.sentence[:150]})
+    except Exception as error:
+        refusal = refusal_of(error)
+        if refusal is None:
+            await ack()  # the form closes; the error hook logs the bug with its traceback
+            raise
+        await ack(response_action="errors", errors={"model": refusal[:150]})
         return
     if submission is None:
         await ack(response_action="errors", errors=errors)

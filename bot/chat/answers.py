@@ -22,7 +22,7 @@ from bot.chat.threads import (
     thread_turns,
 )
 from bot.chat.writer import AnswerWriter
-from bot.errors import UserFacingError
+from bot.errors import InvalidInput
 from bot.models import catalog
 from bot.mrkdwn import escape
 from bot.providers import ProviderError, ProviderErrorKind
@@ -58,7 +58,7 @@ async def start_chat(
             else (await resolve_model(services, team_id=team_id, reference=compare_with)).model
         )
         if other == chosen.model:
-            raise UserFacingError(f"`{escape(chosen.model)}` is its own base; pick another model to compare it with.")
+            raise InvalidInput(f"`{escape(chosen.model)}` is its own base; pick another model to compare it with.")
     prompt = system if system is not None else chosen.default_system
     channel_id = channel_id or chosen.home_channel or user_id  # from the Home tab: the job's channel, else a DM
     text, root_blocks = chat_views.chat_root(
@@ -117,7 +117,7 @@ async def on_message(services: Services, incoming: Incoming) -> None:
         try:
             await _answer(services, thread, incoming, model, history, question, labelled=len(models) > 1)
         except ProviderError as error:  # before the answer began (a wrong key listing the models): said in the thread
-            await _notice(services, thread, error.sentence())
+            await _notice(services, thread, error.sentence)
 
 
 async def _history(services: Services, thread: ChatThread, *, before: str) -> list[tuple[str, str, str | None]]:

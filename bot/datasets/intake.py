@@ -27,7 +27,7 @@ from bot.datasets.report import Report
 from bot.datasets.validate import PARALLEL_MIN_BYTES, ValidationOptions, validate_path
 from bot.errors import UserFacingError, slack_error_code
 from bot.mrkdwn import escape
-from bot.references import dataset_path, find_dataset
+from bot.references import dataset_path, require_dataset, stored_copy
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, FileIntake, IntakeStatus
@@ -410,14 +410,8 @@ async def revalidate(
     services: Services, *, team_id: str, reference: str, model: str | None, method: str | None
 ) -> Dataset:
     """Run the report again on the bot's stored copy (with another model or method) and post it in the thread."""
-    dataset = await find_dataset(services, team_id=team_id, reference=reference)
-    if dataset is None:
-        raise UserFacingError(
-            f"I have no dataset `{escape(reference)}`. `/finetune datasets` lists the team's datasets."
-        )
-    stored = dataset_path(services, dataset.sha256)
-    if not stored.exists():
-        raise UserFacingError(f"The stored copy of `{escape(dataset.filename)}` is missing; share the file again.")
+    dataset = await require_dataset(services, team_id=team_id, reference=reference)
+    stored = stored_copy(services, dataset)
     report = await run_validation(
         services, stored, dataset.bytes, validation_options(services, model=model, method=method)
     )

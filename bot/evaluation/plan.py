@@ -15,17 +15,18 @@ from datetime import timedelta
 from typing import Any
 
 from bot import slack_blocks
+from bot.asker import Asker
 from bot.datasets.examples import Example, load_examples, overlap_with
-from bot.errors import MalformedRequest, UserFacingError
+from bot.errors import InvalidInput, MalformedRequest, NotFound
 from bot.evaluation import views as evaluation_views
 from bot.evaluation.judge import JUDGE_INSTRUCTIONS
 from bot.models import catalog
 from bot.mrkdwn import escape
 from bot.numbers import whole_number
-from bot.references import dataset_path, find_dataset, resolve_model
+from bot.references import DATASETS_HINT, dataset_path, require_dataset, resolve_model, stored_copy
 from bot.services import Services
 from storage import repositories
-from storage.models import Dataset, EvalSide, Evaluation
+from storage.models import Dataset, EvalSide, Evaluation, TrainingJob
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ async def plan(
         else catalog.base_model_id(chosen.model)
     )
     if baseline == chosen.model:
-        raise UserFacingError(
+        raise InvalidInput(
             f"`{escape(chosen.model)}` would be measured against itself; name another model with `against`."
         )
     dataset = await _held_out(services, team_id=team_id, reference=dataset_reference)
@@ -96,7 +97,7 @@ async def plan(
         load_examples, dataset_path(services, dataset.sha256), dataset.format, limit=limit
     )
     if not examples:
-        raise UserFacingError(
+        raise InvalidInput(
             f"`{escape(dataset.filename)}` has no examples to evaluate on: each needs a user turn followed by an "
             "assistant answer to compare with."
         )
@@ -145,13 +146,13 @@ async def open_form(services: Services, *, team_id: str, trigger_id: str, job_id
         job = await repositories.get_job(session, team_id=team_id, job_id=job_id)
         datasets = await repositories.list_datasets(session, team_id=team_id, limit=100)
     if job is None:
-        raise UserFacingError(f"Job #{job_id} is gone from the bot's records.")
+        raise NotFound(f"Job #{job_id} is gone from the bot's records.")
     if not job.fine_tuned_model:
-        raise UserFacingError("That job has no model to evaluate.")
+        raise InvalidInput("That job has no model to evaluate.")
     # Validity is about training (ten examples at least); a small held-out set is fine to evaluate on.
     choices = [d for d in datasets if d.format in ("chat", "preference")]
     if not choices:
-        raise UserFacingError(
+        raise NotFound(
             "There is no held-out data yet: share a JSONL file of examples the model did not train on in a channel "
             "I'm in, then click Evaluate again."
         )
@@ -162,52 +163,65 @@ async def open_form(services: Services, *, team_id: str, trigger_id: str, job_id
 
 
 async def plan_from_form(services: Services, *, team_id: str, user_id: str, view: dict[str, Any]) -> None:
-    """The form was sent: plan the evaluation and show its estimate, to the asker only, in the job's thread."""
-    values = view.get("state", {}).get("values", {})
+    """The form was sent: plan the evaluation and show its estimate (or the refusal), to the asker only, in
+    the thread of the job it was opened on."""
+    job = await _job_of_form(services, team_id=team_id, view=view)
+    if job is not None:
+        await services.answering(
+            _plan_for_form(services, team_id=team_id, user_id=user_id, job=job, view=view),
+            Asker(team_id, user_id, job.channel_id, job.thread_ts),
+        )
+
+
+async def _job_of_form(services: Services, *, team_id: str, view: dict[str, Any]) -> TrainingJob | None:
+    """The job an Evaluate form was opened on (None when it is gone since)."""
     try:
         job_id = whole_number(str(json.loads(view.get("private_metadata") or "{}").get("job_id", "")), low=1)
     except (ValueError, AttributeError):
         job_id = None
     if job_id is None:
         raise MalformedRequest("an Evaluate form whose private_metadata is not the bot's")
+    async with services.db.session() as session:
+        return await repositories.get_job(session, team_id=team_id, job_id=job_id)
+
+
+async def _plan_for_form(
+    services: Services, *, team_id: str, user_id: str, job: TrainingJob, view: dict[str, Any]
+) -> None:
+    values = view.get("state", {}).get("values", {})
     dataset_id = ((values.get("eval_dataset", {}).get("eval_dataset") or {}).get("selected_option") or {}).get("value")
     against = ((values.get("eval_against", {}).get("eval_against") or {}).get("value") or "").strip() or None
-    async with services.db.session() as session:
-        job = await repositories.get_job(session, team_id=team_id, job_id=job_id)
-    if job is None:
-        return
-    try:
-        evaluation, confirmation, text = await plan(
-            services,
-            team_id=team_id,
-            user_id=user_id,
-            reference=f"#{job_id}",
-            dataset_reference=f"#{dataset_id}",
-            against=against,
-        )
-        channel, thread = evaluation.channel_id, evaluation.thread_ts
-    except UserFacingError as error:
-        text, confirmation, channel, thread = error.sentence, [], job.channel_id, job.thread_ts
+    evaluation, confirmation, text = await plan(
+        services,
+        team_id=team_id,
+        user_id=user_id,
+        reference=f"#{job.id}",
+        dataset_reference=f"#{dataset_id}",
+        against=against,
+    )
     await services.slack.chat_postEphemeral(
-        channel=channel, user=user_id, thread_ts=thread, text=text, blocks=confirmation or None
+        channel=evaluation.channel_id,
+        user=user_id,
+        thread_ts=evaluation.thread_ts,
+        text=text,
+        blocks=confirmation or None,
     )
 
 
 async def _held_out(services: Services, *, team_id: str, reference: str) -> Dataset:
     """The dataset to evaluate on, refused with a sentence unless it is chat or preference data the bot holds."""
-    dataset = await find_dataset(services, team_id=team_id, reference=reference)
-    if dataset is None:
-        raise UserFacingError(
-            f"I have no dataset `{escape(reference)}`. Share the held-out file in a channel I'm in first; "
-            "`/finetune datasets` lists the team's datasets."
-        )
+    dataset = await require_dataset(
+        services,
+        team_id=team_id,
+        reference=reference,
+        hint=f"Share the held-out file in a channel I'm in first; {DATASETS_HINT}",
+    )
     if dataset.format not in ("chat", "preference"):
-        raise UserFacingError(
+        raise InvalidInput(
             f"`{escape(dataset.filename)}` is not chat or preference data, so it has no conversations to ask "
             "the models."
         )
-    if not dataset_path(services, dataset.sha256).exists():
-        raise UserFacingError(f"The stored copy of `{escape(dataset.filename)}` is missing; share the file again.")
+    stored_copy(services, dataset)
     return dataset
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot import policy, workspaces
 from bot.datasets.examples import Example, load_examples
-from bot.errors import UserFacingError
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.evaluation import views as evaluation_views
 from bot.evaluation.judge import judge_messages
 from bot.evaluation.plan import CONFIRMATION_WINDOW, sides
@@ -39,9 +39,9 @@ async def _owned(services: Services, *, team_id: str, user_id: str, evaluation_i
     async with services.db.session() as session:
         evaluation = await repositories.get_evaluation(session, team_id=team_id, evaluation_id=evaluation_id)
     if evaluation is None:
-        raise UserFacingError("That evaluation no longer exists; run `/finetune eval` again.")
+        raise NotFound("That evaluation no longer exists; run `/finetune eval` again.")
     if not policy.may_act_on(services.settings, user_id, owner=evaluation.requested_by):
-        raise UserFacingError(f"Only <@{evaluation.requested_by}> (who asked for it) or an admin can decide on it.")
+        raise NotAllowed(f"Only <@{evaluation.requested_by}> (who asked for it) or an admin can decide on it.")
     return evaluation
 
 
@@ -59,7 +59,7 @@ async def confirm(services: Services, *, team_id: str, user_id: str, evaluation_
     evaluation = await _owned(services, team_id=team_id, user_id=user_id, evaluation_id=evaluation_id)
     now = services.clock.now()
     if evaluation.status == EvalStatus.AWAITING_CONFIRMATION and now - evaluation.created_at > CONFIRMATION_WINDOW:
-        raise UserFacingError(
+        raise InvalidInput(
             f"This estimate is from {evaluation.created_at:%b %d, %H:%M} UTC and has expired; run `/finetune eval` "
             "again for a fresh one."
         )

@@ -20,10 +20,10 @@ from slack_sdk.errors import SlackApiError
 from bot import policy, slack_blocks
 from bot.chat.threads import MENTION, Turn, record_question, thread_turns
 from bot.datasets.examples import example_key, existing_keys
-from bot.errors import UserFacingError
+from bot.errors import NotAllowed, NotFound
 from bot.flywheel import views as flywheel_views
 from bot.mrkdwn import escape
-from bot.references import dataset_path, find_dataset
+from bot.references import dataset_path, require_dataset
 from bot.services import Services
 from storage import repositories
 from storage.models import AuditEntry, Candidate, CandidateKind, CandidateStatus, ChatThread, Dataset
@@ -296,20 +296,11 @@ async def on_correction(
     )
 
 
-async def dataset_or_explain(services: Services, *, team_id: str, reference: str) -> Dataset:
-    dataset = await find_dataset(services, team_id=team_id, reference=reference)
-    if dataset is None:
-        raise UserFacingError(
-            f"I have no dataset `{escape(reference)}`. `/finetune datasets` lists the team's datasets."
-        )
-    return dataset
-
-
 async def candidates_view(
     services: Services, *, team_id: str, user_id: str, reference: str
 ) -> tuple[str, list[slack_blocks.Block]]:
     """The pending candidates for a dataset: counts by kind and contributor, duplicates flagged."""
-    dataset = await dataset_or_explain(services, team_id=team_id, reference=reference)
+    dataset = await require_dataset(services, team_id=team_id, reference=reference)
     async with services.db.session() as session:
         pending = await repositories.pending_candidates(session, team_id=team_id, dataset_id=dataset.id or 0)
     existing = await asyncio.to_thread(existing_keys, dataset_path(services, dataset.sha256))
@@ -327,9 +318,9 @@ async def drop(services: Services, *, team_id: str, user_id: str, candidate_id: 
         candidate = await repositories.get_candidate(session, team_id=team_id, candidate_id=candidate_id)
         dataset = await session.get(Dataset, candidate.dataset_id) if candidate else None
     if candidate is None or dataset is None:
-        raise UserFacingError("That candidate no longer exists.")
+        raise NotFound("That candidate no longer exists.")
     if not may_curate(services, dataset, user_id):
-        raise UserFacingError(
+        raise NotAllowed(
             f"Only an admin or <@{dataset.uploaded_by}>, who shared `{escape(dataset.filename)}`, can drop candidates."
         )
     async with services.db.session() as session, session.begin():

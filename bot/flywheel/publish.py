@@ -17,12 +17,12 @@ from typing import Any
 from bot.datasets import views as dataset_views
 from bot.datasets.examples import example_key, existing_keys
 from bot.datasets.intake import run_validation, validation_options
-from bot.errors import UserFacingError
+from bot.errors import NotAllowed, NotFound, UserFacingError
 from bot.flywheel import views as flywheel_views
-from bot.flywheel.candidates import dataset_or_explain, may_curate
+from bot.flywheel.candidates import may_curate
 from bot.home import tab as home_tab
 from bot.mrkdwn import escape
-from bot.references import dataset_path
+from bot.references import dataset_path, require_dataset
 from bot.services import Services
 from storage import repositories
 from storage.models import AuditEntry, Candidate, CandidateKind, Dataset
@@ -83,7 +83,7 @@ def _additions(
 
 def _nothing_new(parent: Dataset, left_out: Counter[str]) -> UserFacingError:
     why = f" ({', '.join(f'{n} {reason}' for reason, n in left_out.items())})" if left_out else ""
-    return UserFacingError(
+    return NotFound(
         f"There is nothing new for `{escape(parent.filename)}`: no pending candidates{why}. "
         "👍 a good answer, or reply `correct: …` under a wrong one, in a chat with its model."
     )
@@ -106,10 +106,10 @@ def _diff(
 
 async def publish_next(services: Services, *, team_id: str, user_id: str, reference: str) -> str:
     """Build version n+1 from version n and its accepted candidates; post its report with a diff and Train…."""
-    parent = await dataset_or_explain(services, team_id=team_id, reference=reference)
+    parent = await require_dataset(services, team_id=team_id, reference=reference)
     if not may_curate(services, parent, user_id):
         # Publishing moves the pending candidates, and the right to drop them, to the new version.
-        raise UserFacingError(
+        raise NotAllowed(
             f"Only an admin or <@{parent.uploaded_by}>, who shared `{escape(parent.filename)}`, can publish its "
             "next version."
         )

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from bot import policy, slack_blocks
-from bot.errors import UserFacingError
+from bot.errors import NotAllowed
 from bot.mrkdwn import escape
 from bot.services import Services
 from storage import repositories
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 async def audit_blocks(services: Services, *, team_id: str, user_id: str, limit: int) -> list[dict[str, Any]]:
     if not policy.is_admin(services.settings, user_id):
-        raise UserFacingError("Only admins (FINETUNE_ADMINS) can read the audit log.")
+        raise NotAllowed("Only admins (FINETUNE_ADMINS) can read the audit log.")
     async with services.db.session() as session:
         entries = await repositories.list_audit_entries(session, team_id=team_id, limit=limit)
     if not entries:

@@ -6,9 +6,9 @@ import logging
 from typing import Any
 
 from bot import notifier
-from bot.errors import UserFacingError
+from bot.errors import NotFound
 from bot.mrkdwn import escape
-from bot.references import dataset_path, find_dataset, resolve_model
+from bot.references import find_dataset, resolve_model, stored_copy
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset
@@ -26,7 +26,7 @@ async def export(services: Services, *, team_id: str, reference: str) -> str:
         async with services.db.session() as session:
             job = await repositories.find_job_by_model(session, team_id=team_id, model=chosen.model)
             if job is None:
-                raise UserFacingError(
+                raise NotFound(
                     f"I have no dataset or model `{escape(reference)}`; see `/finetune datasets` and "
                     "`/finetune models`."
                 )
@@ -36,9 +36,7 @@ async def export(services: Services, *, team_id: str, reference: str) -> str:
             golden_content = await notifier.golden_set_jsonl(services, golden.id)
         model = chosen.model
     assert dataset is not None
-    stored = dataset_path(services, dataset.sha256)
-    if not stored.exists():
-        raise UserFacingError(f"The stored copy of `{escape(dataset.filename)}` is missing.")
+    stored = stored_copy(services, dataset)
     uploads: list[dict[str, Any]] = [
         {
             "file": str(stored),

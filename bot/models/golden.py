@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import notifier, workspaces
 from bot.datasets.examples import prompts_of
-from bot.errors import UserFacingError
+from bot.errors import InvalidInput
 from bot.models import views as model_views
 from bot.mrkdwn import escape
 from bot.providers import ProviderError
@@ -44,13 +44,13 @@ async def start_recording(
         await find_dataset(services, team_id=team_id, reference=dataset_reference) if dataset_reference else own_dataset
     )
     if dataset is None:
-        raise UserFacingError(
+        raise InvalidInput(
             f"Which prompts? `{escape(chosen.model)}` is not one of the team's models; name a dataset: "
             f"`/finetune record {escape(chosen.model)} &lt;dataset&gt;`."
         )
     prompts = prompts_of(dataset_path(services, dataset.sha256), dataset.format)
     if not prompts:
-        raise UserFacingError(
+        raise InvalidInput(
             f"`{escape(dataset.filename)}` has no prompts to record (examples that end with a question)."
         )
     channel, thread = (job.channel_id, job.thread_ts) if job else (dataset.channel_id, dataset.message_ts)

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from bot import policy, slack_blocks
-from bot.errors import UserFacingError
+from bot.errors import NotFound, ProviderRefused
 from bot.models import views as model_views
 from bot.mrkdwn import escape
 from bot.providers import ProviderError, ProviderErrorKind
@@ -23,7 +23,7 @@ async def delete_model(services: Services, *, team_id: str, user_id: str, refere
     async with services.db.session() as session:
         job = await repositories.find_job_by_model(session, team_id=team_id, model=chosen.model)
     if job is None:
-        raise UserFacingError(f"`{escape(chosen.model)}` is not one of the team's fine-tuned models.")
+        raise NotFound(f"`{escape(chosen.model)}` is not one of the team's fine-tuned models.")
     if job.model_deleted_at is not None:
         return f"`{escape(chosen.model)}` was already deleted on {job.model_deleted_at:%Y-%m-%d}."
     policy.require_owner_or_admin(
@@ -33,7 +33,7 @@ async def delete_model(services: Services, *, team_id: str, user_id: str, refere
         await services.provider.delete_model(chosen.model)
     except ProviderError as error:
         if error.kind != ProviderErrorKind.NOT_FOUND:
-            raise UserFacingError(
+            raise ProviderRefused(
                 f"{services.provider.label} did not delete `{escape(chosen.model)}`: “{escape(error.provider_message)}”"
             ) from None
     now = services.clock.now()
@@ -65,7 +65,7 @@ async def confirmation(services: Services, *, team_id: str, reference: str) -> l
     async with services.db.session() as session:
         job = await repositories.find_job_by_model(session, team_id=team_id, model=chosen.model)
     if job is None or job.id is None:
-        raise UserFacingError(f"`{escape(chosen.model)}` is not one of the team's fine-tuned models.")
+        raise NotFound(f"`{escape(chosen.model)}` is not one of the team's fine-tuned models.")
     actions = model_views.model_actions(job.id, chosen.model)
     actions["elements"] = [e for e in actions["elements"] if e["action_id"] == "model_delete"]
     return [slack_blocks.section(f"Delete `{escape(chosen.model)}` (job #{job.id})?"), actions]

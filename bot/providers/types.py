@@ -9,6 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from bot.errors import ProviderRefused
 from bot.mrkdwn import escape
 from bot.training.status import JobStatus
 
@@ -107,7 +108,7 @@ ADVICE = {
 }
 
 
-class ProviderError(Exception):
+class ProviderError(ProviderRefused):
     """A provider call that failed, with the provider's own words kept verbatim.
 
     ``ambiguous`` means the request may have been carried out anyway (a timeout, a dropped
@@ -127,6 +128,7 @@ class ProviderError(Exception):
     def advice(self) -> str:
         return ADVICE[self.kind]
 
+    @property
     def sentence(self) -> str:
         """The refusal as a person reads it: who refused, their words verbatim (escaped), what to do."""
         host = self.provider_label[:1].upper() + self.provider_label[1:]

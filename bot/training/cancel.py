@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import policy
-from bot.errors import UserFacingError
+from bot.errors import InvalidInput, NotFound, ProviderRefused
 from bot.mrkdwn import escape
 from bot.providers import ProviderError
 from bot.references import find_job
@@ -22,9 +22,9 @@ async def cancel_confirmation(
     """The question before cancelling: a button that asks once more, for the requester or an admin."""
     job = await find_job(services, team_id=team_id, reference=reference)
     if job.status == JobStatus.STARTING:
-        raise UserFacingError(views.still_starting_text(job.id or 0, services.provider.label))
+        raise InvalidInput(views.still_starting_text(job.id or 0, services.provider.label))
     if job.status not in ACTIVE or not job.provider_job_id:
-        raise UserFacingError(f"Job #{job.id} is {views.STATUS_WORDS.get(job.status, job.status)}; nothing to cancel.")
+        raise InvalidInput(f"Job #{job.id} is {views.STATUS_WORDS.get(job.status, job.status)}; nothing to cancel.")
     policy.require_owner_or_admin(
         services.settings, user_id, owner=job.requested_by, who="started it", action=f"cancel job #{job.id}"
     )
@@ -40,7 +40,7 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
     async with services.db.session() as session:
         job = await repositories.get_job(session, team_id=team_id, job_id=job_id)
     if job is None:
-        raise UserFacingError("That job is gone from the bot's records.")
+        raise NotFound("That job is gone from the bot's records.")
     policy.require_owner_or_admin(
         services.settings, user_id, owner=job.requested_by, who="started it", action=f"cancel job #{job_id}"
     )
@@ -55,7 +55,7 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
     try:
         remote = await services.provider.cancel_job(job.provider_job_id)
     except ProviderError as error:
-        raise UserFacingError(
+        raise ProviderRefused(
             f"{services.provider.label} did not cancel job #{job_id}: “{escape(error.provider_message)}”"
         ) from None
     now = services.clock.now()

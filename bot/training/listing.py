@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import slack_blocks
-from bot.errors import UserFacingError
+from bot.errors import NotFound
 from bot.mrkdwn import escape
 from bot.references import find_job
 from bot.services import Services
@@ -21,7 +21,7 @@ async def status_blocks(services: Services, *, team_id: str, reference: str | No
         async with services.db.session() as session:
             newest = await repositories.list_jobs(session, team_id=team_id, limit=1)
         if not newest:
-            raise UserFacingError("No jobs yet. Click Train… on a dataset's report to start one.")
+            raise NotFound("No jobs yet. Click Train… on a dataset's report to start one.")
         job = newest[0]
     else:
         job = await find_job(services, team_id=team_id, reference=reference)

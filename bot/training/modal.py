@@ -15,12 +15,12 @@ from slack_sdk.errors import SlackApiError
 from bot import policy
 from bot.datasets.intake import run_validation, validation_options
 from bot.datasets.report import default_epochs, default_method
-from bot.errors import MalformedRequest, UserFacingError, slack_error_code
+from bot.errors import InvalidInput, MalformedRequest, NotAllowed, slack_error_code
 from bot.models import catalog
 from bot.mrkdwn import escape
 from bot.numbers import whole_number
 from bot.providers import BaseModelInfo
-from bot.references import dataset_path, find_dataset
+from bot.references import dataset_path, find_dataset, require_dataset
 from bot.services import Services
 from bot.training import views
 from storage import repositories
@@ -113,13 +113,9 @@ async def _trainable(services: Services) -> tuple[list[BaseModelInfo], dict[str,
 
 
 async def _require_dataset(services: Services, team_id: str, reference: str) -> Dataset:
-    dataset = await find_dataset(services, team_id=team_id, reference=reference)
-    if dataset is None:
-        raise UserFacingError(
-            f"I have no dataset `{escape(reference)}`. `/finetune datasets` lists the team's datasets."
-        )
+    dataset = await require_dataset(services, team_id=team_id, reference=reference)
     if not dataset.valid:
-        raise UserFacingError(
+        raise InvalidInput(
             f"`{escape(dataset.filename)}` (#{dataset.id}) has problems to fix before it can train; see its report."
         )
     return dataset
@@ -199,7 +195,7 @@ async def open_train_modal(
 ) -> None:
     """Open the Train… modal, prefilled from the button or from `/finetune train … key=value`."""
     if not await policy.may_train(services, user_id):
-        raise UserFacingError(NOT_A_TRAINER)
+        raise NotAllowed(NOT_A_TRAINER)
     dataset = await _require_dataset(services, team_id, reference)
     models, known = await _trainable(services)
     if not overrides and dataset.parent_id is not None:
@@ -208,12 +204,12 @@ async def open_train_modal(
             overrides.pop("model", None)  # no longer trainable: the form offers the ones that are
     if not models:
         default_model = services.settings.finetune_default_model
-        raise UserFacingError(retired_text(services, known.get(default_model), default_model))
+        raise InvalidInput(retired_text(services, known.get(default_model), default_model))
     wanted = overrides.get("model")
     if wanted:
         resolved = catalog.ALIASES.get(wanted, wanted)
         if resolved not in {m.id for m in models}:
-            raise UserFacingError(retired_text(services, known.get(resolved), wanted))
+            raise InvalidInput(retired_text(services, known.get(resolved), wanted))
         overrides = {**overrides, "model": resolved}
     default_model = services.settings.finetune_default_model
     choice = {
@@ -365,7 +361,7 @@ async def check_submission(
     Trainer rights are checked again here: the form may have been opened before they were taken away."""
     context = ModalContext.decode(view["private_metadata"])
     if not await policy.may_train(services, user_id):
-        raise UserFacingError(NOT_A_TRAINER)
+        raise NotAllowed(NOT_A_TRAINER)
     dataset = await _require_dataset(services, team_id, str(context.dataset_id))
     choice = read_choice(view)
     errors, hyperparameters = await check_choice(services, dataset=dataset, choice=choice)

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from bot import policy, slack_blocks, workspaces
 from bot.datasets.report import default_method
-from bot.errors import UserFacingError
+from bot.errors import NotAllowed, NotFound
 from bot.mrkdwn import escape
 from bot.numbers import whole_number
 from bot.providers import JobRequest, ProviderError, ProviderErrorKind, ProviderJob
@@ -357,19 +357,19 @@ async def decide(
     The approval message shows the decision before a long start (upload, create) begins.
     """
     if not policy.is_admin(services.settings, admin):
-        raise UserFacingError("Only admins (FINETUNE_ADMINS) can approve or deny training requests.")
+        raise NotAllowed("Only admins (FINETUNE_ADMINS) can approve or deny training requests.")
     now = services.clock.now()
     async with services.db.session() as session:
         asked = await repositories.get_job(session, team_id=team_id, job_id=job_id)
     if approve and asked is not None and not await policy.may_train(services, asked.requested_by):
-        raise UserFacingError(
+        raise NotAllowed(
             f"<@{asked.requested_by}> is no longer one of the team's trainers (FINETUNE_TRAINERS), so this request "
             "cannot be approved; deny it, or make them a trainer again first."
         )
     async with services.db.session() as session, session.begin():
         job = await repositories.get_job(session, team_id=team_id, job_id=job_id)
         if job is None:
-            raise UserFacingError("That request is gone from the bot's records.")
+            raise NotFound("That request is gone from the bot's records.")
         moved = await repositories.move_job_status(
             session,
             job_id=job_id,

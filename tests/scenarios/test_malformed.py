@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from bot import references
+from bot import errors, references
 from sandbox.slack_server import Message
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 from tests.scenarios.scenes import marv_file, shared_report, trained
@@ -140,7 +140,7 @@ async def test_another_teams_model_cannot_be_chatted_with(http_bot: BotUnderTest
         http_bot.services, team_id=http_bot.workspace.team_id, reference=job.fine_tuned_model
     )
     assert chosen.model == job.fine_tuned_model
-    with pytest.raises(references.NotFound, match="I know no model"):
+    with pytest.raises(errors.NotFound, match="I know no model"):
         await references.resolve_model(http_bot.services, team_id="T0OTHERTEAM", reference=job.fine_tuned_model)
     await http_bot.driver.slash_command(ALICE, GENERAL, "chat <!channel>")
     [answer] = await http_bot.workspace.wait_for(lambda: http_bot.workspace.ephemerals_for(ALICE))

@@ -76,3 +76,29 @@ def test_every_listener_module_has_a_feature_package_of_its_name() -> None:
     listeners = {p.stem for p in (ROOT / "handlers").glob("*.py")} - plumbing
     missing = sorted(name for name in listeners if not (ROOT / "bot" / name / "__init__.py").is_file())
     assert not missing, f"listener modules without a bot/<name>/ package: {missing}"
+
+
+def test_every_refusal_says_what_kind_it_is() -> None:
+    """NotFound, NotAllowed, InvalidInput, UsageError or a provider's: never the bare base class, so the
+    one mapping (bot.errors.refusal_of) and a reader of the log can tell them apart."""
+    offenders = [
+        f"{_relative(path)}:{node.lineno}"
+        for path in CODE
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "UserFacingError"
+    ]
+    assert not offenders, f"raise a kind of UserFacingError instead: {offenders}"
+
+
+def test_refusals_are_mapped_to_messages_in_one_place() -> None:
+    """Listeners turn errors into sentences through bot.errors.refusal_of, never by catching kinds themselves."""
+    listeners = [path for path in CODE if _relative(path).startswith("handlers/")]
+    offenders = [
+        f"{_relative(path)}:{node.lineno}"
+        for path in listeners
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ExceptHandler)
+        and isinstance(node.type, ast.Name)
+        and node.type.id in ("UserFacingError", "ProviderError", "NotFound", "NotAllowed", "InvalidInput")
+    ]
+    assert not offenders, f"use bot.errors.refusal_of: {offenders}"
