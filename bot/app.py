@@ -22,7 +22,7 @@ from bot.errors import MalformedRequest
 from bot.logging import request_id
 from bot.metrics import Metrics
 from bot.services import Services
-from bot.workspaces import BOT_SCOPES, current_team
+from bot.workspaces import BOT_SCOPES
 from handlers.clicks import answers_from_views
 from storage import repositories
 from storage.db import OUTAGE_ERRORS
@@ -75,7 +75,8 @@ def build_app(services: Services) -> AsyncApp:
     settings = services.settings
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     app = AsyncApp(
-        client=services.slack,
+        # Multi-workspace: Bolt gives each request a client with its workspace token, from the installation.
+        client=services.slack_for(""),
         # Socket Mode requests are not signed; Bolt skips verification for them by itself.
         signing_secret=secret,
         oauth_settings=_oauth_settings(services),
@@ -152,9 +153,6 @@ def _provide_services(services: Services) -> Callable[..., Awaitable[None]]:
 
     async def provide(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
         context["services"] = services
-        # The bot's Slack client acts in this request's workspace, and so does the work it starts
-        # (not reset afterwards, like the request id: see _observe).
-        current_team.set(context.team_id or "")
         await next()
 
     return provide

@@ -77,7 +77,6 @@ async def _deliver(services: Services, notification: Notification) -> int:
         )
     if attempt is None:
         return 0  # another replica has it
-    workspaces.serve(notification.team_id)
     try:
         channel = await _channel(services, notification)
         posted = await _already_posted(services, notification, channel) if attempt > 1 else None
@@ -142,7 +141,7 @@ async def _postpone_or_give_up(
 async def _channel(services: Services, notification: Notification) -> str:
     """Direct messages are addressed to a user; Slack posts them in the conversation it opens."""
     if notification.channel_id.startswith(("U", "W")):
-        opened = await services.slack.conversations_open(users=notification.channel_id)
+        opened = await services.slack_for(notification.team_id).conversations_open(users=notification.channel_id)
         return str(opened["channel"]["id"])
     return notification.channel_id
 
@@ -152,7 +151,7 @@ async def _post(services: Services, notification: Notification, channel: str) ->
     payload = notification.payload
     if notification.kind in FILE_KINDS:
         content = await _file_content(services, notification.kind, payload)
-        uploaded = await services.slack_once.files_upload_v2(
+        uploaded = await services.slack_for(notification.team_id, once=True).files_upload_v2(
             channel=channel,
             thread_ts=notification.thread_ts,
             content=content,
@@ -160,7 +159,7 @@ async def _post(services: Services, notification: Notification, channel: str) ->
             title=payload["title"],
         )
         return str(uploaded["file"]["id"])
-    response = await services.slack_once.chat_postMessage(
+    response = await services.slack_for(notification.team_id, once=True).chat_postMessage(
         channel=channel,
         thread_ts=notification.thread_ts,
         text=payload["text"],
@@ -175,11 +174,13 @@ async def _already_posted(services: Services, notification: Notification, channe
     """Look in the thread (or the conversation) for what an earlier attempt may have posted."""
     assert notification.id is not None
     if notification.thread_ts:
-        pages = await services.slack.conversations_replies(
+        pages = await services.slack_for(notification.team_id).conversations_replies(
             channel=channel, ts=notification.thread_ts, include_all_metadata=True, limit=200
         )
     else:
-        pages = await services.slack.conversations_history(channel=channel, include_all_metadata=True, limit=200)
+        pages = await services.slack_for(notification.team_id).conversations_history(
+            channel=channel, include_all_metadata=True, limit=200
+        )
     async for page in pages:
         for message in page.get("messages", []):
             if notification.kind in FILE_KINDS:

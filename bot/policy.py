@@ -36,14 +36,14 @@ def require_owner_or_admin(settings: Settings, user_id: str, *, owner: str, who:
         raise NotAllowed(f"Only <@{owner}>, who {who}, or an admin can {action}.")
 
 
-async def may_train(services: Services, user_id: str) -> bool:
+async def may_train(services: Services, user_id: str, *, team_id: str) -> bool:
     """FINETUNE_TRAINERS lists user ids (U…/W…) and user-group ids (S…); empty means everyone."""
     trainers = services.settings.finetune_trainers
     if not trainers or user_id in trainers or is_admin(services.settings, user_id):
         return True
     for group in (entry for entry in trainers if entry.startswith("S")):
         try:
-            members = (await services.slack.usergroups_users_list(usergroup=group)).get("users") or []
+            members = (await services.slack_for(team_id).usergroups_users_list(usergroup=group)).get("users") or []
         except SlackApiError as error:
             logger.warning("cannot read user group %s: %s", group, error.response.get("error"))
             continue

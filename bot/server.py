@@ -78,7 +78,7 @@ async def check_slack(services: Services) -> None:
         services.slack_state.detail = "multi-workspace: tokens come from each workspace's installation"
         return
     try:
-        identity = await services.slack.auth_test()
+        identity = await services.slack_for("").auth_test()
     except SlackApiError as error:
         raise ConfigError(
             f"Slack rejected SLACK_BOT_TOKEN ({error.response.get('error')}): copy the Bot User OAuth Token "

@@ -28,7 +28,7 @@ from bot.pacing import SlackPacer
 from bot.providers.openai_compatible import build_provider
 from bot.providers.types import BaseModelInfo, FineTuneProvider
 from bot.settings import Settings
-from bot.workspaces import Installations, WorkspaceClient, current_team
+from bot.workspaces import Installations, WorkspaceClient
 from storage.db import Database
 
 logger = logging.getLogger(__name__)
@@ -48,54 +48,86 @@ class SlackState:
 
 
 @dataclass
+class Runtime:
+    """What one running bot holds and learns: its work in flight, its locks and its caches. Mutable, unlike
+    the wiring around it, and never shared between two bots (a test's replicas each have their own)."""
+
+    slack_state: SlackState = field(default_factory=SlackState)
+    # One validation at a time: it uses every core already, and a second would only add memory.
+    validation_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    # Jobs this process is starting right now: its ticks keep their leases alive.
+    launches: set[int] = field(default_factory=set)
+    # Shares of files this process is taking in right now (their intakes' ids), likewise.
+    intakes: set[int] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    home_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    token_counters: dict[str, TokenCounter] = field(default_factory=dict)
+    slack_clients: dict[tuple[str, bool], AsyncWebClient] = field(default_factory=dict)
+    validation_pool: ProcessPoolExecutor | None = None
+    base_models: tuple[datetime, list[BaseModelInfo]] | None = None
+    pacer: SlackPacer | None = None
+
+
+@dataclass(frozen=True)
 class Services:
+    """The wiring, fixed once built; what changes while the bot runs is in ``runtime``."""
+
     settings: Settings
     db: Database
-    slack: AsyncWebClient
-    # For posts that must not be repeated: only a 429 (which Slack did not act on) is retried.
-    slack_once: AsyncWebClient
     clock: Clock
     provider: FineTuneProvider
     metrics: Metrics = field(default_factory=Metrics)
     # Multi-workspace mode only: the installed workspaces' bot tokens.
     installations: Installations | None = None
-    slack_state: SlackState = field(default_factory=SlackState)
-    # One validation at a time: it uses every core already, and a second would only add memory.
-    validation_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}")
-    # Jobs this process is starting right now: its ticks keep their leases alive.
-    launches: set[int] = field(default_factory=set)
-    # Shares of files this process is taking in right now (their intakes' ids), likewise.
-    intakes: set[int] = field(default_factory=set)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _home_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    _token_counters: dict[str, TokenCounter] = field(default_factory=dict)
-    _validation_pool: ProcessPoolExecutor | None = None
-    _base_models: tuple[datetime, list[BaseModelInfo]] | None = None
-    _pacer: SlackPacer | None = None
+    runtime: Runtime = field(default_factory=Runtime)
+
+    @property
+    def slack_state(self) -> SlackState:
+        return self.runtime.slack_state
+
+    def slack_for(self, team_id: str, *, once: bool = False) -> AsyncWebClient:
+        """The Web API client that acts in ``team_id``'s workspace (with its bot token in multi-workspace
+        mode; the one token otherwise). ``once`` is for posts that must not be repeated: only a 429, which
+        Slack did not act on, is retried."""
+        key = (team_id if self.installations is not None else "", once)
+        if key not in self.runtime.slack_clients:
+            retries: list[Any] = [AsyncRateLimitErrorRetryHandler(max_retry_count=2)]
+            if not once:
+                retries.append(AsyncServerErrorRetryHandler(max_retry_count=1))
+            self.runtime.slack_clients[key] = self._client(key[0], retries)
+        return self.runtime.slack_clients[key]
+
+    def _client(self, team_id: str, retries: list[Any]) -> AsyncWebClient:
+        url = self.settings.slack_api_url
+        if self.installations is not None:
+            return WorkspaceClient(self.installations, team_id, base_url=url, retry_handlers=retries)
+        token = self.settings.slack_bot_token
+        return AsyncWebClient(token=token.get_secret_value() if token else None, base_url=url, retry_handlers=retries)
 
     @property
     def pacer(self) -> SlackPacer:
         """The bot's own pace for Slack's rate tiers, shared by every answer being written."""
-        if self._pacer is None:
-            self._pacer = SlackPacer(self.clock)
-        return self._pacer
+        if self.runtime.pacer is None:
+            self.runtime.pacer = SlackPacer(self.clock)
+        return self.runtime.pacer
 
-    async def bot_token(self) -> str:
-        """The bot token of the workspace being served, for what goes around the Web API (file downloads)."""
+    async def bot_token(self, team_id: str) -> str:
+        """``team_id``'s bot token, for what goes around the Web API (file downloads)."""
         if self.installations is not None:
-            return await self.installations.bot_token(current_team.get())
+            return await self.installations.bot_token(team_id)
         return self.settings.slack_bot_token.get_secret_value() if self.settings.slack_bot_token else ""
 
     def token_counter(self, encoding: str) -> TokenCounter:
         """One counter (tables and cache) per encoding for the process, not one per chat message."""
-        if encoding not in self._token_counters:
-            self._token_counters[encoding] = TokenCounter(encoding)
-        return self._token_counters[encoding]
+        counters = self.runtime.token_counters
+        if encoding not in counters:
+            counters[encoding] = TokenCounter(encoding)
+        return counters[encoding]
 
     def home_lock(self, team_id: str) -> asyncio.Lock:
         """One Home render at a time per team, so a slower, older render never lands after a newer one."""
-        return self._home_locks.setdefault(team_id, asyncio.Lock())
+        return self.runtime.home_locks.setdefault(team_id, asyncio.Lock())
 
     def background(self, work: Coroutine[Any, Any, None], *, asker: Asker | None = None) -> None:
         """Run ``work`` after the current request has been answered; the bot stops it cleanly on shutdown.
@@ -114,17 +146,17 @@ class Services:
             if sentence is None:
                 raise
             logger.info("refused a request of %s: %s", asker.user_id, type(error).__name__)
-            await tell(self.slack, asker, sentence)
+            await tell(self.slack_for(asker.team_id), asker, sentence)
 
     def track(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` as the bot's own work: a shutdown gives it the grace period, then cuts it off."""
         task = asyncio.create_task(work)
-        self._tasks.add(task)
+        self.runtime.tasks.add(task)
         task.add_done_callback(self._finished)
         return task
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self.runtime.tasks.discard(task)
         error = None if task.cancelled() else task.exception()
         if error is None:
             return
@@ -139,15 +171,16 @@ class Services:
     async def base_models(self) -> list[BaseModelInfo]:
         """The provider's trainable base models, asked at most every 10 minutes (pickers open often)."""
         now = self.clock.now()
-        if self._base_models is None or now - self._base_models[0] > BASE_MODELS_TTL:
-            self._base_models = (now, await self.provider.list_base_models())
-        return self._base_models[1]
+        cached = self.runtime.base_models
+        if cached is None or now - cached[0] > BASE_MODELS_TTL:
+            cached = self.runtime.base_models = (now, await self.provider.list_base_models())
+        return cached[1]
 
     def validation_pool(self) -> ProcessPoolExecutor:
         """A process for large validations, so they never hold the event loop (spawned: no inherited loop)."""
-        if self._validation_pool is None:
-            self._validation_pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-        return self._validation_pool
+        if self.runtime.validation_pool is None:
+            self.runtime.validation_pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        return self.runtime.validation_pool
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Services:
@@ -157,23 +190,10 @@ class Services:
         if settings.slack_multi_workspace:
             store = db.installation_store(client_id=settings.slack_client_id or "")
             installations = Installations(store, clock)
-
-        def client(*retry_handlers: Any) -> AsyncWebClient:
-            if installations is not None:
-                return WorkspaceClient(
-                    installations, base_url=settings.slack_api_url, retry_handlers=list(retry_handlers)
-                )
-            token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-            return AsyncWebClient(token=token, base_url=settings.slack_api_url, retry_handlers=list(retry_handlers))
-
         metrics = Metrics()
         return cls(
             settings=settings,
             db=db,
-            slack=client(
-                AsyncRateLimitErrorRetryHandler(max_retry_count=2), AsyncServerErrorRetryHandler(max_retry_count=1)
-            ),
-            slack_once=client(AsyncRateLimitErrorRetryHandler(max_retry_count=2)),
             clock=clock,
             provider=build_provider(settings, observe=metrics.provider_call),
             metrics=metrics,
@@ -185,18 +205,19 @@ class Services:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         # Work that finishes may start more (a reply posts its notifications): wait for those too.
-        while self._tasks and (left := deadline - loop.time()) > 0:
-            await asyncio.wait(list(self._tasks), timeout=left)
-        return len(self._tasks)
+        tasks = self.runtime.tasks
+        while tasks and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(list(tasks), timeout=left)
+        return len(tasks)
 
     async def cancel_background(self) -> None:
-        for task in list(self._tasks):
+        for task in list(self.runtime.tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self.runtime.tasks, return_exceptions=True)
 
     async def aclose(self) -> None:
         await self.cancel_background()
-        if self._validation_pool is not None:
-            self._validation_pool.shutdown(wait=False, cancel_futures=True)
+        if self.runtime.validation_pool is not None:
+            self.runtime.validation_pool.shutdown(wait=False, cancel_futures=True)
         await self.provider.aclose()
         await self.db.dispose()

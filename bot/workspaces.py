@@ -2,15 +2,12 @@
 
 In the default single-workspace mode the token is SLACK_BOT_TOKEN and nothing here matters. With
 SLACK_MULTI_WORKSPACE, each workspace that installs the app (OAuth v2, /slack/install) has its own
-bot token in the database, kept by slack_sdk's AsyncSQLAlchemyInstallationStore. The bot's Slack
-client then picks the token of the workspace being served: a Slack request's team (set by the
-app's middleware) or, in a tick, the team that owns the job or message at hand (set with
-``serve``). Work started from there inherits it, as asyncio tasks copy the context.
+bot token in the database, kept by slack_sdk's AsyncSQLAlchemyInstallationStore, and each Slack
+call names its workspace: ``Services.slack_for(team_id)`` gives a client that uses that team's token.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +33,6 @@ BOT_SCOPES = (
     "reactions:write",
     "usergroups:read",
 )
-current_team: ContextVar[str] = ContextVar("current_team", default="")
 # A revoked token is refused by Slack anyway; the cache only spares a query per Slack call.
 TOKEN_TTL = timedelta(minutes=5)
 
@@ -47,11 +43,6 @@ class WorkspaceNotInstalled(Exception):
     def __init__(self, team_id: str) -> None:
         super().__init__(f"the app is not installed in workspace {team_id or '(none given)'}")
         self.team_id = team_id
-
-
-def serve(team_id: str) -> None:
-    """From here on in this task, Slack calls act in ``team_id``'s workspace."""
-    current_team.set(team_id)
 
 
 class Installations:
@@ -81,11 +72,13 @@ class Installations:
 
 
 class WorkspaceClient(AsyncWebClient):
-    """An AsyncWebClient that calls Slack with the bot token of the workspace being served."""
+    """An AsyncWebClient that calls Slack with one workspace's bot token, read when a call is made (so a
+    reinstall's new token is used without a restart)."""
 
-    def __init__(self, installations: Installations, **kwargs: Any) -> None:
+    def __init__(self, installations: Installations, team_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.installations = installations
+        self.team_id = team_id
 
     async def api_call(
         self,
@@ -102,7 +95,7 @@ class WorkspaceClient(AsyncWebClient):
         # A call that brings its own credentials (oauth.v2.access, auth.test of a new token) keeps them.
         brings_token = auth is not None or bool((params or {}).get("token") or (json or {}).get("token"))
         if not brings_token:
-            token = await self.installations.bot_token(current_team.get())
+            token = await self.installations.bot_token(self.team_id)
             headers = {**(headers or {}), "Authorization": f"Bearer {token}"}
         return await super().api_call(
             api_method,

@@ -64,7 +64,7 @@ async def start_chat(
     text, root_blocks = chat_views.chat_root(
         model=chosen.model, compare_model=other, system_prompt=prompt, user=user_id
     )
-    root = await services.slack.chat_postMessage(channel=channel_id, text=text, blocks=root_blocks)
+    root = await services.slack_for(team_id).chat_postMessage(channel=channel_id, text=text, blocks=root_blocks)
     async with services.db.session() as session, session.begin():
         await repositories.ensure_team(session, team_id=team_id)
         await repositories.add_chat_thread(
@@ -220,7 +220,7 @@ async def _failure_text(services: Services, thread: ChatThread, model: str, erro
 
 
 async def _notice(services: Services, thread: ChatThread, text: str) -> None:
-    await services.slack.chat_postMessage(
+    await services.slack_for(thread.team_id).chat_postMessage(
         channel=thread.channel_id,
         thread_ts=thread.thread_ts,
         text=f"⚠️ {text}",

@@ -114,7 +114,7 @@ async def _recover_from_slack(services: Services, thread: ChatThread) -> None:
 
 async def _rows_in_slack(services: Services, thread: ChatThread) -> list[ChatTurn]:
     """The thread's messages as Slack has them (conversations.replies, which Slack limits hard)."""
-    pages = await services.slack.conversations_replies(
+    pages = await services.slack_for(thread.team_id).conversations_replies(
         channel=thread.channel_id, ts=thread.thread_ts, include_all_metadata=True, limit=200
     )
     found: list[ChatTurn] = []

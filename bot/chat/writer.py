@@ -47,6 +47,7 @@ class AnswerWriter:
 
     def __init__(self, services: Services, thread: ChatThread, incoming: Incoming, *, model: str, label: str) -> None:
         self.services = services
+        self.slack = services.slack_for(thread.team_id)
         self.thread = thread
         self.incoming = incoming
         self.model = model
@@ -111,7 +112,7 @@ class AnswerWriter:
         return self.services.pacer.try_take(self.incoming.team_id, method, leave=pacing.KEPT_FOR_FINAL)
 
     async def _stream(self, *, final: bool) -> None:
-        slack = self.services.slack
+        slack = self.slack
         pending = self.text[self.sent :]
         if self.ts is None:
             if not final and len(pending) < STREAM_FLUSH_CHARS // 4:
@@ -135,7 +136,7 @@ class AnswerWriter:
             self.last_edit = self.services.clock.monotonic()
 
     async def _edit(self, *, final: bool) -> None:
-        slack = self.services.slack
+        slack = self.slack
         if self.ts is None:
             posted = await slack.chat_postMessage(
                 channel=self.thread.channel_id,
@@ -159,7 +160,7 @@ class AnswerWriter:
         final_blocks = [slack_blocks.section(piece) for piece in parts]
         if footer:
             final_blocks.append(slack_blocks.context(footer))
-        slack = self.services.slack
+        slack = self.slack
         if self.ts is None and self.streaming:
             self.streaming = False  # too short to have started a stream: post it whole
         if self.ts is None:
@@ -200,7 +201,7 @@ class AnswerWriter:
         posted: dict[str, Any] = {}
 
         async def post() -> None:
-            response = await self.services.slack.chat_postMessage(
+            response = await self.slack.chat_postMessage(
                 channel=self.thread.channel_id,
                 thread_ts=self.thread.thread_ts,
                 text=self.text,

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot import workspaces
 from bot.datasets import views
 from bot.datasets.report import Report
 from bot.datasets.validate import PARALLEL_MIN_BYTES, ValidationOptions, validate_path
@@ -85,7 +84,7 @@ async def _find_share(services: Services, shared: SharedFile) -> tuple[dict[str,
     which carries the ts itself, does the work then)."""
     for delay in (0.0, *SHARE_LOOKUP_DELAYS):
         await services.clock.sleep(delay)
-        file = (await services.slack.files_info(file=shared.file_id))["file"]
+        file = (await services.slack_for(shared.team_id).files_info(file=shared.file_id))["file"]
         found = _share_of(file, shared.channel_id)
         if found is not None:
             message_ts, thread_ts = found
@@ -123,14 +122,14 @@ async def receive_file(services: Services, shared: SharedFile) -> None:
 
 async def _take_in(services: Services, shared: SharedFile, intake_id: int, file: dict[str, Any] | None) -> None:
     """The intake under its lease: this replica's ticks renew it; if the replica dies, another resumes it."""
-    services.intakes.add(intake_id)
+    services.runtime.intakes.add(intake_id)
     try:
         await _answer(services, shared, file)
     except asyncio.CancelledError:  # a shutdown: free the share at once for the next process to resume
         await _finish(services, intake_id, None)
         raise
     finally:
-        services.intakes.discard(intake_id)
+        services.runtime.intakes.discard(intake_id)
     await _finish(services, intake_id, IntakeStatus.DONE)
 
 
@@ -149,7 +148,7 @@ async def resume_interrupted_intakes(services: Services, *, owner: str) -> int:
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
         await repositories.renew_leases(
-            session, FileIntake, owner=owner, ids=sorted(services.intakes), expires_at=now + INTAKE_LEASE
+            session, FileIntake, owner=owner, ids=sorted(services.runtime.intakes), expires_at=now + INTAKE_LEASE
         )
         stalled = await repositories.claim_stalled_intakes(
             session, owner=owner, now=now, lease=INTAKE_LEASE, status=IntakeStatus.RUNNING, limit=20
@@ -171,15 +170,14 @@ async def resume_interrupted_intakes(services: Services, *, owner: str) -> int:
 
 
 async def _resume(services: Services, shared: SharedFile, intake_id: int, *, attempts: int) -> None:
-    workspaces.serve(shared.team_id)
     if attempts <= MAX_INTAKE_ATTEMPTS:
         await _take_in(services, shared, intake_id, None)
         return
     await _finish(services, intake_id, IntakeStatus.GIVEN_UP)
     assert shared.message_ts is not None and shared.answer_ts is not None
-    await _say(services, shared.channel_id, shared.answer_ts, views.intake_given_up_text(attempts - 1))
-    await _unreact(services, shared.channel_id, shared.message_ts, "eyes")
-    await _react(services, shared.channel_id, shared.message_ts, "x")
+    await _say(services, shared, shared.answer_ts, views.intake_given_up_text(attempts - 1))
+    await _unreact(services, shared, shared.message_ts, "eyes")
+    await _react(services, shared, shared.message_ts, "x")
 
 
 async def _answer(services: Services, shared: SharedFile, file: dict[str, Any] | None) -> None:
@@ -188,25 +186,25 @@ async def _answer(services: Services, shared: SharedFile, file: dict[str, Any] |
     assert reacted_ts is not None and message_ts is not None
     if file is None:
         try:
-            file = (await services.slack.files_info(file=shared.file_id))["file"]
+            file = (await services.slack_for(shared.team_id).files_info(file=shared.file_id))["file"]
         except SlackApiError as error:
-            await _say(services, shared.channel_id, message_ts, views.file_info_refused_text(slack_error_code(error)))
+            await _say(services, shared, message_ts, views.file_info_refused_text(slack_error_code(error)))
             return
     name = str(file.get("name") or "")
     if not name.lower().endswith(".jsonl"):
         if name.lower().endswith(".json"):
-            await _say(services, shared.channel_id, message_ts, views.not_jsonl_text(name))
+            await _say(services, shared, message_ts, views.not_jsonl_text(name))
         await _answered(services, shared)
         return
-    await _react(services, shared.channel_id, reacted_ts, "eyes")
+    await _react(services, shared, reacted_ts, "eyes")
     outcome = "x"
     answered = interrupted = False
     try:
         dataset, earlier = await _ingest(services, shared, file, message_ts)
         if earlier is not None:
-            await _say(services, shared.channel_id, message_ts, views.same_data_text(earlier))
+            await _say(services, shared, message_ts, views.same_data_text(earlier))
         report = dataset.report
-        await services.slack.chat_postMessage(
+        await services.slack_for(shared.team_id).chat_postMessage(
             channel=shared.channel_id,
             thread_ts=message_ts,
             text=views.report_text(name, report),
@@ -219,14 +217,14 @@ async def _answer(services: Services, shared: SharedFile, file: dict[str, Any] |
         interrupted = True
         raise
     except IntakeError as error:
-        await _say(services, shared.channel_id, message_ts, error.sentence)
+        await _say(services, shared, message_ts, error.sentence)
         answered = not error.retry
     except Exception:
         reference = uuid.uuid4().hex[:8]
         logger.exception("intake of %s failed (reference %s)", shared.file_id, reference)
         await _say(
             services,
-            shared.channel_id,
+            shared,
             message_ts,
             f"Sorry, I could not check `{escape(name)}` because of a problem on my side (reference "
             f"`{escape(reference)}`). "
@@ -236,8 +234,8 @@ async def _answer(services: Services, shared: SharedFile, file: dict[str, Any] |
         if answered:  # else the advice holds: sharing the file again is a new share, taken in anew
             await _answered(services, shared)
         if not interrupted:
-            await _unreact(services, shared.channel_id, reacted_ts, "eyes")
-            await _react(services, shared.channel_id, reacted_ts, outcome)
+            await _unreact(services, shared, reacted_ts, "eyes")
+            await _react(services, shared, reacted_ts, outcome)
 
 
 def _answered_key(shared: SharedFile) -> str:
@@ -292,7 +290,9 @@ async def _ingest(
     declared = int(file.get("size") or 0)
     if declared > settings.max_file_bytes:
         raise IntakeError(views.too_large_text(name, declared, settings.max_file_bytes))
-    stored, sha256, size = await download(services, str(file.get("url_private_download") or ""), name)
+    stored, sha256, size = await download(
+        services, str(file.get("url_private_download") or ""), name, team_id=shared.team_id
+    )
     async with services.db.session() as session:
         earlier = await repositories.find_dataset_by_sha(session, team_id=shared.team_id, sha256=sha256)
     if earlier is not None:
@@ -333,14 +333,14 @@ def validation_options(services: Services, *, model: str | None = None, method: 
 
 async def run_validation(services: Services, path: Path, size: int, options: ValidationOptions) -> Report:
     """Validate off the event loop: a thread for small files, a separate process for large ones."""
-    async with services.validation_slots:
+    async with services.runtime.validation_slots:
         if size < PARALLEL_MIN_BYTES:
             return await asyncio.to_thread(validate_path, path, options)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(services.validation_pool(), validate_path, path, options)
 
 
-async def download(services: Services, url: str, name: str) -> tuple[Path, str, int]:
+async def download(services: Services, url: str, name: str, *, team_id: str) -> tuple[Path, str, int]:
     """Stream a Slack file to the bot's store; returns (path, sha256, bytes)."""
     settings = services.settings
     host = urlsplit(url).hostname or ""
@@ -349,7 +349,7 @@ async def download(services: Services, url: str, name: str) -> tuple[Path, str, 
             f"I could not download `{escape(name)}`: its link does not point to Slack's file host, so I did "
             "not follow it."
         )
-    token = await services.bot_token()
+    token = await services.bot_token(team_id)
     partial = settings.finetune_data_dir / "incoming" / f"{uuid.uuid4().hex}.part"
     partial.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -382,21 +382,23 @@ async def download(services: Services, url: str, name: str) -> tuple[Path, str, 
         partial.unlink(missing_ok=True)
 
 
-async def _say(services: Services, channel: str, thread_ts: str, text: str) -> None:
-    await services.slack.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, unfurl_links=False)
+async def _say(services: Services, shared: SharedFile, thread_ts: str, text: str) -> None:
+    await services.slack_for(shared.team_id).chat_postMessage(
+        channel=shared.channel_id, thread_ts=thread_ts, text=text, unfurl_links=False
+    )
 
 
-async def _react(services: Services, channel: str, ts: str, name: str) -> None:
+async def _react(services: Services, shared: SharedFile, ts: str, name: str) -> None:
     try:
-        await services.slack.reactions_add(channel=channel, timestamp=ts, name=name)
+        await services.slack_for(shared.team_id).reactions_add(channel=shared.channel_id, timestamp=ts, name=name)
     except SlackApiError as error:
         if error.response.get("error") != "already_reacted":
             logger.warning("could not add :%s: (%s)", name, error.response.get("error"))
 
 
-async def _unreact(services: Services, channel: str, ts: str, name: str) -> None:
+async def _unreact(services: Services, shared: SharedFile, ts: str, name: str) -> None:
     try:
-        await services.slack.reactions_remove(channel=channel, timestamp=ts, name=name)
+        await services.slack_for(shared.team_id).reactions_remove(channel=shared.channel_id, timestamp=ts, name=name)
     except SlackApiError as error:
         logger.info("could not remove :%s: (%s)", name, error.response.get("error"))
 
@@ -421,7 +423,7 @@ async def revalidate(
         row.report, row.valid, row.format = report.to_storage(), report.valid, report.format
         row.examples, row.total_tokens = report.examples, report.tokens.total
         session.add(row)
-    await services.slack.chat_postMessage(
+    await services.slack_for(team_id).chat_postMessage(
         channel=dataset.channel_id,
         thread_ts=dataset.message_ts,
         text=views.report_text(dataset.filename, row.report),

@@ -157,7 +157,7 @@ async def open_form(services: Services, *, team_id: str, trigger_id: str, job_id
             "I'm in, then click Evaluate again."
         )
     initial = job.validation_dataset_id if any(d.id == job.validation_dataset_id for d in choices) else None
-    await services.slack.views_open(
+    await services.slack_for(team_id).views_open(
         trigger_id=trigger_id, view=evaluation_views.evaluation_modal(job, datasets=choices, initial_dataset_id=initial)
     )
 
@@ -199,7 +199,7 @@ async def _plan_for_form(
         dataset_reference=f"#{dataset_id}",
         against=against,
     )
-    await services.slack.chat_postEphemeral(
+    await services.slack_for(team_id).chat_postEphemeral(
         channel=evaluation.channel_id,
         user=user_id,
         thread_ts=evaluation.thread_ts,

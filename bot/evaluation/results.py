@@ -35,7 +35,7 @@ async def show_progress(services: Services, evaluation: Evaluation, dataset_name
     if not evaluation.progress_message_ts:
         return
     try:
-        await services.slack.chat_update(
+        await services.slack_for(evaluation.team_id).chat_update(
             channel=evaluation.channel_id,
             ts=evaluation.progress_message_ts,
             text=evaluation_views.evaluation_progress(evaluation, dataset_name=dataset_name, done=done),

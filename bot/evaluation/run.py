@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from bot import policy, workspaces
+from bot import policy
 from bot.datasets.examples import Example, load_examples
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.evaluation import views as evaluation_views
@@ -124,7 +124,7 @@ async def _start_running(services: Services, evaluation_id: int) -> None:
     if evaluation.progress_message_ts:  # Try again: the progress message is already in the thread
         await show_progress(services, evaluation, name, done)
     else:
-        posted = await services.slack.chat_postMessage(
+        posted = await services.slack_for(evaluation.team_id).chat_postMessage(
             channel=evaluation.channel_id,
             thread_ts=evaluation.thread_ts,
             text=evaluation_views.evaluation_progress(evaluation, dataset_name=name, done=done),
@@ -158,7 +158,6 @@ async def run(services: Services, *, evaluation_id: int) -> None:
         dataset = await session.get(Dataset, evaluation.dataset_id)
         stored = await repositories.list_evaluation_answers(session, evaluation_id=evaluation_id)
     assert dataset is not None
-    workspaces.serve(evaluation.team_id)
     examples, _ = await asyncio.to_thread(
         load_examples, dataset_path(services, dataset.sha256), dataset.format, limit=evaluation.total
     )

@@ -61,10 +61,10 @@ async def _target_dataset(services: Services, thread: ChatThread) -> Dataset | N
     return None
 
 
-async def _thread_of(services: Services, channel_id: str, ts: str) -> ChatThread | None:
+async def _thread_of(services: Services, team_id: str, channel_id: str, ts: str) -> ChatThread | None:
     """The chat thread a message belongs to (a reaction names only the message)."""
     try:
-        found = await services.slack.conversations_replies(channel=channel_id, ts=ts, limit=1)
+        found = await services.slack_for(team_id).conversations_replies(channel=channel_id, ts=ts, limit=1)
     except SlackApiError as error:
         logger.info("reaction on %s/%s not followed: %s", channel_id, ts, error.response.get("error"))
         return None
@@ -79,12 +79,13 @@ def _answer_at(turns: list[Turn], ts: str) -> int | None:
     return next((i for i, turn in enumerate(turns) if turn.role == "assistant" and ts in turn.parts), None)
 
 
-async def _acknowledge(services: Services, channel_id: str, ts: str, *, keep: bool) -> None:
+async def _acknowledge(services: Services, thread: ChatThread, channel_id: str, ts: str, *, keep: bool) -> None:
+    slack = services.slack_for(thread.team_id)
     try:
         if keep:
-            await services.slack.reactions_add(channel=channel_id, timestamp=ts, name=ACKNOWLEDGED)
+            await slack.reactions_add(channel=channel_id, timestamp=ts, name=ACKNOWLEDGED)
         else:
-            await services.slack.reactions_remove(channel=channel_id, timestamp=ts, name=ACKNOWLEDGED)
+            await slack.reactions_remove(channel=channel_id, timestamp=ts, name=ACKNOWLEDGED)
     except SlackApiError as error:
         if error.response.get("error") not in ("already_reacted", "no_reaction"):
             logger.info("acknowledgement not shown: %s", error.response.get("error"))
@@ -121,7 +122,7 @@ async def on_reaction(services: Services, reaction: Reaction) -> None:
         return
     # Slack's retries of this event were dropped by event id before any listener (bot/app.py); a vote
     # delivered again in another event still finds its row (one per person, message and kind).
-    thread = await _thread_of(services, reaction.channel_id, reaction.ts)
+    thread = await _thread_of(services, reaction.team_id, reaction.channel_id, reaction.ts)
     if thread is None:
         return
     dataset = await _target_dataset(services, thread)
@@ -184,7 +185,7 @@ async def _keep(
         services, team_id=thread.team_id, actor=contributor, action=f"collect {kind}", candidate=candidate
     )
     if kind != CandidateKind.REJECTED:
-        await _acknowledge(services, channel_id, message_ts, keep=True)
+        await _acknowledge(services, thread, channel_id, message_ts, keep=True)
 
 
 async def _withdraw(
@@ -206,7 +207,7 @@ async def _withdraw(
         services, team_id=thread.team_id, actor=contributor, action=f"withdraw {kind}", candidate=candidate
     )
     if not still_kept:
-        await _acknowledge(services, channel_id, message_ts, keep=False)
+        await _acknowledge(services, thread, channel_id, message_ts, keep=False)
 
 
 async def _pair(
@@ -267,7 +268,7 @@ async def on_correction(
     await record_question(services, thread, ts=ts, text=MENTION.sub("", text).strip())
     last_answer = max((i for i, turn in enumerate(turns) if turn.role == "assistant"), default=None)
     if dataset is None or last_answer is None or not corrected:
-        await services.slack.chat_postEphemeral(
+        await services.slack_for(team_id).chat_postEphemeral(
             channel=channel_id,
             user=user,
             thread_ts=thread_ts,

@@ -129,7 +129,7 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
     version = parent.version + 1
     name = _version_name(parent, version)
     diff = _diff(parent, added, left_out, report.tokens.total)
-    root = await services.slack.chat_postMessage(
+    root = await services.slack_for(team_id).chat_postMessage(
         channel=parent.channel_id,
         text=flywheel_views.version_announcement(parent, name=name, version=version, diff=diff),
     )
@@ -153,7 +153,7 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
     dataset, created = await _record_version(services, version_row, [c for c, _ in added], actor=user_id)
     if not created:
         return await _same_bytes(services, parent, ts=str(root["ts"]), name=name, dataset=dataset)
-    await services.slack.chat_postMessage(
+    await services.slack_for(team_id).chat_postMessage(
         channel=parent.channel_id,
         thread_ts=str(root["ts"]),
         text=dataset_views.report_text(name, dataset.report),
@@ -196,7 +196,7 @@ async def _record_version(
 
 async def _same_bytes(services: Services, parent: Dataset, *, ts: str, name: str, dataset: Dataset) -> str:
     """The new version's bytes are an existing dataset's: the announcement points there instead."""
-    await services.slack.chat_update(
+    await services.slack_for(parent.team_id).chat_update(
         channel=parent.channel_id,
         ts=ts,
         text=f"`{escape(name)}` has the same bytes as dataset #{dataset.id}: its report is in that dataset's thread.",

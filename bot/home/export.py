@@ -49,7 +49,7 @@ async def export(services: Services, *, team_id: str, reference: str) -> str:
     comment = f"📦 Export of `{escape(dataset.filename)}`" + (
         f" and the golden set of `{escape(model)}`" if golden_content else ""
     )
-    await services.slack.files_upload_v2(
+    await services.slack_for(team_id).files_upload_v2(
         file_uploads=uploads, channel=dataset.channel_id, thread_ts=dataset.message_ts, initial_comment=comment
     )
     if model and not golden_content:

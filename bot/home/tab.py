@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
-from bot import policy, workspaces
+from bot import policy
 from bot.home import views as home_views
 from bot.services import Services
 from storage import repositories
@@ -42,7 +42,7 @@ async def publish_home(services: Services, *, team_id: str, user_id: str, pages:
             pages=pages,
             now=now,
         )
-        await services.slack.views_publish(user_id=user_id, view=view)
+        await services.slack_for(team_id).views_publish(user_id=user_id, view=view)
 
 
 async def home_opened(services: Services, *, team_id: str, user_id: str) -> None:
@@ -54,7 +54,6 @@ async def home_opened(services: Services, *, team_id: str, user_id: str) -> None
 
 async def refresh_homes(services: Services, *, team_id: str) -> None:
     """After a change, re-publish the Home of everyone who looked at it this week."""
-    workspaces.serve(team_id)
     async with services.db.session() as session:
         viewers = await repositories.recent_home_viewers(
             session, team_id=team_id, since=services.clock.now() - HOME_VIEWERS_WINDOW

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
-from bot import notifier, workspaces
+from bot import notifier
 from bot.datasets.examples import prompts_of
 from bot.errors import InvalidInput
 from bot.models import views as model_views
@@ -70,7 +70,7 @@ async def start_recording(
         )
         session.add(golden)
         await session.flush()
-    progress = await services.slack.chat_postMessage(
+    progress = await services.slack_for(team_id).chat_postMessage(
         channel=channel, thread_ts=thread, text=model_views.golden_progress(golden, done=0)
     )
     async with services.db.session() as session, session.begin():
@@ -100,7 +100,6 @@ async def record(services: Services, *, golden_set_id: int) -> None:
         assert golden is not None
         dataset = await session.get(Dataset, golden.dataset_id)
         done = await repositories.golden_positions_done(session, golden_set_id=golden_set_id)
-    workspaces.serve(golden.team_id)
     assert dataset is not None
     prompts = prompts_of(dataset_path(services, dataset.sha256), dataset.format)
     batch = LeasedBatch(services, table=GoldenSet, work_id=golden_set_id, lease=LEASE, concurrency=CONCURRENCY)
@@ -134,7 +133,7 @@ async def _show_progress(services: Services, golden: GoldenSet, done: int) -> No
     if not golden.progress_message_ts:
         return
     try:
-        await services.slack.chat_update(
+        await services.slack_for(golden.team_id).chat_update(
             channel=golden.channel_id,
             ts=golden.progress_message_ts,
             text=model_views.golden_progress(golden, done=done),

@@ -51,7 +51,7 @@ async def delete_model(services: Services, *, team_id: str, user_id: str, refere
             now=now,
             detail={"job": job.id},
         )
-    await services.slack.chat_postMessage(
+    await services.slack_for(team_id).chat_postMessage(
         channel=job.channel_id,
         thread_ts=job.thread_ts,
         text=f"🗑 <@{user_id}> deleted `{escape(chosen.model)}`. Its training data stays here: `/finetune datasets`.",

@@ -84,13 +84,13 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
         dataset = await session.get(Dataset, job.dataset_id)
     assert row is not None and dataset is not None
     if row.progress_message_ts:
-        await services.slack.chat_update(
+        await services.slack_for(team_id).chat_update(
             channel=row.channel_id,
             ts=row.progress_message_ts,
             text=f"🛑 Training cancelled by <@{user_id}>",
             blocks=views.job_card(row, dataset_name=dataset.filename, title=f"🛑 *Cancelled by <@{user_id}>*"),
         )
-    await services.slack.chat_postMessage(
+    await services.slack_for(team_id).chat_postMessage(
         channel=row.channel_id,
         thread_ts=row.thread_ts,
         text=f"🛑 <@{user_id}> cancelled job #{job_id} (`{escape(row.base_model)}`).",

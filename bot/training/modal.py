@@ -194,7 +194,7 @@ async def open_train_modal(
     services: Services, *, team_id: str, user_id: str, trigger_id: str, reference: str, overrides: dict[str, str]
 ) -> None:
     """Open the Train… modal, prefilled from the button or from `/finetune train … key=value`."""
-    if not await policy.may_train(services, user_id):
+    if not await policy.may_train(services, user_id, team_id=team_id):
         raise NotAllowed(NOT_A_TRAINER)
     dataset = await _require_dataset(services, team_id, reference)
     models, known = await _trainable(services)
@@ -233,18 +233,18 @@ async def open_train_modal(
         fresh_estimate=False,
         pending=not reuse,
     )
-    opened = await services.slack.views_open(trigger_id=trigger_id, view=view)
+    opened = await services.slack_for(team_id).views_open(trigger_id=trigger_id, view=view)
     if not reuse:
         counted = await _render_modal(
             services, team_id=team_id, dataset=dataset, choice=choice, context=context, fresh_estimate=True
         )
-        await _update_unless_changed(services, opened["view"], counted)
+        await _update_unless_changed(services, team_id, opened["view"], counted)
 
 
-async def _update_unless_changed(services: Services, shown: dict[str, Any], view: dict[str, Any]) -> None:
+async def _update_unless_changed(services: Services, team_id: str, shown: dict[str, Any], view: dict[str, Any]) -> None:
     """Replace the form Slack shows, unless the person changed it meanwhile (their change refreshes it)."""
     try:
-        await services.slack.views_update(view_id=shown["id"], hash=shown.get("hash"), view=view)
+        await services.slack_for(team_id).views_update(view_id=shown["id"], hash=shown.get("hash"), view=view)
     except SlackApiError as error:
         if slack_error_code(error) != "hash_conflict":
             raise
@@ -288,7 +288,7 @@ async def refresh_modal(services: Services, *, team_id: str, view: dict[str, Any
     new_view = await _render_modal(
         services, team_id=team_id, dataset=dataset, choice=choice, context=context, fresh_estimate=True
     )
-    await services.slack.views_update(view_id=view["id"], hash=view.get("hash"), view=new_view)
+    await services.slack_for(team_id).views_update(view_id=view["id"], hash=view.get("hash"), view=new_view)
 
 
 def _number(raw: str, name: str) -> tuple[int | float | str | None, str | None]:
@@ -360,7 +360,7 @@ async def check_submission(
 
     Trainer rights are checked again here: the form may have been opened before they were taken away."""
     context = ModalContext.decode(view["private_metadata"])
-    if not await policy.may_train(services, user_id):
+    if not await policy.may_train(services, user_id, team_id=team_id):
         raise NotAllowed(NOT_A_TRAINER)
     dataset = await _require_dataset(services, team_id, str(context.dataset_id))
     choice = read_choice(view)

@@ -102,7 +102,6 @@ async def follow_job(services: Services, job_id: int) -> bool:
         assert job is not None and job.provider_job_id is not None
         dataset = await session.get(Dataset, job.dataset_id)
     assert dataset is not None
-    workspaces.serve(job.team_id)
     remote = await services.provider.get_job(job.provider_job_id)
     events = await services.provider.events_since(job.provider_job_id, last_seen=job.last_event_id)
     now = services.clock.now()
@@ -216,7 +215,7 @@ async def _refresh_card(services: Services, job: TrainingJob, dataset: Dataset, 
         JobStatus.CANCELLED: "🛑 *Training cancelled*",
     }.get(JobStatus(job.status), "🚀 *Training*")
     try:
-        await services.slack.chat_update(
+        await services.slack_for(job.team_id).chat_update(
             channel=job.channel_id,
             ts=job.progress_message_ts,
             text=f"{title}: {views.progress_line(job, now=now)}",

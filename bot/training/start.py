@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from bot import policy, slack_blocks, workspaces
+from bot import policy, slack_blocks
 from bot.datasets.report import default_method
 from bot.errors import NotAllowed, NotFound
 from bot.mrkdwn import escape
@@ -100,12 +100,12 @@ def _job_id(job: TrainingJob) -> int:
 
 async def _ask_for_approval(services: Services, job: TrainingJob, dataset: Dataset, reason: str) -> None:
     channel = services.settings.finetune_approval_channel or ""
-    await services.slack.chat_postMessage(
+    await services.slack_for(job.team_id).chat_postMessage(
         channel=channel,
         text=f"Approval needed: {escape(job.base_model)} on {escape(dataset.filename)} for <@{job.requested_by}>",
         blocks=views.approval_request(job, dataset_name=dataset.filename, reason=reason),
     )
-    await services.slack.chat_postMessage(
+    await services.slack_for(job.team_id).chat_postMessage(
         channel=job.channel_id,
         thread_ts=job.thread_ts,
         text=(
@@ -152,11 +152,11 @@ async def launch(services: Services, *, job_id: int) -> None:
     written, is renewed by this replica's ticks while the launch runs; if the replica dies,
     ``resolve_stalled_starts`` on any replica finishes the story.
     """
-    services.launches.add(job_id)
+    services.runtime.launches.add(job_id)
     try:
         await _launch(services, job_id)
     finally:
-        services.launches.discard(job_id)
+        services.runtime.launches.discard(job_id)
 
 
 async def _launch(services: Services, job_id: int) -> None:
@@ -255,7 +255,7 @@ async def _record_start(services: Services, job_id: int, created: ProviderJob, d
             except ProviderError as error:
                 logger.error("could not cancel orphaned provider job %s: %s", created.id, error.provider_message)
         return
-    card = await services.slack.chat_postMessage(
+    card = await services.slack_for(row.team_id).chat_postMessage(
         channel=row.channel_id,
         thread_ts=row.thread_ts,
         text=f"🚀 Training started: {escape(row.base_model)} on {escape(dataset.filename)} (job {created.id})",
@@ -279,7 +279,6 @@ async def _look_up_start(services: Services, job_id: int, *, why: str, quoted: s
         dataset = await session.get(Dataset, job.dataset_id) if job is not None else None
     if job is None or dataset is None or job.status != JobStatus.STARTING:
         return
-    workspaces.serve(job.team_id)
     try:
         found = await _job_of_request(services, job.request_id)
     except ProviderError as error:
@@ -310,7 +309,7 @@ async def resolve_stalled_starts(services: Services, *, owner: str, limit: int =
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
         await repositories.renew_leases(
-            session, TrainingJob, owner=owner, ids=sorted(services.launches), expires_at=now + START_LEASE
+            session, TrainingJob, owner=owner, ids=sorted(services.runtime.launches), expires_at=now + START_LEASE
         )
         stalled = await repositories.claim_stalled_starts(
             session, owner=owner, now=now, lease=START_LEASE, status=JobStatus.STARTING, limit=limit
@@ -341,7 +340,7 @@ async def _not_started(services: Services, job: TrainingJob, dataset: Dataset, r
         )
     if not moved:
         return
-    await services.slack.chat_postMessage(
+    await services.slack_for(job.team_id).chat_postMessage(
         channel=job.channel_id,
         thread_ts=job.thread_ts,
         text=f"❌ <@{job.requested_by}>, job #{job.id} (`{escape(job.base_model)}` on "
@@ -361,7 +360,7 @@ async def decide(
     now = services.clock.now()
     async with services.db.session() as session:
         asked = await repositories.get_job(session, team_id=team_id, job_id=job_id)
-    if approve and asked is not None and not await policy.may_train(services, asked.requested_by):
+    if approve and asked is not None and not await policy.may_train(services, asked.requested_by, team_id=team_id):
         raise NotAllowed(
             f"<@{asked.requested_by}> is no longer one of the team's trainers (FINETUNE_TRAINERS), so this request "
             "cannot be approved; deny it, or make them a trainer again first."
@@ -399,13 +398,13 @@ async def decide(
         return f"This request was already decided (job #{job_id} is {state}); nothing changed."
     verdict = "approved" if approve else "denied"
     channel, ts = approval_message
-    await services.slack.chat_update(
+    await services.slack_for(team_id).chat_update(
         channel=channel,
         ts=ts,
         text=f"Job #{job_id} {verdict} by <@{admin}>",
         blocks=views.approval_decided(job, dataset_name=dataset.filename, decision=verdict, admin=admin),
     )
-    await services.slack.chat_postMessage(
+    await services.slack_for(team_id).chat_postMessage(
         channel=job.channel_id,
         thread_ts=job.thread_ts,
         text=(

@@ -170,7 +170,7 @@ def web_api_methods_the_bot_calls() -> set[str]:
     root = Path(__file__).resolve().parents[2]
     called: set[str] = set()
     pattern = re.compile(
-        r"\b(?:slack|slack_once|client)\.(chat_\w+|conversations_\w+|files_\w+|reactions_\w+|views_\w+|users_\w+|usergroups_\w+)\("
+        r"\b(?:slack|client|slack_for\([^()]*\))\.(chat_\w+|conversations_\w+|files_\w+|reactions_\w+|views_\w+|users_\w+|usergroups_\w+)\("
     )
     for source in [*(root / "bot").rglob("*.py"), *(root / "handlers").rglob("*.py")]:
         called |= set(pattern.findall(source.read_text()))

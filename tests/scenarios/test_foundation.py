@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import aiohttp
+from aiohttp import web
 from sqlmodel import select
 
+from bot.server import health_routes
 from storage.db import Database
 from storage.models import SlackEvent
 from tests.conftest import ALICE, GENERAL, BotUnderTest
@@ -55,17 +58,23 @@ async def test_health_and_readiness(bot: BotUnderTest, http_session: aiohttp.Cli
 async def test_readiness_fails_when_the_database_is_unreachable(
     http_bot: BotUnderTest, http_session: aiohttp.ClientSession
 ) -> None:
-    working = http_bot.services.db
-    # Nothing listens on port 1: the same as a database server that went away.
-    http_bot.services.db = Database("postgresql+asyncpg://postgres@127.0.0.1:1/gone")
+    # The same bot wired to a database server that went away (nothing listens on port 1), on a real socket.
+    gone = Database("postgresql+asyncpg://postgres@127.0.0.1:1/gone")
+    web_app = web.Application()
+    web_app.add_routes(health_routes(dataclasses.replace(http_bot.services, db=gone), None))
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
     try:
-        async with http_session.get(f"{http_bot.base_url}/readyz") as response:
+        async with http_session.get(f"http://127.0.0.1:{port}/readyz") as response:
             body = await response.json()
             assert response.status == 503
             assert "database unreachable" in body["problems"]
     finally:
-        await http_bot.services.db.dispose()
-        http_bot.services.db = working
+        await runner.cleanup()
+        await gone.dispose()
 
 
 async def test_slack_retries_of_one_event_are_recorded_once(bot: BotUnderTest) -> None:

@@ -262,14 +262,14 @@ async def test_the_train_form_opens_within_the_trigger_window_while_its_estimate
     )
     await http_bot.workspace.wait_for(lambda: report_under(http_bot, shared.ts))
     # Counting for another model waits behind this (as behind a 512 MB file): the form must not.
-    await http_bot.services.validation_slots.acquire()
+    await http_bot.services.runtime.validation_slots.acquire()
     try:
         modal = await open_modal(
             http_bot, ALICE, http_bot.driver.slash_command(ALICE, GENERAL, "train #1 model=gpt-4.1-mini-2025-04-14")
         )
         assert "counting the tokens" in json.dumps(modal.view)
     finally:
-        http_bot.services.validation_slots.release()
+        http_bot.services.runtime.validation_slots.release()
     await http_bot.workspace.wait_for(lambda: "billed tokens" in json.dumps(http_bot.workspace.views[modal.id].view))
     assert "Estimate on gpt-4.1-mini-2025-04-14" in json.dumps(http_bot.workspace.views[modal.id].view)
 
@@ -281,7 +281,7 @@ async def test_a_trigger_id_expires_after_its_window(http_bot: BotUnderTest) -> 
     now[0] += 3.5
     view = {"type": "modal", "title": {"type": "plain_text", "text": "Late"}, "blocks": []}
     with pytest.raises(SlackApiError) as raised:
-        await http_bot.services.slack.views_open(trigger_id=trigger, view=view)
+        await http_bot.services.slack_for("T0SANDBOX").views_open(trigger_id=trigger, view=view)
     assert raised.value.response["error"] == "expired_trigger_id"
 
 
