@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.datasets.report import Report
 from bot.errors import InvalidInput, NotFound
 from bot.models import catalog
 from bot.mrkdwn import escape
@@ -54,7 +55,8 @@ async def resolve_model(services: Services, *, team_id: str, reference: str) -> 
         system = None
         if job is not None:
             dataset = await session.get(Dataset, job.dataset_id)
-            system = (dataset.report or {}).get("common_system_prompt") if dataset is not None else None
+            if dataset is not None and dataset.report:
+                system = Report.from_storage(dataset.report).common_system_prompt
     return ChosenModel(model, system, job.channel_id if job is not None else None)
 
 

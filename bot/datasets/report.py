@@ -133,6 +133,33 @@ class Report:
             "price_per_million": self.billing.price_per_million,
         }
 
+    @classmethod
+    def from_storage(cls, stored: dict[str, Any]) -> Report:
+        """The report a Dataset row keeps, read back. Rows written before a key existed get its default
+        (supervised, no warnings counted, no notes); keys added beside the report (a version's diff) are left."""
+        billing, tokens = stored["billing"], stored["tokens"]
+        return cls(
+            format=stored["format"],
+            examples=stored["examples"],
+            valid=stored["valid"],
+            method=stored.get("method", "supervised"),
+            errors=[Issue(**issue) for issue in stored["errors"]],
+            error_counts=dict(stored["error_counts"]),
+            warnings=[Issue(**issue) for issue in stored["warnings"]],
+            warning_counts=dict(stored.get("warning_counts", {})),
+            tokens=TokenStats(**tokens),
+            billing=Billing(
+                model=billing["model"],
+                epochs=billing["epochs"],
+                billed_tokens=billing["billed_tokens"],
+                estimated_cost_usd=billing["estimated_cost_usd"],
+                token_limit=stored.get("token_limit", 0),
+                price_per_million=stored.get("price_per_million"),
+            ),
+            notes=list(stored.get("notes", [])),
+            common_system_prompt=stored.get("common_system_prompt"),
+        )
+
 
 def default_epochs(examples: int) -> int:
     """OpenAI's rule as the cookbook writes it, integer arithmetic included."""

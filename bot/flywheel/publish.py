@@ -157,9 +157,7 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
         channel=parent.channel_id,
         thread_ts=str(root["ts"]),
         text=dataset_views.report_text(name, dataset.report),
-        blocks=flywheel_views.version_report_blocks(
-            dataset, diff=diff, retrain_cost=dataset.report["billing"]["estimated_cost_usd"]
-        ),
+        blocks=flywheel_views.version_report_blocks(dataset, diff=diff, retrain_cost=report.billing.estimated_cost_usd),
     )
     await home_tab.refresh_homes(services, team_id=team_id)
     return (

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import policy
 from bot.datasets.intake import run_validation, validation_options
-from bot.datasets.report import default_epochs, default_method
+from bot.datasets.report import Report, default_epochs, default_method
 from bot.errors import InvalidInput, MalformedRequest, NotAllowed, slack_error_code
 from bot.models import catalog
 from bot.mrkdwn import escape
@@ -121,11 +121,10 @@ async def _require_dataset(services: Services, team_id: str, reference: str) -> 
     return dataset
 
 
-def _estimate_from(report: dict[str, Any], *, epochs: str, price: float | None) -> tuple[int, int, float | None]:
-    """(epochs, capped tokens per epoch, cost) from a stored report for the chosen model."""
-    billing = report["billing"]
-    capped = billing["billed_tokens"] // max(1, billing["epochs"])
-    chosen = whole_number(epochs, low=1) or default_epochs(report["examples"])
+def _estimate_from(report: Report, *, epochs: str, price: float | None) -> tuple[int, int, float | None]:
+    """(epochs, capped tokens per epoch, cost) from a report for the chosen model."""
+    capped = report.billing.billed_tokens // max(1, report.billing.epochs)
+    chosen = whole_number(epochs, low=1) or default_epochs(report.examples)
     cost = None if price is None else round(chosen * capped / 1_000_000 * price, 4)
     return chosen, capped, cost
 
@@ -134,15 +133,14 @@ async def estimate(
     services: Services, dataset: Dataset, *, model: str, method: str, epochs: str
 ) -> tuple[int, int, float | None]:
     """Tokens and cost for this model: the stored report when it was made for it, else a fresh count."""
-    report = dataset.report
-    if catalog.base_model_id(report["billing"]["model"]) != catalog.base_model_id(model):
-        fresh = await run_validation(
+    report = Report.from_storage(dataset.report)
+    if catalog.base_model_id(report.billing.model) != catalog.base_model_id(model):
+        report = await run_validation(
             services,
             dataset_path(services, dataset.sha256),
             dataset.bytes,
             validation_options(services, model=model, method=method),
         )
-        report = fresh.to_storage()
     info = catalog.lookup(model)
     price = services.settings.finetune_training_prices.get(catalog.base_model_id(model))
     if price is None and info is not None:
@@ -176,8 +174,9 @@ async def _render_modal(
                 services, dataset, model=choice["model"], method=choice["method"], epochs=choice.get("n_epochs", "auto")
             )
         else:
+            stored = Report.from_storage(dataset.report)
             epochs, capped, cost = _estimate_from(
-                dataset.report, epochs=choice.get("n_epochs", "auto"), price=dataset.report.get("price_per_million")
+                stored, epochs=choice.get("n_epochs", "auto"), price=stored.billing.price_per_million
             )
         shown = views.estimate_text(model=choice["model"], epochs=epochs, capped_tokens=capped, cost=cost)
     return views.train_modal(
@@ -221,7 +220,8 @@ async def open_train_modal(
         validation = await find_dataset(services, team_id=team_id, reference=choice["validation"])
         choice["validation"] = str(validation.id) if validation else ""
     context = ModalContext(dataset_id=dataset_id_of(dataset), request_id=uuid.uuid4().hex)
-    reuse = catalog.base_model_id(choice["model"]) == catalog.base_model_id(dataset.report["billing"]["model"])
+    stored_for = Report.from_storage(dataset.report).billing.model
+    reuse = catalog.base_model_id(choice["model"]) == catalog.base_model_id(stored_for)
     # Slack's trigger_id lasts 3 s, and counting a large file for another model takes longer: the form
     # opens at once, and its estimate follows by views.update.
     view = await _render_modal(

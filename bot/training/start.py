@@ -7,7 +7,6 @@ request id in the job's metadata first."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
@@ -139,7 +138,7 @@ async def _create_once(services: Services, request: JobRequest) -> ProviderJob:
                     return found
             elif error.kind != ProviderErrorKind.RATE_LIMITED:
                 raise
-            await asyncio.sleep(0.2 * 2**attempt)
+            await services.clock.sleep(0.2 * 2**attempt)
     assert last is not None
     raise last
 
