@@ -21,13 +21,12 @@ from bot.evaluation import charts as evaluation_charts
 from bot.services import Services
 from bot.training import charts as training_charts
 from storage import repositories
-from storage.models import Evaluation, Notification, NotificationStatus
+from storage.models import FILE_KINDS, Evaluation, Notification, NotificationKind, NotificationStatus
 
 logger = logging.getLogger(__name__)
 
 METADATA_EVENT = "finetune_notification"
 CLAIM = timedelta(minutes=2)
-FILE_KINDS = ("chart", "golden_file", "eval_chart")
 _REINSTALL = "the bot token no longer works: reinstall the app and set SLACK_BOT_TOKEN to its new token"
 _BUG = "Slack refused the message itself; please report it with the notification id"
 # Slack errors that no retry will fix: the notification ends as failed, and the log says what to do.
@@ -150,7 +149,7 @@ async def _post(services: Services, notification: Notification, channel: str) ->
     assert notification.id is not None
     payload = notification.payload
     if notification.kind in FILE_KINDS:
-        content = await _file_content(services, notification.kind, payload)
+        content = await _file_content(services, NotificationKind(notification.kind), payload)
         uploaded = await services.slack_for(notification.team_id, once=True).files_upload_v2(
             channel=channel,
             thread_ts=notification.thread_ts,
@@ -195,10 +194,10 @@ async def _already_posted(services: Services, notification: Notification, channe
     return None
 
 
-async def _file_content(services: Services, kind: str, payload: dict[str, Any]) -> bytes:
-    if kind == "chart":
+async def _file_content(services: Services, kind: NotificationKind, payload: dict[str, Any]) -> bytes:
+    if kind == NotificationKind.CHART:
         return await _chart(services, payload)
-    if kind == "eval_chart":
+    if kind == NotificationKind.EVAL_CHART:
         async with services.db.session() as session:
             evaluation = await session.get(Evaluation, int(payload["evaluation_id"]))
         assert evaluation is not None

@@ -156,6 +156,23 @@ class JobEvent(SQLModel, table=True):
     valid_accuracy: float | None = None
 
 
+class NotificationKind(StrEnum):
+    """What a notification posts; the file kinds upload a file made when it is posted."""
+
+    MILESTONE = "milestone"  # a job's status changed
+    RESULT = "result"  # a job's, an evaluation's or a golden set's outcome
+    CHART = "chart"  # a job's loss curves (a file)
+    DIRECT = "direct"  # the requester's own copy of a job's outcome, by direct message
+    STOPPED = "stopped"  # an evaluation stopped before the end
+    EVAL_CHART = "eval_chart"  # an evaluation's scores (a file)
+    GOLDEN_FILE = "golden_file"  # a golden set's answers (a file)
+    REMINDER = "reminder"  # a model's shutdown is near, in the approval channel
+    REMINDER_DM = "reminder_dm"  # the same, to whoever trained it
+
+
+FILE_KINDS = (NotificationKind.CHART, NotificationKind.GOLDEN_FILE, NotificationKind.EVAL_CHART)
+
+
 class NotificationStatus(StrEnum):
     PENDING = "pending"  # owed; waits out ``claimed_until`` after a failed attempt
     SENDING = "sending"  # a replica is posting it until ``claimed_until``
@@ -174,7 +191,7 @@ class Notification(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     team_id: str = Field(foreign_key="team.team_id", max_length=32)
     subject: str = Field(max_length=255)
-    kind: str = Field(max_length=32)
+    kind: str = Field(max_length=32)  # a NotificationKind
     key: str = Field(default="", max_length=128)
     channel_id: str = Field(max_length=32)
     thread_ts: str | None = Field(default=None, max_length=32)

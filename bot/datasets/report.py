@@ -212,9 +212,38 @@ def build_report(
     """Decide the format, gather errors and warnings, and price the training."""
     fmt = choose_format(scan)
     method = method or default_method(fmt)
-    errors: dict[str, Tally] = {code: tally for code, tally in scan.errors.items()}
-    warnings: dict[str, Tally] = dict(scan.warnings)
     chosen = scan.per_format.get(fmt, FormatStats())
+    errors, warnings = _line_problems(scan, fmt, chosen)
+    errors.update(_file_problems(scan, fmt, method, model, file_too_large))
+    if chosen.with_system and chosen.without_system:
+        total = chosen.with_system + chosen.without_system
+        sentence = (
+            f"{chosen.with_system} of {total} examples have a system message and {chosen.without_system} "
+            "do not; the model will expect whichever it saw most."
+        )
+        warnings["inconsistent_system_message"] = Tally(1, [(None, sentence)])
+    billing = _billing(scan, chosen, model=model, prices=prices)
+    return Report(
+        format=fmt,
+        examples=scan.examples,
+        valid=not any(tally.count for tally in errors.values()),
+        method=method,
+        errors=_listed(errors),
+        error_counts={code: tally.count for code, tally in sorted(errors.items()) if tally.count},
+        warnings=_listed(warnings),
+        warning_counts={code: tally.count for code, tally in sorted(warnings.items()) if tally.count},
+        tokens=TokenStats.from_histogram(chosen.tokens),
+        billing=billing,
+        notes=_notes(scan, chosen, model=model, price=billing.price_per_million),
+        common_system_prompt=chosen.system_prompts.most_common(1)[0][0] if chosen.system_prompts else None,
+    )
+
+
+def _line_problems(scan: Scan, fmt: str, chosen: FormatStats) -> tuple[dict[str, Tally], dict[str, Tally]]:
+    """Errors and warnings by code, from the lines: the chosen format's own, objects of no format, and
+    lines of another format than most of the file."""
+    errors: dict[str, Tally] = dict(scan.errors)
+    warnings: dict[str, Tally] = dict(scan.warnings)
     for code, tally in chosen.errors.items():
         errors.setdefault(code, Tally()).merge(tally)
     for code, tally in chosen.warnings.items():
@@ -232,7 +261,14 @@ def build_report(
             errors.setdefault("mixed_formats", Tally()).merge(
                 Tally(stats.lines.count, [(line, sentence) for line, _ in stats.lines.first])
             )
+    return errors, warnings
 
+
+def _file_problems(
+    scan: Scan, fmt: str, method: str, model: str, file_too_large: tuple[int, int] | None
+) -> dict[str, Tally]:
+    """Errors about the file as a whole: its size, its number of examples, what the model can train on."""
+    errors: dict[str, Tally] = {}
     if file_too_large is not None:
         size, limit_bytes = file_too_large
         sentence = (
@@ -249,30 +285,24 @@ def build_report(
         reason = _unsupported(fmt, method, model)
         if reason is not None:
             errors["unsupported_format"] = Tally(1, [(None, reason)])
-    if chosen.with_system and chosen.without_system:
-        total = chosen.with_system + chosen.without_system
-        warnings["inconsistent_system_message"] = Tally(
-            1,
-            [
-                (
-                    None,
-                    f"{chosen.with_system} of {total} examples have a system message and {chosen.without_system} "
-                    "do not; the model will expect whichever it saw most.",
-                )
-            ],
-        )
+    return errors
 
-    tokens = TokenStats.from_histogram(chosen.tokens)
+
+def _billing(scan: Scan, chosen: FormatStats, *, model: str, prices: dict[str, float]) -> Billing:
+    """Default epochs times the tokens of each example up to the model's limit, at the configured price
+    (or the catalogue's)."""
     info = catalog.lookup(model)
     limit = info.example_token_limit if info else 65_536
     epochs = default_epochs(scan.examples)
-    capped = sum(min(t, limit) * count for t, count in chosen.tokens.items())
-    billed = epochs * capped
-    base = catalog.base_model_id(model)
-    price = prices.get(base, prices.get(model))
+    billed = epochs * sum(min(t, limit) * count for t, count in chosen.tokens.items())
+    price = prices.get(catalog.base_model_id(model), prices.get(model))
     if price is None and info is not None:
         price = info.training_price_per_million
     cost = None if price is None else round(billed / 1_000_000 * price, 4)
+    return Billing(model, epochs, billed, cost, limit, price)
+
+
+def _notes(scan: Scan, chosen: FormatStats, *, model: str, price: float | None) -> list[str]:
     notes = []
     if scan.opens_pretty_printed:
         notes.append(
@@ -283,21 +313,7 @@ def build_report(
         notes.append("Images add no text tokens to these counts; OpenAI bills image inputs separately.")
     if price is None:
         notes.append(f"No training price is known for {model}, so the cost is unknown.")
-    common_system = chosen.system_prompts.most_common(1)[0][0] if chosen.system_prompts else None
-    return Report(
-        format=fmt,
-        examples=scan.examples,
-        valid=not any(tally.count for tally in errors.values()),
-        method=method,
-        errors=_listed(errors),
-        error_counts={code: tally.count for code, tally in sorted(errors.items()) if tally.count},
-        warnings=_listed(warnings),
-        warning_counts={code: tally.count for code, tally in sorted(warnings.items()) if tally.count},
-        tokens=tokens,
-        billing=Billing(model, epochs, billed, cost, limit, price),
-        notes=notes,
-        common_system_prompt=common_system,
-    )
+    return notes
 
 
 def _listed(tallies: dict[str, Tally]) -> list[Issue]:

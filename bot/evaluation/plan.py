@@ -23,7 +23,7 @@ from bot.evaluation.judge import JUDGE_INSTRUCTIONS
 from bot.models import catalog
 from bot.mrkdwn import escape
 from bot.numbers import whole_number
-from bot.references import DATASETS_HINT, dataset_path, require_dataset, resolve_model, stored_copy
+from bot.references import DATASETS_HINT, ChosenModel, dataset_path, require_dataset, resolve_model, stored_copy
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, EvalSide, Evaluation, TrainingJob
@@ -71,16 +71,10 @@ def sides(evaluation: Evaluation) -> list[tuple[str, str]]:
     return [(EvalSide.CANDIDATE, evaluation.model), (EvalSide.BASELINE, evaluation.baseline_model)]
 
 
-async def plan(
-    services: Services,
-    *,
-    team_id: str,
-    user_id: str,
-    reference: str,
-    dataset_reference: str,
-    against: str | None,
-) -> tuple[Evaluation, list[slack_blocks.Block], str]:
-    """Create the evaluation, awaiting confirmation; returns it with the confirmation to show the asker."""
+async def _contenders(
+    services: Services, *, team_id: str, reference: str, against: str | None
+) -> tuple[ChosenModel, str]:
+    """The model to evaluate and the one it is measured against (its base unless ``against`` names one)."""
     chosen = await resolve_model(services, team_id=team_id, reference=reference)
     baseline = (
         (await resolve_model(services, team_id=team_id, reference=against)).model
@@ -91,6 +85,27 @@ async def plan(
         raise InvalidInput(
             f"`{escape(chosen.model)}` would be measured against itself; name another model with `against`."
         )
+    return chosen, baseline
+
+
+async def _overlap(services: Services, training: Dataset | None, examples: list[Example]) -> int:
+    """How many held-out examples the model also trained on (0 when its training data is not kept)."""
+    if training is None or not dataset_path(services, training.sha256).exists():
+        return 0
+    return await asyncio.to_thread(overlap_with, dataset_path(services, training.sha256), training.format, examples)
+
+
+async def plan(
+    services: Services,
+    *,
+    team_id: str,
+    user_id: str,
+    reference: str,
+    dataset_reference: str,
+    against: str | None,
+) -> tuple[Evaluation, list[slack_blocks.Block], str]:
+    """Create the evaluation, awaiting confirmation; returns it with the confirmation to show the asker."""
+    chosen, baseline = await _contenders(services, team_id=team_id, reference=reference, against=against)
     dataset = await _held_out(services, team_id=team_id, reference=dataset_reference)
     limit = services.settings.finetune_eval_max_examples
     examples, usable = await asyncio.to_thread(
@@ -104,11 +119,7 @@ async def plan(
     async with services.db.session() as session:
         job = await repositories.find_job_by_model(session, team_id=team_id, model=chosen.model)
         training = await session.get(Dataset, job.dataset_id) if job is not None else None
-    overlap = 0
-    if training is not None and dataset_path(services, training.sha256).exists():
-        overlap = await asyncio.to_thread(
-            overlap_with, dataset_path(services, training.sha256), training.format, examples
-        )
+    overlap = await _overlap(services, training, examples)
     judge = services.settings.finetune_eval_judge_model
     cost, tokens = _estimate(services, [chosen.model, baseline], examples, judge=judge)
     channel, thread = (job.channel_id, job.thread_ts) if job is not None else (dataset.channel_id, dataset.message_ts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -18,7 +19,7 @@ from bot.models import catalog
 from bot.providers import ProviderError
 from bot.services import Services
 from storage import repositories
-from storage.models import Dataset, EvalSide, EvalStatus, Evaluation, EvaluationAnswer, Notification
+from storage.models import Dataset, EvalSide, EvalStatus, Evaluation, EvaluationAnswer, Notification, NotificationKind
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,8 @@ def _usage(
 async def finish(
     services: Services, evaluation: Evaluation, dataset: Dataset, examples: list[Example], failure: ProviderError | None
 ) -> None:
+    """Settle the evaluation: done with its metrics and report, or stopped with what is missing; the thread
+    hears of it through the notifier, once."""
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
         row = await session.get(Evaluation, evaluation.id)
@@ -177,56 +180,52 @@ async def finish(
         row.lease_owner, row.lease_expires_at = None, None
         row.prompt_tokens = sum(a.prompt_tokens for a in answers)
         row.completion_tokens = sum(a.completion_tokens for a in answers)
-        subject = f"eval:{row.id}"
         if failure is None and done >= row.total:
             row.status, row.finished_at = EvalStatus.DONE, now
             row.metrics = compute_metrics(row, examples, answers, services.settings.finetune_inference_prices)
             row.cost_usd = sum_costs([side["cost_usd"] for side in row.metrics["usage"].values()])
-            text, report = evaluation_views.evaluation_report(row, dataset_name=dataset.filename)
-            notes = [
-                Notification(
-                    team_id=row.team_id,
-                    subject=subject,
-                    kind="result",
-                    channel_id=row.channel_id,
-                    thread_ts=row.thread_ts,
-                    payload={"text": text, "blocks": report},
-                    created_at=now,
-                ),
-                Notification(
-                    team_id=row.team_id,
-                    subject=subject,
-                    kind="eval_chart",
-                    channel_id=row.channel_id,
-                    thread_ts=row.thread_ts,
-                    payload={
-                        "evaluation_id": row.id,
-                        "title": f"Evaluation #{row.id}: {row.model} vs {row.baseline_model}",
-                        "filename": f"evaluation-{row.id}.png",
-                    },
-                    created_at=now,
-                ),
-            ]
+            notes = _report_notes(row, dataset_name=dataset.filename, now=now)
         else:
             row.status, row.finished_at = EvalStatus.FAILED, now
             row.error_message = failure.provider_message if failure else "some examples got no answer"
-            text, report = evaluation_views.evaluation_stopped(row, done=done)
-            # One notice per stop: a later Try again that stops again owes a new one.
-            notes = [
-                Notification(
-                    team_id=row.team_id,
-                    subject=subject,
-                    kind="stopped",
-                    key=str(now.timestamp()),
-                    channel_id=row.channel_id,
-                    thread_ts=row.thread_ts,
-                    payload={"text": text, "blocks": report},
-                    created_at=now,
-                )
-            ]
+            notes = [_stopped_note(row, done=done, now=now)]
         session.add(row)
         for note in notes:
             await repositories.enqueue_notification(session, notification=note)
     await show_progress(services, row, dataset.filename, done)
     await notifier.deliver_pending(services)
     await home_tab.refresh_homes(services, team_id=row.team_id)
+
+
+def _note(
+    row: Evaluation, kind: NotificationKind, payload: dict[str, Any], *, now: datetime, key: str = ""
+) -> Notification:
+    return Notification(
+        team_id=row.team_id,
+        subject=f"eval:{row.id}",
+        kind=kind,
+        key=key,
+        channel_id=row.channel_id,
+        thread_ts=row.thread_ts,
+        payload=payload,
+        created_at=now,
+    )
+
+
+def _report_notes(row: Evaluation, *, dataset_name: str, now: datetime) -> list[Notification]:
+    text, report = evaluation_views.evaluation_report(row, dataset_name=dataset_name)
+    chart = {
+        "evaluation_id": row.id,
+        "title": f"Evaluation #{row.id}: {row.model} vs {row.baseline_model}",
+        "filename": f"evaluation-{row.id}.png",
+    }
+    return [
+        _note(row, NotificationKind.RESULT, {"text": text, "blocks": report}, now=now),
+        _note(row, NotificationKind.EVAL_CHART, chart, now=now),
+    ]
+
+
+def _stopped_note(row: Evaluation, *, done: int, now: datetime) -> Notification:
+    text, report = evaluation_views.evaluation_stopped(row, done=done)
+    # One notice per stop: a later Try again that stops again owes a new one.
+    return _note(row, NotificationKind.STOPPED, {"text": text, "blocks": report}, now=now, key=str(now.timestamp()))

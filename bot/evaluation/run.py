@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -161,8 +162,6 @@ async def run(services: Services, *, evaluation_id: int) -> None:
     examples, _ = await asyncio.to_thread(
         load_examples, dataset_path(services, dataset.sha256), dataset.format, limit=evaluation.total
     )
-    answers: dict[tuple[int, str], str] = {(a.position, a.side): a.answer for a in stored}
-    done = complete_positions(stored, evaluation)
     batch = LeasedBatch(
         services,
         table=Evaluation,
@@ -171,50 +170,75 @@ async def run(services: Services, *, evaluation_id: int) -> None:
         concurrency=services.settings.finetune_eval_concurrency,
         per_question_errors=PER_EXAMPLE_ERRORS,
     )
+    asking = _Asking(
+        services,
+        evaluation,
+        dataset,
+        batch,
+        answers={(a.position, a.side): a.answer for a in stored},
+        done=complete_positions(stored, evaluation),
+    )
+    await asyncio.gather(
+        *(
+            asking.evaluate(position, example)
+            for position, example in enumerate(examples)
+            if position not in asking.done
+        )
+    )
+    await finish(services, evaluation, dataset, examples, batch.failure)
 
-    async def ask(position: int, side: str, model: str, messages: list[dict[str, str]]) -> str | None:
+
+@dataclass
+class _Asking:
+    """One pass over an evaluation's examples: what is answered so far, and the batch that asks the rest."""
+
+    services: Services
+    evaluation: Evaluation
+    dataset: Dataset
+    batch: LeasedBatch
+    answers: dict[tuple[int, str], str]
+    done: set[int]
+
+    async def evaluate(self, position: int, example: Example) -> None:
+        """Both models' answers, then the judge's verdict on them; the example is done when all three are in."""
+        evaluation = self.evaluation
+        pending = [
+            self._ask(position, side, model, example.messages)
+            for side, model in sides(evaluation)
+            if (position, side) not in self.answers
+        ]
+        await asyncio.gather(*pending)
+        if self.batch.failure is not None:
+            return
+        if evaluation.judge_model and (position, EvalSide.JUDGE) not in self.answers:
+            candidate_first = position % 2 == 0  # alternate the order: judges favour a position
+            first, second = self.answers[(position, EvalSide.CANDIDATE)], self.answers[(position, EvalSide.BASELINE)]
+            if not candidate_first:
+                first, second = second, first
+            verdict = judge_messages(example, first, second)
+            if await self._ask(position, EvalSide.JUDGE, evaluation.judge_model, verdict) is None:
+                return
+        self.done.add(position)
+        if self.batch.progress_due():
+            await show_progress(self.services, evaluation, self.dataset.filename, len(self.done))
+
+    async def _ask(self, position: int, side: str, model: str, messages: list[dict[str, str]]) -> str | None:
         async def keep(session: Session, answer: Answer) -> None:
             row = EvaluationAnswer(
-                team_id=evaluation.team_id,
-                evaluation_id=evaluation_id,
+                team_id=self.evaluation.team_id,
+                evaluation_id=self.evaluation.id or 0,
                 position=position,
                 side=side,
                 answer=answer.text,
                 error=answer.error,
                 prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens,
-                created_at=services.clock.now(),
+                created_at=self.services.clock.now(),
             )
             await repositories.add_evaluation_answers(session, answers=[row])
 
-        answer = await batch.ask(model, messages, keep=keep)
+        answer = await self.batch.ask(model, messages, keep=keep)
         if answer is None:
             return None
-        answers[(position, side)] = answer.text
+        self.answers[(position, side)] = answer.text
         return answer.text
-
-    async def evaluate(position: int, example: Example) -> None:
-        pending = [
-            ask(position, side, model, example.messages)
-            for side, model in sides(evaluation)
-            if (position, side) not in answers
-        ]
-        await asyncio.gather(*pending)
-        if batch.failure is not None:
-            return
-        if evaluation.judge_model and (position, EvalSide.JUDGE) not in answers:
-            candidate_first = position % 2 == 0  # alternate the order: judges favour a position
-            first, second = answers[(position, EvalSide.CANDIDATE)], answers[(position, EvalSide.BASELINE)]
-            if not candidate_first:
-                first, second = second, first
-            said = await ask(position, EvalSide.JUDGE, evaluation.judge_model, judge_messages(example, first, second))
-            if said is None:
-                return
-        done.add(position)
-        if batch.progress_due():
-            await show_progress(services, evaluation, dataset.filename, len(done))
-
-    await asyncio.gather(
-        *(evaluate(position, example) for position, example in enumerate(examples) if position not in done)
-    )
-    await finish(services, evaluation, dataset, examples, batch.failure)

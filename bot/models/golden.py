@@ -24,7 +24,7 @@ from bot.references import dataset_path, find_dataset, resolve_model
 from bot.services import Services
 from storage import repositories
 from storage.db import Session
-from storage.models import Dataset, GoldenAnswer, GoldenSet, GoldenSetStatus, Notification
+from storage.models import Dataset, GoldenAnswer, GoldenSet, GoldenSetStatus, Notification, NotificationKind
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ async def _finish(services: Services, golden: GoldenSet, done: int, failure: Pro
             Notification(
                 team_id=golden.team_id,
                 subject=subject,
-                kind="result",
+                kind=NotificationKind.RESULT,
                 channel_id=golden.channel_id,
                 thread_ts=golden.thread_ts,
                 payload={"text": summary},
@@ -169,7 +169,7 @@ async def _finish(services: Services, golden: GoldenSet, done: int, failure: Pro
                 Notification(
                     team_id=golden.team_id,
                     subject=subject,
-                    kind="golden_file",
+                    kind=NotificationKind.GOLDEN_FILE,
                     channel_id=golden.channel_id,
                     thread_ts=golden.thread_ts,
                     created_at=now,

@@ -14,7 +14,7 @@ from bot.providers import ProviderError, ProviderErrorKind
 from bot.references import resolve_model
 from bot.services import Services
 from storage import repositories
-from storage.models import Notification, TrainingJob
+from storage.models import Notification, NotificationKind, TrainingJob
 
 
 async def delete_model(services: Services, *, team_id: str, user_id: str, reference: str) -> str:
@@ -118,8 +118,8 @@ async def queue_reminders(services: Services) -> int:
             if key is None or job.model_retires is None:
                 continue
             text = model_views.reminder_text(job, left=left or 0)
-            targets = [("reminder", approval_channel)] if approval_channel else []
-            targets.append(("reminder_dm", job.requested_by))
+            targets = [(NotificationKind.REMINDER, approval_channel)] if approval_channel else []
+            targets.append((NotificationKind.REMINDER_DM, job.requested_by))
             for kind, channel in targets:
                 queued += await repositories.enqueue_notification(
                     session,

@@ -23,7 +23,7 @@ from bot.services import Services
 from bot.training import views
 from bot.training.status import TERMINAL, JobStatus, transition
 from storage import repositories
-from storage.models import Dataset, JobEvent, Notification, TrainingJob
+from storage.models import Dataset, JobEvent, Notification, NotificationKind, TrainingJob
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,9 @@ async def _queue_notifications(
 ) -> None:
     subject = f"job:{job.id}"
 
-    def note(kind: str, payload: dict[str, Any], *, key: str = "", channel: str | None = None) -> Notification:
+    def note(
+        kind: NotificationKind, payload: dict[str, Any], *, key: str = "", channel: str | None = None
+    ) -> Notification:
         return Notification(
             team_id=job.team_id,
             subject=subject,
@@ -182,7 +184,7 @@ async def _queue_notifications(
 
     if status in MILESTONES:
         await repositories.enqueue_notification(
-            session, notification=note("milestone", {"text": views.milestone_text(job)}, key=status)
+            session, notification=note(NotificationKind.MILESTONE, {"text": views.milestone_text(job)}, key=status)
         )
         return
     if status not in TERMINAL:
@@ -195,14 +197,18 @@ async def _queue_notifications(
         now=now,
         error_code=error_code,
     )
-    await repositories.enqueue_notification(session, notification=note("result", {"text": text, "blocks": result}))
+    await repositories.enqueue_notification(
+        session, notification=note(NotificationKind.RESULT, {"text": text, "blocks": result})
+    )
     if status == JobStatus.SUCCEEDED and job.step:
         title = f"Loss curve of job #{job.id} ({job.fine_tuned_model})"
         chart = {"job_id": job.id, "title": title, "filename": f"loss-curve-job-{job.id}.png"}
-        await repositories.enqueue_notification(session, notification=note("chart", chart))
+        await repositories.enqueue_notification(session, notification=note(NotificationKind.CHART, chart))
     if services.settings.finetune_dm_on_finish:
         direct = {"text": f"{text} (in <#{job.channel_id}>)", "blocks": result}
-        await repositories.enqueue_notification(session, notification=note("direct", direct, channel=job.requested_by))
+        await repositories.enqueue_notification(
+            session, notification=note(NotificationKind.DIRECT, direct, channel=job.requested_by)
+        )
 
 
 async def _refresh_card(services: Services, job: TrainingJob, dataset: Dataset, now: datetime) -> None:
