@@ -19,7 +19,7 @@ from bot.home import tab as home_tab
 from bot.models import golden, lifecycle
 from bot.providers import ProviderError
 from bot.services import Services
-from bot.training import poller, start
+from bot.training import launch, poller
 from bot.training.status import ACTIVE
 from storage import repositories
 from storage.models import TrainingJob
@@ -87,7 +87,7 @@ async def tick(services: Services, *, owner: str) -> None:
 async def _tick(services: Services, *, owner: str) -> None:
     # Each part is started only when its turn comes, so a tick cut off by a shutdown leaves none half-made.
     parts: tuple[tuple[str, Callable[[], Awaitable[object]]], ...] = (
-        ("settling stalled starts", lambda: start.resolve_stalled_starts(services, owner=owner)),
+        ("settling stalled starts", lambda: launch.resolve_stalled_starts(services, owner=owner)),
         ("resuming interrupted intakes", lambda: intake.resume_interrupted_intakes(services, owner=owner)),
         ("polling jobs", lambda: poll_due_jobs(services, owner=owner)),
         ("resuming golden sets", lambda: golden.resume_recordings(services)),

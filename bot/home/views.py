@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.datasets.report import FORMAT_NAMES
@@ -51,55 +51,67 @@ def home_view(
     now: Any,
 ) -> Block:
     """The Home tab: datasets, jobs, models (with retirement dates), evaluations and this month's spend, paged."""
-    today = now.date()
-    result: list[Block] = [header("Fine-tuning, together")]
     budget_text = f" of the ${budget:,.2f} monthly budget" if budget is not None else ""
-    result.append(section(f"*This month's training spend:* {money(spend)}{budget_text}"))
-
-    shown, page, count = _page(datasets, pages.get("datasets", 1))
-    result += [{"type": "divider"}, section(f"*Datasets* ({len(datasets)}) — page {page} of {count}")]
-    for dataset in shown:
-        icon = "✅" if dataset.valid else "❌"
-        block = section(
-            f"{icon} *#{dataset.id}* `{escape(dataset.filename)}`{lineage(dataset)} — "
-            f"{escape(FORMAT_NAMES.get(dataset.format, dataset.format))}, "
-            f"{dataset.examples:,} examples, {dataset.total_tokens:,} tokens · {dataset.created_at:%b %d}"
-        )
-        if dataset.valid:
-            block["accessory"] = button("Train…", "dataset_train", str(dataset.id))
-        result.append(block)
-    if not datasets:
-        result.append(context("Drop a `.jsonl` file in a channel I'm in to add one."))
-    pager = _pager("datasets", page, count, pages)
-    result += [pager] if pager else []
-
-    shown, page, count = _page(jobs, pages.get("jobs", 1))
-    result += [{"type": "divider"}, section(f"*Jobs* ({len(jobs)}) — page {page} of {count}")]
-    for job in shown:
-        cost = money(job.actual_cost_usd if job.actual_cost_usd is not None else job.estimated_cost_usd)
-        result.append(
-            section(
-                f"*#{job.id}* `{escape(job.base_model)}` · <@{job.requested_by}> · {cost}\n"
-                f"{progress_line(job, now=now)}"
-            )
-        )
-    pager = _pager("jobs", page, count, pages)
-    result += [pager] if pager else []
-
-    shown, page, count = _page(models, pages.get("models", 1))
-    result += [{"type": "divider"}, section(f"*Models* ({len(models)}) — page {page} of {count}")]
-    for job in shown:
-        result.append(section(model_line(job, today=today)))
-        result.append(model_actions(job.id, job.fine_tuned_model))
-    pager = _pager("models", page, count, pages)
-    result += [pager] if pager else []
-
-    shown, page, count = _page(evaluations, pages.get("evaluations", 1))
-    result += [{"type": "divider"}, section(f"*Evaluations* ({len(evaluations)}) — page {page} of {count}")]
-    for evaluation, dataset_name in shown:
-        result.append(section(evaluation_line(evaluation, dataset_name=dataset_name)))
-    if not evaluations:
-        result.append(context("Click 📏 Evaluate under a model to measure it on held-out data."))
-    pager = _pager("evaluations", page, count, pages)
-    result += [pager] if pager else []
+    result: list[Block] = [
+        header("Fine-tuning, together"),
+        section(f"*This month's training spend:* {money(spend)}{budget_text}"),
+    ]
+    result += _paged(
+        "datasets", datasets, pages, _dataset_blocks, empty="Drop a `.jsonl` file in a channel I'm in to add one."
+    )
+    result += _paged("jobs", jobs, pages, lambda job: [_job_block(job, now=now)])
+    result += _paged(
+        "models",
+        models,
+        pages,
+        lambda job: [section(model_line(job, today=now.date())), model_actions(job.id, job.fine_tuned_model)],
+    )
+    result += _paged(
+        "evaluations",
+        evaluations,
+        pages,
+        lambda shown: [section(evaluation_line(shown[0], dataset_name=shown[1]))],
+        empty="Click 📏 Evaluate under a model to measure it on held-out data.",
+    )
     return {"type": "home", "private_metadata": json.dumps(pages), "blocks": result[:100]}
+
+
+def _paged(
+    name: str,
+    rows: Sequence[Any],
+    pages: dict[str, int],
+    render: Callable[[Any], list[Block]],
+    *,
+    empty: str | None = None,
+) -> list[Block]:
+    """One section of the Home tab: its title with the count, the rows of its page, and its pager."""
+    shown, page, count = _page(rows, pages.get(name, 1))
+    blocks: list[Block] = [
+        {"type": "divider"},
+        section(f"*{name.capitalize()}* ({len(rows)}) — page {page} of {count}"),
+    ]
+    for row in shown:
+        blocks += render(row)
+    if not rows and empty:
+        blocks.append(context(empty))
+    pager = _pager(name, page, count, pages)
+    return blocks + ([pager] if pager else [])
+
+
+def _dataset_blocks(dataset: Any) -> list[Block]:
+    icon = "✅" if dataset.valid else "❌"
+    block = section(
+        f"{icon} *#{dataset.id}* `{escape(dataset.filename)}`{lineage(dataset)} — "
+        f"{escape(FORMAT_NAMES.get(dataset.format, dataset.format))}, "
+        f"{dataset.examples:,} examples, {dataset.total_tokens:,} tokens · {dataset.created_at:%b %d}"
+    )
+    if dataset.valid:
+        block["accessory"] = button("Train…", "dataset_train", str(dataset.id))
+    return [block]
+
+
+def _job_block(job: Any, *, now: Any) -> Block:
+    cost = money(job.actual_cost_usd if job.actual_cost_usd is not None else job.estimated_cost_usd)
+    return section(
+        f"*#{job.id}* `{escape(job.base_model)}` · <@{job.requested_by}> · {cost}\n{progress_line(job, now=now)}"
+    )

@@ -44,11 +44,7 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
     policy.require_owner_or_admin(
         services.settings, user_id, owner=job.requested_by, who="started it", action=f"cancel job #{job_id}"
     )
-    if (
-        job.status
-        not in (JobStatus.VALIDATING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.UNKNOWN)
-        or not job.provider_job_id
-    ):
+    if job.status not in ACTIVE or not job.provider_job_id:
         if job.status == JobStatus.STARTING:
             return views.still_starting_text(job_id, services.provider.label)
         return f"Job #{job_id} is {escape(job.status.replace('_', ' '))}; there is nothing to cancel."
@@ -83,6 +79,13 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
         row = await session.get(TrainingJob, job_id)
         dataset = await session.get(Dataset, job.dataset_id)
     assert row is not None and dataset is not None
+    await _announce(services, row, dataset, by=user_id)
+    return f"Job #{job_id} is cancelled."
+
+
+async def _announce(services: Services, row: TrainingJob, dataset: Dataset, *, by: str) -> None:
+    """The job card says who cancelled, and the thread hears of it."""
+    user_id, job_id, team_id = by, row.id, row.team_id
     if row.progress_message_ts:
         await services.slack_for(team_id).chat_update(
             channel=row.channel_id,
@@ -95,4 +98,3 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
         thread_ts=row.thread_ts,
         text=f"🛑 <@{user_id}> cancelled job #{job_id} (`{escape(row.base_model)}`).",
     )
-    return f"Job #{job_id} is cancelled."

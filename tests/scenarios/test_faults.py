@@ -27,7 +27,7 @@ from sqlmodel import col, func, select
 from bot import ticks
 from bot.clock import FrozenClock
 from bot.services import Services
-from bot.training.start import START_LEASE
+from bot.training.launch import START_LEASE
 from bot.training.status import ACTIVE, JobStatus
 from sandbox.driver import SlackDriver
 from sandbox.openai_server import SANDBOX_MODELS, OpenAIEmulator

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from bot.clock import FrozenClock
 from bot.services import Services
-from bot.training import start
+from bot.training import launch
 from sandbox.holds import Hold
 from sandbox.slack_server import Message
 from storage import repositories
@@ -419,7 +419,7 @@ async def test_a_launch_that_outlived_its_lease_leaves_no_job_billing(
     report, held = await submitted_and_held(http_bot, shared_data, "POST /fine_tuning/jobs")
     other = Services.create(http_bot.services.settings, clock=FrozenClock(clock.now() + timedelta(minutes=6)))
     try:
-        assert await start.resolve_stalled_starts(other, owner=other.owner) == 1
+        assert await launch.resolve_stalled_starts(other, owner=other.owner) == 1
     finally:
         await other.aclose()
     failure = await http_bot.workspace.wait_for(lambda: failure_in(http_bot, report))
@@ -441,8 +441,8 @@ async def test_a_replica_keeps_its_own_launch_leased(http_bot: BotUnderTest, sha
         for _ in range(3):  # fifteen minutes of a slow upload, with the launcher's ticks running meanwhile
             for clock in (services.clock, other.clock):
                 clock.advance(timedelta(minutes=4))
-            assert await start.resolve_stalled_starts(services, owner=services.owner) == 0
-            assert await start.resolve_stalled_starts(other, owner=other.owner) == 0
+            assert await launch.resolve_stalled_starts(services, owner=services.owner) == 0
+            assert await launch.resolve_stalled_starts(other, owner=other.owner) == 0
     finally:
         await other.aclose()
     held.released.set()
