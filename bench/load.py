@@ -23,8 +23,8 @@ from bot.server import start_bot
 from bot.services import Services
 from bot.settings import Settings
 from sandbox.driver import SlackDriver
-from sandbox.openai_server import OpenAIEmulator, OpenAIState, SandboxClock
-from sandbox.slack_server import SlackEmulator, SlackWorkspace
+from sandbox.openai import OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.slack import SlackEmulator, SlackWorkspace
 
 CHANNEL = "C0LOAD"
 COMMANDS = ("help", "datasets", "jobs", "models")

@@ -25,8 +25,8 @@ from typing import Any
 import aiohttp
 
 from sandbox.driver import SlackDriver
-from sandbox.openai_server import OpenAIEmulator, OpenAIState, SandboxClock
-from sandbox.slack_server import Message, SlackEmulator, SlackWorkspace
+from sandbox.openai import OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.slack import Message, SlackEmulator, SlackWorkspace
 from storage.db import Database
 
 CHANNEL, PEOPLE = "C0REPLICAS", ("U0ALICE", "U0BOB")

@@ -22,8 +22,8 @@ from bot import notifier, ticks
 from bot.clock import FrozenClock
 from bot.services import Services
 from bot.settings import Settings
-from sandbox.openai_server import OpenAIEmulator, OpenAIState, SandboxClock
-from sandbox.slack_server import SlackEmulator, SlackWorkspace
+from sandbox.openai import OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.slack import SlackEmulator, SlackWorkspace
 from storage import repositories
 from storage.models import Dataset, TrainingJob
 

@@ -144,7 +144,7 @@ async def _serve(settings: Settings) -> None:
     emulator = None
     if settings.finetune_provider == "sandbox" and not settings.openai_base_url:
         # The built-in provider: the OpenAI emulator in this process, its jobs running at 60x speed.
-        from sandbox.openai_server import OpenAIEmulator, OpenAIState, SandboxClock
+        from sandbox.openai import OpenAIEmulator, OpenAIState, SandboxClock
 
         emulator = await OpenAIEmulator(OpenAIState(clock=SandboxClock(time.time(), speed=60.0))).start()
         settings = settings.model_copy(
@@ -188,9 +188,9 @@ def _sandbox(which: str, host: str, port: int) -> int:
     import contextlib
 
     if which == "openai":
-        from sandbox.openai_server import serve_forever
+        from sandbox.openai import serve_forever
     else:
-        from sandbox.slack_server import serve_forever
+        from sandbox.slack import serve_forever
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever(port, host))
     return 0

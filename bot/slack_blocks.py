@@ -13,6 +13,9 @@ SECTION_TEXT_LIMIT = 3000
 FIELD_TEXT_LIMIT = 2000
 # A message's top-level text is truncated by Slack past 4,000 characters (msg_too_long past 40,000).
 FALLBACK_TEXT_LIMIT = 3000
+CONFIRM_TEXT_LIMIT = 300
+# An input's label and hint.
+INPUT_TEXT_LIMIT = 2000
 
 
 def section(text: str) -> Block:
@@ -63,6 +66,17 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
     if style:
         element["style"] = style
     return element
+
+
+def confirm_dialog(*, title: str, text: str, yes: str, no: str) -> dict[str, Any]:
+    """A button's "are you sure?": Slack takes a title and buttons of 30 characters at most and a text of 300
+    (the text is cut, as it may quote a file name or a model id)."""
+    return {
+        "title": plain(title[:30]),
+        "text": {"type": "mrkdwn", "text": shorten(text, CONFIRM_TEXT_LIMIT)},
+        "confirm": plain(yes[:30]),
+        "deny": plain(no[:30]),
+    }
 
 
 def safe_cut(text: str, limit: int) -> int:
@@ -178,8 +192,8 @@ def text_input(
         "type": "input",
         "block_id": block_id,
         "optional": optional,
-        "label": {"type": "plain_text", "text": label},
-        "hint": {"type": "plain_text", "text": hint},
+        "label": plain(label[:INPUT_TEXT_LIMIT]),
+        "hint": plain(shorten(hint, INPUT_TEXT_LIMIT)),
         "element": element,
     }
     if dispatch_on_enter:

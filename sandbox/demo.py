@@ -27,10 +27,10 @@ from bot.clock import FrozenClock
 from bot.server import start_bot
 from bot.services import Services
 from bot.settings import Settings
-from sandbox import slack_mrkdwn
 from sandbox.driver import SlackDriver
-from sandbox.openai_server import SANDBOX_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
-from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackWorkspace, View
+from sandbox.openai import SANDBOX_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.slack import Ephemeral, Message, SlackEmulator, SlackWorkspace, View
+from sandbox.slack import mrkdwn as slack_mrkdwn
 
 ALICE, BOB = "U0ALICE", "U0BOB"
 CHANNEL = "C0MLTEAM"

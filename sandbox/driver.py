@@ -19,8 +19,8 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from sandbox import slack_mrkdwn
-from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackFile, SlackWorkspace, View
+from sandbox.slack import Ephemeral, Message, SlackEmulator, SlackFile, SlackWorkspace, View
+from sandbox.slack import mrkdwn as slack_mrkdwn
 
 
 @dataclass

@@ -21,8 +21,8 @@ from bot.server import RunningBot, start_bot
 from bot.services import Services
 from bot.settings import Settings
 from sandbox.driver import SlackDriver
-from sandbox.openai_server import OpenAIEmulator, OpenAIState, SandboxClock
-from sandbox.slack_server import SlackEmulator, SlackWorkspace
+from sandbox.openai import OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.slack import SlackEmulator, SlackWorkspace
 from storage.db import Database
 
 # Real public files nobody here wrote, copied byte for byte from ../shared/data with their licences

@@ -5,22 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from bot.mrkdwn import escape
-from bot.slack_blocks import Block, button
+from bot.slack_blocks import Block, button, confirm_dialog
 from storage.models import GoldenSetStatus
 
 
 def model_actions(job_id: int, model: str) -> Block:
     """Chat, Compare with base, Evaluate and Delete model, under a finished job's result."""
     delete = button("🗑 Delete model", "model_delete", str(job_id), style="danger")
-    delete["confirm"] = {
-        "title": {"type": "plain_text", "text": "Delete this model?"},
-        "text": {
-            "type": "mrkdwn",
-            "text": f"`{escape(model)}` will be deleted at the provider for good. Its training data stays in the bot.",
-        },
-        "confirm": {"type": "plain_text", "text": "Delete"},
-        "deny": {"type": "plain_text", "text": "Keep it"},
-    }
+    delete["confirm"] = confirm_dialog(
+        title="Delete this model?",
+        text=f"`{escape(model)}` will be deleted at the provider for good. Its training data stays in the bot.",
+        yes="Delete",
+        no="Keep it",
+    )
     return {
         "type": "actions",
         "block_id": f"model:{job_id}",

@@ -12,6 +12,7 @@ from bot.slack_blocks import (
     FALLBACK_TEXT_LIMIT,
     Block,
     button,
+    confirm_dialog,
     context,
     fields_section,
     modal,
@@ -23,7 +24,7 @@ from bot.slack_blocks import (
     split_text,
     text_input,
 )
-from bot.training.status import STATUS_ICONS, JobStatus
+from bot.training.status import ACTIVE, STATUS_ICONS, JobStatus
 
 # Sections a job's failure may take in its result message, leaving room for the advice.
 RESULT_TEXT_SECTIONS = 10
@@ -220,17 +221,14 @@ def job_card(job: Any, *, dataset_name: str, title: str, now: Any = None) -> lis
     ]
     if now is not None:
         result.append(context(progress_line(job, now=now)))
-    if job.provider_job_id and job.status in ("validating", "queued", "running", "paused", "unknown"):
+    if job.provider_job_id and job.status in ACTIVE:
         cancel = button("Cancel", "job_cancel", str(job.id), style="danger")
-        cancel["confirm"] = {
-            "title": {"type": "plain_text", "text": "Cancel this job?"},
-            "text": {
-                "type": "mrkdwn",
-                "text": f"Training of `{escape(job.base_model)}` on `{escape(dataset_name)}` stops for good.",
-            },
-            "confirm": {"type": "plain_text", "text": "Cancel the job"},
-            "deny": {"type": "plain_text", "text": "Keep training"},
-        }
+        cancel["confirm"] = confirm_dialog(
+            title="Cancel this job?",
+            text=f"Training of `{escape(job.base_model)}` on `{escape(dataset_name)}` stops for good.",
+            yes="Cancel the job",
+            no="Keep training",
+        )
         result.append({"type": "actions", "block_id": f"job:{job.id}", "elements": [cancel]})
     return result
 

@@ -12,7 +12,7 @@ from bot.providers import JobRequest, ProviderError, ProviderErrorKind
 from bot.providers.openai_compatible import OpenAICompatibleProvider, build_provider
 from bot.providers.types import ChatUsage
 from bot.training.status import ACTIVE, JobStatus
-from sandbox.openai_server import OpenAIEmulator, OpenAIState
+from sandbox.openai import OpenAIEmulator, OpenAIState
 from tests.conftest import make_settings
 from tests.examples import chat_lines
 

@@ -15,7 +15,7 @@ import pytest
 from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 from pydantic import BaseModel
 
-from sandbox.openai_server import OpenAIEmulator, OpenAIState
+from sandbox.openai import OpenAIEmulator, OpenAIState
 from tests.examples import chat_lines
 
 

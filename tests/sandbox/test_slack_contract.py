@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -11,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from sandbox.slack_server import METHOD_SCOPES, SlackEmulator, manifest_scopes
+from sandbox.slack import METHOD_SCOPES, SlackEmulator, manifest_scopes
 from tests.conftest import ALICE, BOB, GENERAL
 
 
@@ -115,7 +116,12 @@ async def test_files_upload_v2_info_and_download(web: AsyncWebClient, slack: Sla
 
 
 async def test_views_open_update_publish(web: AsyncWebClient, slack: SlackEmulator) -> None:
-    modal = {"type": "modal", "callback_id": "train", "title": {"type": "plain_text", "text": "Train"}, "blocks": []}
+    modal = {
+        "type": "modal",
+        "callback_id": "train",
+        "title": {"type": "plain_text", "text": "Train"},
+        "blocks": [{"type": "divider"}],
+    }
     assert await slack_error(web.views_open(trigger_id="expired", view=modal)) == "expired_trigger_id"
     opened = await web.views_open(trigger_id=slack.workspace.new_trigger(ALICE), view=modal)
     view_id = opened["view"]["id"]
@@ -128,6 +134,35 @@ async def test_views_open_update_publish(web: AsyncWebClient, slack: SlackEmulat
     too_big = {"type": "home", "blocks": [{"type": "divider"}] * 101}
     with pytest.raises(SlackApiError):
         await web.views_publish(user_id=ALICE, view=too_big)
+    long_title = {**modal, "title": {"type": "plain_text", "text": "Train a model on this dataset"}}
+    refused = await slack_error(web.views_open(trigger_id=slack.workspace.new_trigger(ALICE), view=long_title))
+    assert refused == "invalid_arguments", "a modal title is at most 24 characters"
+
+
+TOO_LONG_FOR_SLACK: dict[str, dict[str, Any]] = {
+    "a button's text over 75": {
+        "type": "actions",
+        "elements": [{"type": "button", "text": {"type": "plain_text", "text": "x" * 76}, "action_id": "a"}],
+    },
+    "a button's value over 2,000": {
+        "type": "actions",
+        "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "x"}, "action_id": "a", "value": "v" * 2001}
+        ],
+    },
+    "a header over 150": {"type": "header", "text": {"type": "plain_text", "text": "x" * 151}},
+    "eleven context elements": {"type": "context", "elements": [{"type": "mrkdwn", "text": "x"}] * 11},
+    "eleven fields": {"type": "section", "fields": [{"type": "mrkdwn", "text": "x"}] * 11},
+    "a field over 2,000": {"type": "section", "fields": [{"type": "mrkdwn", "text": "x" * 2001}]},
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOO_LONG_FOR_SLACK))
+async def test_a_block_past_slacks_limits_is_refused(web: AsyncWebClient, case: str) -> None:
+    """The limits slack_sdk's own Block Kit models know (and the fields rule they leave out) are the
+    emulator's, so a builder that passes one fails its scenario test."""
+    posted = web.chat_postMessage(channel=GENERAL, text="x", blocks=[TOO_LONG_FOR_SLACK[case]])
+    assert await slack_error(posted) == "invalid_blocks"
 
 
 async def test_reactions_users_and_status(web: AsyncWebClient, slack: SlackEmulator) -> None:

@@ -21,8 +21,8 @@ from bot.clock import FrozenClock
 from bot.services import Services
 from bot.training.status import TERMINAL
 from bot.workspaces import Installations
-from sandbox.openai_server import OpenAIEmulator
-from sandbox.slack_server import Ephemeral, Message, SlackEmulator, SlackWorkspace, View
+from sandbox.openai import OpenAIEmulator
+from sandbox.slack import Ephemeral, Message, SlackEmulator, SlackWorkspace, View
 from storage import repositories
 from storage.models import Dataset, TrainingJob
 from tests.conftest import ALICE, GENERAL, BotUnderTest

@@ -11,7 +11,7 @@ import pytest
 
 from bot.clock import FrozenClock
 from sandbox.driver import SlackDriver
-from sandbox.slack_server import Ephemeral, SlackEmulator, SlackWorkspace
+from sandbox.slack import Ephemeral, SlackEmulator, SlackWorkspace
 from tests.conftest import ALICE, BOB, GENERAL
 from tests.scenarios.scenes import (
     CAROL,

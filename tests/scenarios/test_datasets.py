@@ -10,7 +10,7 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from bot.datasets import intake
 from bot.services import Services
-from sandbox.slack_server import Message
+from sandbox.slack import Message
 from storage import repositories
 from storage.models import FileIntake, IntakeStatus
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest

@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from bot import ticks
 from bot.clock import FrozenClock
-from sandbox.slack_server import Ephemeral, Message
+from sandbox.slack import Ephemeral, Message
 from storage.models import Evaluation, EvaluationAnswer, TrainingJob
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 from tests.scenarios.scenes import (

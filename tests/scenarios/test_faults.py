@@ -30,8 +30,8 @@ from bot.services import Services
 from bot.training.launch import START_LEASE
 from bot.training.status import ACTIVE, JobStatus
 from sandbox.driver import SlackDriver
-from sandbox.openai_server import SANDBOX_MODELS, OpenAIEmulator
-from sandbox.slack_server import Message, SlackEmulator, SlackWorkspace
+from sandbox.openai import SANDBOX_MODELS, OpenAIEmulator
+from sandbox.slack import Message, SlackEmulator, SlackWorkspace
 from storage.models import Notification, SlackEvent, TrainingJob
 from tests.conftest import ALICE, BOB, GENERAL, POSTGRES_SKIP_REASON, BotUnderTest, bot_settings, reset_postgres
 from tests.scenarios.scenes import (

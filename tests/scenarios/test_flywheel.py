@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from bot.clock import FrozenClock
-from sandbox.slack_server import Message
+from sandbox.slack import Message
 from storage.models import AuditEntry, Candidate, Dataset
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 from tests.scenarios.scenes import (

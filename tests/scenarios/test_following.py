@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from bot import notifier, ticks
 from bot.clock import FrozenClock
-from sandbox.slack_server import Message
+from sandbox.slack import Message
 from storage.models import JobEvent, Notification, TrainingJob
 from tests.conftest import ALICE, GENERAL, BotUnderTest
 from tests.scenarios.scenes import (

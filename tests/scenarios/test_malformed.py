@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from bot import errors, references
-from sandbox.slack_server import Message
+from sandbox.slack import Message
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 from tests.scenarios.scenes import marv_file, shared_report, trained
 

@@ -22,7 +22,7 @@ from sqlmodel import select
 from bot import ticks
 from bot.clock import FrozenClock
 from bot.logging import JsonLines, RedactSecrets, request_id
-from sandbox.slack_server import SlackEmulator
+from sandbox.slack import SlackEmulator
 from storage.models import Evaluation, EvaluationAnswer, TrainingJob
 from tests.conftest import ALICE, GENERAL, BotUnderTest
 from tests.scenarios.scenes import confirmation_for, held_out_file, marv_file, shared_report, trained

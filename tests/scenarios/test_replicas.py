@@ -9,8 +9,8 @@ import pytest
 
 from bot.clock import FrozenClock
 from bot.services import Services
-from sandbox.openai_server import OpenAIEmulator
-from sandbox.slack_server import SlackEmulator
+from sandbox.openai import OpenAIEmulator
+from sandbox.slack import SlackEmulator
 from tests.conftest import POSTGRES_SKIP_REASON, bot_settings, reset_postgres
 from tests.scenarios.scenes import assert_every_milestone_posted_once, follow_to_the_end, seed_jobs
 

@@ -13,8 +13,8 @@ from sqlmodel import select
 
 from bot import notifier
 from bot.clock import FrozenClock
-from sandbox import slack_mrkdwn
-from sandbox.slack_server import Message
+from sandbox.slack import Message
+from sandbox.slack import mrkdwn as slack_mrkdwn
 from storage import repositories
 from storage.models import Notification
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest

@@ -241,7 +241,7 @@ async def test_delete_from_the_command_asks_first_and_is_audited(
     button = next(e for b in question.blocks for e in b.get("elements", []) if e.get("action_id") == "model_delete")
     assert button["confirm"]["title"]["text"] == "Delete this model?"
     assert job.fine_tuned_model not in bot.openai.state.deleted_models
-    from sandbox.slack_server import Message
+    from sandbox.slack import Message
 
     await bot.driver.click(
         BOB, Message(channel=GENERAL, ts="1.1", user=BOB, text="", blocks=question.blocks), "model_delete"

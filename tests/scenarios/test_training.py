@@ -15,7 +15,7 @@ from bot.clock import FrozenClock
 from bot.services import Services
 from bot.training import launch
 from sandbox.holds import Hold
-from sandbox.slack_server import Message
+from sandbox.slack import Message
 from storage import repositories
 from storage.models import AuditEntry
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest

@@ -20,8 +20,8 @@ from bot.clock import FrozenClock
 from bot.logging import JsonLines
 from bot.workspaces import Installations
 from sandbox.driver import SlackDriver
-from sandbox.openai_server import OpenAIEmulator
-from sandbox.slack_server import SlackEmulator
+from sandbox.openai import OpenAIEmulator
+from sandbox.slack import SlackEmulator
 from storage.models import Notification
 from tests.conftest import ALICE, GENERAL
 from tests.scenarios.scenes import (

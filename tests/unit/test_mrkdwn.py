@@ -26,7 +26,8 @@ from bot.models import views as model_views
 from bot.mrkdwn import escape
 from bot.providers.types import BaseModelInfo
 from bot.training import views as training_views
-from sandbox import slack_mrkdwn
+from sandbox.slack import mrkdwn as slack_mrkdwn
+from sandbox.slack.simulation import BLOCKS_PER_VIEW, check_text_and_blocks, check_view
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 HARMLESS = "plain"
@@ -329,3 +330,17 @@ def test_long_outside_text_never_breaks_slacks_limits() -> None:
         assert all(len(text) <= slack_blocks.SECTION_TEXT_LIMIT for text in _sections(built)), name
         fields = [f["text"] for block in _blocks(built) for f in block.get("fields", [])]
         assert all(len(text) <= slack_blocks.FIELD_TEXT_LIMIT for text in fields), name
+        for view in (block for block in _blocks(built) if block.get("type") in ("modal", "home")):
+            check_view(view)
+            check_text_and_blocks({"text": "x", "blocks": view["blocks"]}, limit_blocks=BLOCKS_PER_VIEW)
+        for blocks in _messages(built):
+            check_text_and_blocks({"text": "x", "blocks": blocks})  # every rule the Slack emulator enforces
+
+
+def _messages(value: Any) -> list[list[dict[str, Any]]]:
+    """The block lists a builder returned for a message (a view's blocks are checked with the view)."""
+    if isinstance(value, list) and value and all(isinstance(b, dict) and "type" in b for b in value):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [blocks for item in value for blocks in _messages(item)]
+    return []
