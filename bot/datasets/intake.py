@@ -1,53 +1,37 @@
 """Dataset intake: a JSONL file shared in Slack becomes a stored dataset with a report in its thread.
 
-The bot never trusts a URL from the event: it asks files.info, downloads only from Slack's file
-host (or the configured emulator) with the bot token, streams to disk under the size cap while
-hashing, and keeps its own content-addressed copy, so the data outlives any provider.
-"""
+Each share is claimed once, whichever of file_share and file_shared comes first, and taken in under a
+lease that another replica resumes if this one dies; the download and the validation are in store.py."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from bot.datasets import views
-from bot.datasets.report import Report
-from bot.datasets.validate import PARALLEL_MIN_BYTES, ValidationOptions, validate_path
-from bot.errors import UserFacingError, slack_error_code
+from bot.datasets.store import IntakeError, download, run_validation, validation_options
+from bot.errors import slack_error_code
 from bot.mrkdwn import escape
-from bot.references import dataset_path, require_dataset, stored_copy
+from bot.references import require_dataset, stored_copy
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, FileIntake, IntakeStatus
 
 logger = logging.getLogger(__name__)
 
-SLACK_FILE_HOSTS = ("files.slack.com",)
+
 # How long an intake may go unheard from before another replica resumes it; ticks renew it meanwhile.
 INTAKE_LEASE = timedelta(minutes=5)
+
+
 MAX_INTAKE_ATTEMPTS = 3
-DOWNLOAD_CHUNK = 1 << 20
-
-
-class IntakeError(UserFacingError):
-    """Something about the shared file that its owner can fix; the sentence goes to the file's thread.
-
-    ``retry``: the sentence says to share the file again, so the file is not marked answered."""
-
-    def __init__(self, sentence: str, *, retry: bool = False) -> None:
-        super().__init__(sentence)
-        self.retry = retry
 
 
 @dataclass(frozen=True)
@@ -90,14 +74,6 @@ async def _find_share(services: Services, shared: SharedFile) -> tuple[dict[str,
             message_ts, thread_ts = found
             return file, dataclasses.replace(shared, message_ts=message_ts, thread_ts=thread_ts)
     return None
-
-
-def allowed_hosts(services: Services) -> set[str]:
-    hosts = set(SLACK_FILE_HOSTS)
-    api_host = urlsplit(services.settings.slack_api_url).hostname
-    if api_host and api_host != "slack.com":  # the emulator serves its own files
-        hosts.add(api_host)
-    return hosts
 
 
 async def receive_file(services: Services, shared: SharedFile) -> None:
@@ -319,67 +295,6 @@ async def _ingest(
             ),
         )
     return dataset, (None if created else dataset)
-
-
-def validation_options(services: Services, *, model: str | None = None, method: str | None = None) -> ValidationOptions:
-    settings = services.settings
-    return ValidationOptions(
-        model=model or settings.finetune_default_model,
-        method=method,
-        max_bytes=settings.max_file_bytes,
-        prices=settings.finetune_training_prices,
-    )
-
-
-async def run_validation(services: Services, path: Path, size: int, options: ValidationOptions) -> Report:
-    """Validate off the event loop: a thread for small files, a separate process for large ones."""
-    async with services.runtime.validation_slots:
-        if size < PARALLEL_MIN_BYTES:
-            return await asyncio.to_thread(validate_path, path, options)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(services.validation_pool(), validate_path, path, options)
-
-
-async def download(services: Services, url: str, name: str, *, team_id: str) -> tuple[Path, str, int]:
-    """Stream a Slack file to the bot's store; returns (path, sha256, bytes)."""
-    settings = services.settings
-    host = urlsplit(url).hostname or ""
-    if not url or host not in allowed_hosts(services):
-        raise IntakeError(
-            f"I could not download `{escape(name)}`: its link does not point to Slack's file host, so I did "
-            "not follow it."
-        )
-    token = await services.bot_token(team_id)
-    partial = settings.finetune_data_dir / "incoming" / f"{uuid.uuid4().hex}.part"
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(url, headers={"Authorization": f"Bearer {token}"}, allow_redirects=False) as response,
-        ):
-            if response.status != 200 or response.content_type == "text/html":
-                raise IntakeError(views.download_refused_text(name, response.status), retry=True)
-            with partial.open("wb") as sink:
-                async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
-                    size += len(chunk)
-                    if size > settings.max_file_bytes:
-                        raise IntakeError(views.too_large_text(name, size, settings.max_file_bytes))
-                    digest.update(chunk)
-                    await asyncio.to_thread(sink.write, chunk)
-        sha256 = digest.hexdigest()
-        final = dataset_path(services, sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        partial.replace(final)
-        return final, sha256, size
-    except aiohttp.ClientError as error:
-        raise IntakeError(
-            f"I could not download `{escape(name)}` from Slack ({type(error).__name__}); please share it again.",
-            retry=True,
-        ) from None
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 async def _say(services: Services, shared: SharedFile, thread_ts: str, text: str) -> None:

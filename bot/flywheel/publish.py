@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.datasets import views as dataset_views
 from bot.datasets.examples import example_key, existing_keys
-from bot.datasets.intake import run_validation, validation_options
+from bot.datasets.store import run_validation, validation_options
 from bot.errors import NotAllowed, NotFound, UserFacingError
 from bot.flywheel import views as flywheel_views
 from bot.flywheel.candidates import may_curate

@@ -13,8 +13,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import policy
-from bot.datasets.intake import run_validation, validation_options
 from bot.datasets.report import Report, default_epochs, default_method
+from bot.datasets.store import run_validation, validation_options
 from bot.errors import InvalidInput, MalformedRequest, NotAllowed, slack_error_code
 from bot.models import catalog
 from bot.mrkdwn import escape

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from bot import workspaces
 from bot.models import catalog
 from bot.numbers import whole_number
-from bot.providers import ProviderError, ProviderEvent
+from bot.providers import ProviderError, ProviderEvent, ProviderJob
 from bot.services import Services
 from bot.training import views
 from bot.training.status import TERMINAL, JobStatus, transition
@@ -107,52 +107,81 @@ async def follow_job(services: Services, job_id: int) -> bool:
     now = services.clock.now()
     new_status = transition(job.status, remote.status)
     rows = [_event_row(job, event) for event in events]
-    checkpoints = []
+    checkpoints: list[Any] = []
     model_retires = None
     if new_status == JobStatus.SUCCEEDED:
-        checkpoints = await services.provider.checkpoints(job.provider_job_id)
-        if remote.fine_tuned_model:
-            model_retires = await _model_retires(services, remote.fine_tuned_model)
-        if not any(row.type == "metrics" for row in rows) and remote.result_files:
-            rows += _rows_from_results_csv(job, await services.provider.file_content(remote.result_files[0]))
+        checkpoints, model_retires, rows = await _success_details(services, job, remote, rows)
 
     async with services.db.session() as session, session.begin():
         current = await session.get(TrainingJob, job_id)
         assert current is not None
         await repositories.add_job_events(session, events=rows)
-        metrics = [row for row in rows if row.type == "metrics" and row.step is not None]
-        if metrics:
-            latest = metrics[-1]
-            current.step, current.train_loss = latest.step, latest.train_loss
-            current.valid_loss = latest.valid_loss if latest.valid_loss is not None else current.valid_loss
-            total = next((e.data.get("total_steps") for e in reversed(events) if e.data.get("total_steps")), None)
-            current.total_steps = int(total) if total else current.total_steps
-        if events:
-            current.last_event_id = events[-1].id
-        current.raw_status = remote.raw_status
-        current.estimated_finish = remote.estimated_finish
-        current.trained_tokens = remote.trained_tokens or current.trained_tokens
-        current.fine_tuned_model = remote.fine_tuned_model or current.fine_tuned_model
-        current.poll_failures = 0
-        current.updated_at = now
-        current.model_retires = model_retires or current.model_retires
+        progressed = _record_progress(current, rows, events)
+        _record_remote(current, remote, now=now, model_retires=model_retires)
         if new_status is not None:
-            current.status = new_status
-            if new_status in TERMINAL:
-                current.finished_at = remote.finished_at or now
-                current.error_message = remote.error_message or current.error_message
-                price = _price(services, current.base_model)
-                if current.trained_tokens and price is not None:
-                    current.actual_cost_usd = round(current.trained_tokens / 1_000_000 * price, 4)
+            _record_status(services, current, remote, new_status, now=now)
         session.add(current)
         await session.flush()
         if new_status is not None:
             await _queue_notifications(
                 services, session, current, dataset, new_status, checkpoints, now, error_code=remote.error_code
             )
-    if new_status is not None or metrics:
+    if new_status is not None or progressed:
         await _refresh_card(services, current, dataset, now)
     return current.status not in TERMINAL
+
+
+async def _success_details(
+    services: Services, job: TrainingJob, remote: ProviderJob, rows: list[JobEvent]
+) -> tuple[list[Any], date | None, list[JobEvent]]:
+    """What a finished job adds: its checkpoints, its model's shutdown date, and its losses from the
+    results file when the events carried none."""
+    assert job.provider_job_id is not None
+    checkpoints = await services.provider.checkpoints(job.provider_job_id)
+    model_retires = await _model_retires(services, remote.fine_tuned_model) if remote.fine_tuned_model else None
+    if not any(row.type == "metrics" for row in rows) and remote.result_files:
+        rows = rows + _rows_from_results_csv(job, await services.provider.file_content(remote.result_files[0]))
+    return checkpoints, model_retires, rows
+
+
+def _record_progress(job: TrainingJob, rows: list[JobEvent], events: list[ProviderEvent]) -> bool:
+    """The latest step and losses from the new metrics; returns whether there were any."""
+    if events:
+        job.last_event_id = events[-1].id
+    metrics = [row for row in rows if row.type == "metrics" and row.step is not None]
+    if not metrics:
+        return False
+    latest = metrics[-1]
+    job.step, job.train_loss = latest.step, latest.train_loss
+    job.valid_loss = latest.valid_loss if latest.valid_loss is not None else job.valid_loss
+    total = next((e.data.get("total_steps") for e in reversed(events) if e.data.get("total_steps")), None)
+    job.total_steps = int(total) if total else job.total_steps
+    return True
+
+
+def _record_remote(job: TrainingJob, remote: ProviderJob, *, now: datetime, model_retires: date | None) -> None:
+    """What the provider says of the job now; a value it stops giving is kept."""
+    job.raw_status = remote.raw_status
+    job.estimated_finish = remote.estimated_finish
+    job.trained_tokens = remote.trained_tokens or job.trained_tokens
+    job.fine_tuned_model = remote.fine_tuned_model or job.fine_tuned_model
+    job.poll_failures = 0
+    job.updated_at = now
+    job.model_retires = model_retires or job.model_retires
+
+
+def _record_status(
+    services: Services, job: TrainingJob, remote: ProviderJob, status: JobStatus, *, now: datetime
+) -> None:
+    """The new status; an ended job gets its end, its error and what it cost."""
+    job.status = status
+    if status not in TERMINAL:
+        return
+    job.finished_at = remote.finished_at or now
+    job.error_message = remote.error_message or job.error_message
+    price = _price(services, job.base_model)
+    if job.trained_tokens and price is not None:
+        job.actual_cost_usd = round(job.trained_tokens / 1_000_000 * price, 4)
 
 
 async def _queue_notifications(
