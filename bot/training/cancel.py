@@ -85,16 +85,16 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
 
 async def _announce(services: Services, row: TrainingJob, dataset: Dataset, *, by: str) -> None:
     """The job card says who cancelled, and the thread hears of it."""
-    user_id, job_id, team_id = by, row.id, row.team_id
+    slack = services.slack_for(row.team_id)
     if row.progress_message_ts:
-        await services.slack_for(team_id).chat_update(
+        await slack.chat_update(
             channel=row.channel_id,
             ts=row.progress_message_ts,
-            text=f"🛑 Training cancelled by <@{user_id}>",
-            blocks=views.job_card(row, dataset_name=dataset.filename, title=f"🛑 *Cancelled by <@{user_id}>*"),
+            text=f"🛑 Training cancelled by <@{by}>",
+            blocks=views.job_card(row, dataset_name=dataset.filename, title=f"🛑 *Cancelled by <@{by}>*"),
         )
-    await services.slack_for(team_id).chat_postMessage(
+    await slack.chat_postMessage(
         channel=row.channel_id,
         thread_ts=row.thread_ts,
-        text=f"🛑 <@{user_id}> cancelled job #{job_id} (`{escape(row.base_model)}`).",
+        text=f"🛑 <@{by}> cancelled job #{row.id} (`{escape(row.base_model)}`).",
     )

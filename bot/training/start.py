@@ -149,7 +149,7 @@ async def decide(
         state = job.status.replace("_", " ")
         return f"This request was already decided (job #{job_id} is {state}); nothing changed."
     verdict = "approved" if approve else "denied"
-    await _announce_decision(services, job, dataset, admin=admin, verdict=verdict, approval_message=approval_message)
+    await _announce_decision(services, job, dataset, admin=admin, approve=approve, approval_message=approval_message)
     if approve:
         await launch(services, job_id=job_id)
     return f"You {verdict} job #{job_id}."
@@ -161,23 +161,24 @@ async def _announce_decision(
     dataset: Dataset,
     *,
     admin: str,
-    verdict: str,
+    approve: bool,
     approval_message: tuple[str, str],
 ) -> None:
     """The approval message shows the decision, and the requester hears of it in the job's thread."""
-    job_id, team_id, approve = job.id, job.team_id, verdict == "approved"
+    slack = services.slack_for(job.team_id)
+    verdict = "approved" if approve else "denied"
     channel, ts = approval_message
-    await services.slack_for(team_id).chat_update(
+    await slack.chat_update(
         channel=channel,
         ts=ts,
-        text=f"Job #{job_id} {verdict} by <@{admin}>",
+        text=f"Job #{job.id} {verdict} by <@{admin}>",
         blocks=views.approval_decided(job, dataset_name=dataset.filename, decision=verdict, admin=admin),
     )
-    await services.slack_for(team_id).chat_postMessage(
+    await slack.chat_postMessage(
         channel=job.channel_id,
         thread_ts=job.thread_ts,
         text=(
             f"{'✅' if approve else '🚫'} <@{job.requested_by}>, <@{admin}> {verdict} your training request "
-            f"(job #{job_id})." + (" Starting it now." if approve else "")
+            f"(job #{job.id})." + (" Starting it now." if approve else "")
         ),
     )
