@@ -195,7 +195,7 @@ class Services:
             settings=settings,
             db=db,
             clock=clock,
-            provider=build_provider(settings, observe=metrics.provider_call),
+            provider=build_provider(settings, clock=clock, observe=metrics.provider_call),
             metrics=metrics,
             installations=installations,
         )

@@ -26,7 +26,7 @@ from bot.errors import InvalidInput
 from bot.models import catalog
 from bot.mrkdwn import escape
 from bot.providers import ProviderError, ProviderErrorKind
-from bot.providers.types import ChatUsage
+from bot.providers.types import ChatEnd
 from bot.references import resolve_model
 from bot.services import Services
 from storage import repositories
@@ -181,11 +181,11 @@ async def _answer(
         return
     label = f"*{escape(model)}*\n" if labelled else ""
     writer = AnswerWriter(services, thread, incoming, model=model, label=label)
-    usage: ChatUsage | None = None
+    end = ChatEnd(usage=None)
     try:
         async for piece in services.provider.stream_chat(model=model, messages=messages, max_tokens=reserve):
-            if isinstance(piece, ChatUsage):
-                usage = piece
+            if isinstance(piece, ChatEnd):
+                end = piece
             else:
                 await writer.add(piece)
     except ProviderError as error:
@@ -193,8 +193,10 @@ async def _answer(
         await _notice(services, thread, await _failure_text(services, thread, model, error))
         return
     footer = f"{escape(model)} · {len(messages) - 1} message(s) of context"
-    if usage is not None:
-        footer += f" · {usage.prompt_tokens:,} in · {usage.completion_tokens:,} out tokens"
+    if end.usage is not None:
+        footer += f" · {end.usage.prompt_tokens:,} in · {end.usage.completion_tokens:,} out tokens"
+    if end.cut_off:
+        footer = f"✂️ Cut off: the answer reached the {reserve:,}-token limit · " + footer
     await writer.finish(footer)
 
 

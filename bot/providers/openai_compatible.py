@@ -11,18 +11,29 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, cast
 
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
-from openai.types.fine_tuning import FineTuningJob
 
-from bot.logging import redact
+from bot.clock import Clock, SystemClock
 from bot.models import catalog
+from bot.providers.openai_wire import (
+    after_cursor,
+    answer_and_usage,
+    checkpoints_of,
+    event_of,
+    file_object,
+    first_items,
+    job_of,
+    shutdown_of,
+    translate,
+)
 from bot.providers.types import (
     BaseModelInfo,
+    ChatEnd,
     ChatUsage,
     Checkpoint,
     JobRequest,
@@ -32,24 +43,16 @@ from bot.providers.types import (
     ProviderJob,
 )
 from bot.settings import Settings
-from bot.training.status import JobStatus
 
 logger = logging.getLogger(__name__)
 
 UPLOAD_PART_BYTES = 64 * 1024 * 1024
+# How long an uploaded file may stay "uploaded" (still being processed) before the launch gives up.
+FILE_PROCESSING_WAIT_SECONDS = 300.0
+FILE_POLL_MAX_SECONDS = 15.0
 # A job emits a metrics event per step; a first poll of a long job may page through many of them.
 MAX_EVENT_PAGES = 50
 
-RAW_STATUS = {
-    "validating_files": JobStatus.VALIDATING,
-    "queued": JobStatus.QUEUED,
-    "running": JobStatus.RUNNING,
-    "pausing": JobStatus.PAUSED,
-    "paused": JobStatus.PAUSED,
-    "succeeded": JobStatus.SUCCEEDED,
-    "failed": JobStatus.FAILED,
-    "cancelled": JobStatus.CANCELLED,
-}
 PROVIDER_LABELS = {
     "openai": "OpenAI",
     "azure": "Azure OpenAI",
@@ -58,88 +61,45 @@ PROVIDER_LABELS = {
 }
 
 
-def _time(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _job(job: FineTuningJob) -> ProviderJob:
-    """The SDK does not validate responses, so every field is read defensively."""
-    raw = str(job.status or "")
-    error = job.error
-    hyper = job.hyperparameters.model_dump(exclude_none=True) if job.hyperparameters else {}
-    method = getattr(job, "method", None)
-    if method is not None and method.type:
-        details = getattr(method, method.type, None)
-        if details is not None and getattr(details, "hyperparameters", None) is not None:
-            hyper = details.hyperparameters.model_dump(exclude_none=True)
-    return ProviderJob(
-        id=job.id,
-        status=RAW_STATUS.get(raw, JobStatus.UNKNOWN),
-        raw_status=raw,
-        model=str(job.model or ""),
-        created_at=_time(job.created_at) or datetime.now(UTC),
-        fine_tuned_model=job.fine_tuned_model,
-        finished_at=_time(job.finished_at),
-        estimated_finish=_time(job.estimated_finish),
-        trained_tokens=job.trained_tokens,
-        error_code=error.code if error else None,
-        error_message=error.message if error else None,
-        hyperparameters=hyper,
-        metadata=dict(job.metadata or {}),
-        result_files=tuple(job.result_files or ()),
-    )
-
-
-def translate(error: openai.OpenAIError) -> ProviderError:
-    """Map an SDK error to a kind the bot can explain, keeping the provider's message word for word."""
-    body = getattr(error, "body", None)
-    message = str(body.get("message")) if isinstance(body, dict) and body.get("message") else str(error)
-    message = redact(message)  # providers echo part of a rejected key; none of it goes to Slack
-    code = str(getattr(error, "code", None) or "") or None
-    param = getattr(error, "param", None)
-    if isinstance(error, openai.APITimeoutError | openai.APIConnectionError):
-        return ProviderError(ProviderErrorKind.OUTAGE, message, ambiguous=True)
-    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-        return ProviderError(ProviderErrorKind.AUTH, message, code=code)
-    if isinstance(error, openai.RateLimitError):
-        kind = ProviderErrorKind.QUOTA if code == "insufficient_quota" else ProviderErrorKind.RATE_LIMITED
-        return ProviderError(kind, message, code=code)
-    if isinstance(error, openai.NotFoundError):
-        return ProviderError(ProviderErrorKind.NOT_FOUND, message, code=code)
-    if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
-        if code == "context_length_exceeded":
-            return ProviderError(ProviderErrorKind.CONTEXT_TOO_LONG, message, code=code)
-        if code == "model_not_available" or param == "model":
-            return ProviderError(ProviderErrorKind.MODEL_UNAVAILABLE, message, code=code)
-        if code in ("invalid_file", "invalid_training_file") or param in ("training_file", "validation_file"):
-            return ProviderError(ProviderErrorKind.INVALID_FILE, message, code=code)
-        return ProviderError(ProviderErrorKind.BAD_REQUEST, message, code=code)
-    if isinstance(error, openai.InternalServerError | openai.APIStatusError):
-        return ProviderError(ProviderErrorKind.OUTAGE, message, code=code, ambiguous=True)
-    return ProviderError(ProviderErrorKind.OUTAGE, message, ambiguous=True)
-
-
 class OpenAICompatibleProvider:
     """The FineTuneProvider for OpenAI-shaped APIs."""
 
     def __init__(
-        self, *, name: str, client: AsyncOpenAI, settings: Settings, observe: Callable[[str], None] | None = None
+        self,
+        *,
+        name: str,
+        client: AsyncOpenAI,
+        settings: Settings,
+        clock: Clock | None = None,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
         self.label = PROVIDER_LABELS.get(name, name)
         self.client = client
         self.settings = settings
+        self.clock = clock or SystemClock()
         # Told each call's outcome ("ok" or the error's kind): the bot counts them for /metrics.
         self._observe = observe or (lambda _outcome: None)
 
     async def aclose(self) -> None:
         await self.client.close()
 
-    async def _call(self, coroutine: Any) -> Any:
+    async def _call(
+        self,
+        coroutine: Any,
+        *,
+        read: Callable[[Any], Any] = lambda answer: answer,
+        forbidden: ProviderErrorKind = ProviderErrorKind.AUTH,
+    ) -> Any:
+        """Await one SDK call and ``read`` its answer; every failure, a garbled answer included, comes out as
+        a ProviderError. ``forbidden`` is what a 403 means for this call (on job create: fine-tuning closed
+        to the organization)."""
         try:
-            result = await coroutine
-        except openai.OpenAIError as error:
+            result = read(await coroutine)
+        except Exception as error:  # the seam's promise: only ProviderError crosses it
             translated = translate(error)
+            if isinstance(error, openai.PermissionDeniedError):
+                translated.kind = forbidden
             translated.provider_label = self.label
             self._observe(translated.kind.value)
             raise translated from error
@@ -167,10 +127,10 @@ class OpenAICompatibleProvider:
 
     async def list_base_models(self) -> list[BaseModelInfo]:
         offered = self.settings.finetune_base_models or list(catalog.CATALOG)
-        listed: dict[str, date | None] = {}
-        async for model in await self._call(self.client.models.list()):
-            shutdown = getattr(model, "shutdown_date", None)
-            listed[model.id] = date.fromisoformat(shutdown) if shutdown else None
+        listing = first_items(self.client.models.list(), 10_000)
+        listed: dict[str, date | None] = await self._call(
+            listing, read=lambda found: {str(model.id): shutdown_of(model) for model in found}
+        )
         models = []
         for model_id in offered:
             if model_id not in listed:
@@ -188,12 +148,36 @@ class OpenAICompatibleProvider:
             with path.open("rb") as stream:
                 created = await self._call(self.client.files.create(file=(filename, stream), purpose="fine-tune"))
             file_id = str(created.id)
-        processed = await self._call(self.client.files.wait_for_processing(file_id, poll_interval=1.0))
-        if getattr(processed, "status", None) == "error":
-            raise ProviderError(
-                ProviderErrorKind.INVALID_FILE, str(processed.status_details or f"{filename} could not be processed.")
-            )
+        await self._processed(file_id, filename=filename)
         return file_id
+
+    async def _processed(self, file_id: str, *, filename: str) -> None:
+        """Wait, a bounded time, until the host has processed the file. A host that gives no status
+        (None or missing, as Nebius does) has nothing more to do; the SDK's own wait would poll 30 minutes."""
+        waited, delay = 0.0, 1.0
+        while True:
+            found = await self._call(self.client.files.retrieve(file_id), read=file_object)
+            status = getattr(found, "status", None)
+            if status in (None, "processed"):
+                return
+            if status in ("error", "deleted"):
+                details = getattr(found, "status_details", None)
+                error = ProviderError(
+                    ProviderErrorKind.INVALID_FILE, str(details or f"{filename} could not be processed.")
+                )
+                error.provider_label = self.label
+                raise error
+            if waited >= FILE_PROCESSING_WAIT_SECONDS:
+                error = ProviderError(
+                    ProviderErrorKind.OUTAGE,
+                    f"{filename} was still being processed (status “{status}”) after "
+                    f"{FILE_PROCESSING_WAIT_SECONDS / 60:.0f} minutes.",
+                )
+                error.provider_label = self.label
+                raise error
+            await self.clock.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, FILE_POLL_MAX_SECONDS)
 
     async def _upload_in_parts(self, path: Path, *, filename: str, size: int) -> str:
         """The Uploads API: parts of at most 64 MB read one at a time, then completed with an md5."""
@@ -230,69 +214,61 @@ class OpenAICompatibleProvider:
             arguments["seed"] = request.seed
         # No SDK retries here: a retried POST after a timeout can create a second job (openai.md §1.4).
         client = self.client.with_options(max_retries=0)
-        return _job(await self._call(client.fine_tuning.jobs.create(**arguments)))
+        created = client.fine_tuning.jobs.create(**arguments)
+        return cast(ProviderJob, await self._call(created, read=job_of, forbidden=ProviderErrorKind.TRAINING_CLOSED))
 
     async def find_jobs(self, *, metadata: dict[str, str]) -> list[ProviderJob]:
-        found = []
-        async for job in await self._call(self.client.fine_tuning.jobs.list(metadata=metadata, limit=20)):
-            found.append(_job(job))
-            if len(found) >= 100:
-                break
-        return found
+        jobs = first_items(self.client.fine_tuning.jobs.list(metadata=metadata, limit=20), 100)
+        return cast(list[ProviderJob], await self._call(jobs, read=lambda found: [job_of(job) for job in found]))
 
     async def get_job(self, job_id: str) -> ProviderJob:
-        return _job(await self._call(self.client.fine_tuning.jobs.retrieve(job_id)))
+        return cast(ProviderJob, await self._call(self.client.fine_tuning.jobs.retrieve(job_id), read=job_of))
 
     async def cancel_job(self, job_id: str) -> ProviderJob:
-        return _job(await self._call(self.client.fine_tuning.jobs.cancel(job_id)))
+        return cast(ProviderJob, await self._call(self.client.fine_tuning.jobs.cancel(job_id), read=job_of))
 
     async def pause_job(self, job_id: str) -> ProviderJob:
-        return _job(await self._call(self.client.fine_tuning.jobs.pause(job_id)))
+        return cast(ProviderJob, await self._call(self.client.fine_tuning.jobs.pause(job_id), read=job_of))
 
     async def resume_job(self, job_id: str) -> ProviderJob:
-        return _job(await self._call(self.client.fine_tuning.jobs.resume(job_id)))
+        return cast(ProviderJob, await self._call(self.client.fine_tuning.jobs.resume(job_id), read=job_of))
 
     async def events_since(self, job_id: str, *, last_seen: str | None) -> list[ProviderEvent]:
-        """Events newer than ``last_seen``, oldest first (the API lists newest first, in pages)."""
-        newer: list[ProviderEvent] = []
-        page = await self._call(self.client.fine_tuning.jobs.list_events(job_id, limit=100))
+        """Events after the cursor ``last_seen`` (the newest event id seen), oldest first, each once.
+
+        OpenAI lists newest first, so paging stops at the cursor; a host that lists oldest first is
+        read to its end (the newest come last), and whichever order a page is in, the result is sorted
+        by time and deduplicated by id."""
+        listed = await self._call(self._listed_events(job_id, last_seen))
+        return after_cursor(listed, last_seen)
+
+    async def _listed_events(self, job_id: str, last_seen: str | None) -> list[ProviderEvent]:
+        listed: list[ProviderEvent] = []
+        page = await self.client.fine_tuning.jobs.list_events(job_id, limit=100)
         for _ in range(MAX_EVENT_PAGES):
-            for event in page.data:
-                if event.id == last_seen:
-                    return newer[::-1]
-                newer.append(
-                    ProviderEvent(
-                        id=event.id,
-                        created_at=_time(event.created_at) or datetime.now(UTC),
-                        level=str(event.level or "info"),
-                        message=str(event.message or ""),
-                        type=str(event.type or "message"),
-                        data=event.data if isinstance(event.data, dict) else {},
-                    )
-                )
+            listed += [event_of(event) for event in page.data]
+            newest_first = len(listed) < 2 or listed[0].created_at >= listed[-1].created_at
+            if newest_first and any(event.id == last_seen for event in listed):
+                break
             if not page.has_next_page():
                 break
-            page = await self._call(page.get_next_page())
-        return newer[::-1]
+            page = await page.get_next_page()
+        return listed
 
     async def checkpoints(self, job_id: str) -> list[Checkpoint]:
-        page = await self._call(self.client.fine_tuning.jobs.checkpoints.list(job_id, limit=10))
-        found = []
-        for checkpoint in page.data:
-            metrics = checkpoint.metrics.model_dump() if checkpoint.metrics else {}
-            found.append(
-                Checkpoint(
-                    id=checkpoint.id,
-                    step=int(checkpoint.step_number or 0),
-                    model=str(checkpoint.fine_tuned_model_checkpoint or ""),
-                    metrics=metrics,
-                )
-            )
-        return found
+        """The job's checkpoints; none on a host without the route (checkpoints are a bonus, not the result)."""
+        listing = self.client.fine_tuning.jobs.checkpoints.list(job_id, limit=10)
+        try:
+            return cast(list[Checkpoint], await self._call(listing, read=checkpoints_of))
+        except ProviderError as error:
+            if error.kind == ProviderErrorKind.NOT_FOUND:
+                return []
+            raise
 
     async def file_content(self, file_id: str) -> bytes:
-        response = await self._call(self.client.files.content(file_id))
-        return bytes(response.read())
+        return cast(
+            bytes, await self._call(self.client.files.content(file_id), read=lambda answer: bytes(answer.read()))
+        )
 
     def chat_target(self, model: str) -> str:
         """What to call the model in a chat request: Azure serves a fine-tune under its deployment name."""
@@ -302,8 +278,9 @@ class OpenAICompatibleProvider:
 
     async def stream_chat(
         self, *, model: str, messages: list[dict[str, str]], max_tokens: int
-    ) -> AsyncIterator[str | ChatUsage]:
-        """The answer as it arrives, piece by piece, then its token usage."""
+    ) -> AsyncIterator[str | ChatEnd]:
+        """The answer as it arrives, piece by piece, then how it ended: its token usage, and whether it was
+        cut off at ``max_tokens``."""
         request: Any = self.client.chat.completions.create(
             model=self.chat_target(model),
             messages=cast(Any, messages),
@@ -312,20 +289,26 @@ class OpenAICompatibleProvider:
             max_completion_tokens=max_tokens,
         )
         stream = await self._call(request)
+        usage: ChatUsage | None = None
+        finish_reason: str | None = None
         try:
             async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+                if chunk.choices:
+                    choice = chunk.choices[0]
+                    finish_reason = choice.finish_reason or finish_reason
+                    if choice.delta and choice.delta.content:
+                        yield choice.delta.content
                 if chunk.usage is not None:
-                    yield ChatUsage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-        except openai.OpenAIError as error:
-            raise translate(error) from error
+                    usage = ChatUsage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+        except Exception as error:  # as in _call: only ProviderError crosses the seam
+            translated = translate(error)
+            translated.provider_label = self.label
+            raise translated from error
+        yield ChatEnd(usage=usage, cut_off=finish_reason == "length")
 
     async def model_shutdown(self, model: str) -> date | None:
         """The provider's shutdown date for a model, when it gives one."""
-        found = await self._call(self.client.models.retrieve(model))
-        shutdown = getattr(found, "shutdown_date", None)
-        return date.fromisoformat(shutdown) if shutdown else None
+        return cast(date | None, await self._call(self.client.models.retrieve(model), read=shutdown_of))
 
     async def complete_chat(
         self, *, model: str, messages: list[dict[str, str]], max_tokens: int
@@ -334,12 +317,7 @@ class OpenAICompatibleProvider:
         request: Any = self.client.chat.completions.create(
             model=self.chat_target(model), messages=cast(Any, messages), max_completion_tokens=max_tokens
         )
-        completion = await self._call(request)
-        text = completion.choices[0].message.content if completion.choices else ""
-        usage = completion.usage
-        return str(text or ""), ChatUsage(
-            int(usage.prompt_tokens or 0) if usage else 0, int(usage.completion_tokens or 0) if usage else 0
-        )
+        return cast(tuple[str, ChatUsage], await self._call(request, read=answer_and_usage))
 
     async def delete_model(self, model: str) -> None:
         await self._call(self.client.models.delete(model))
@@ -357,7 +335,11 @@ class OpenAICompatibleProvider:
 
 
 def build_provider(
-    settings: Settings, *, base_url: str | None = None, observe: Callable[[str], None] | None = None
+    settings: Settings,
+    *,
+    base_url: str | None = None,
+    clock: Clock | None = None,
+    observe: Callable[[str], None] | None = None,
 ) -> OpenAICompatibleProvider:
     """The configured provider; ``base_url`` overrides OPENAI_BASE_URL (the sandbox's own emulator)."""
     http_client = DefaultAioHttpClient()
@@ -378,4 +360,6 @@ def build_provider(
             max_retries=3,
             http_client=http_client,
         )
-    return OpenAICompatibleProvider(name=settings.finetune_provider, client=client, settings=settings, observe=observe)
+    return OpenAICompatibleProvider(
+        name=settings.finetune_provider, client=client, settings=settings, clock=clock, observe=observe
+    )

@@ -83,8 +83,18 @@ class ChatUsage:
     completion_tokens: int
 
 
+@dataclass(frozen=True)
+class ChatEnd:
+    """How a streamed answer ended: its usage (None when the host sent none) and whether it stopped at
+    the token limit (``finish_reason: length``) rather than where the model meant to."""
+
+    usage: ChatUsage | None
+    cut_off: bool = False
+
+
 class ProviderErrorKind(StrEnum):
     AUTH = "auth"
+    TRAINING_CLOSED = "training_closed"
     CONTEXT_TOO_LONG = "context_too_long"
     QUOTA = "quota"
     RATE_LIMITED = "rate_limited"
@@ -98,6 +108,10 @@ class ProviderErrorKind(StrEnum):
 # What a person can do about each kind of refusal, said after the provider's own words.
 ADVICE = {
     ProviderErrorKind.AUTH: "An admin needs to check the provider key (OPENAI_API_KEY or AZURE_OPENAI_API_KEY).",
+    ProviderErrorKind.TRAINING_CLOSED: (
+        "This organization can no longer create fine-tuning jobs at {host}: train on another provider "
+        "(README, Providers, says how an admin adds one)."
+    ),
     ProviderErrorKind.QUOTA: "The provider account is out of quota: add credit or raise its limit, then try again.",
     ProviderErrorKind.INVALID_FILE: "Fix the file as the message says and share it again.",
     ProviderErrorKind.MODEL_UNAVAILABLE: "Pick another base model with Train… on the report.",
@@ -126,7 +140,7 @@ class ProviderError(ProviderRefused):
 
     @property
     def advice(self) -> str:
-        return ADVICE[self.kind]
+        return ADVICE[self.kind].format(host=self.provider_label)
 
     @property
     def sentence(self) -> str:
@@ -162,7 +176,9 @@ class FineTuneProvider(Protocol):
     async def resume_job(self, job_id: str) -> ProviderJob: ...
 
     async def events_since(self, job_id: str, *, last_seen: str | None) -> list[ProviderEvent]:
-        """Events newer than ``last_seen`` (the cursor), oldest first."""
+        """Events after ``last_seen``, oldest first, each once, whatever order the host lists them in.
+
+        ``last_seen`` is opaque to the bot: the ``id`` of the last event this method returned."""
         ...
 
     async def checkpoints(self, job_id: str) -> list[Checkpoint]: ...
@@ -181,7 +197,9 @@ class FineTuneProvider(Protocol):
 
     def stream_chat(
         self, *, model: str, messages: list[dict[str, str]], max_tokens: int
-    ) -> AsyncIterator[str | ChatUsage]: ...
+    ) -> AsyncIterator[str | ChatEnd]:
+        """The answer piece by piece, then one ChatEnd."""
+        ...
 
     async def complete_chat(
         self, *, model: str, messages: list[dict[str, str]], max_tokens: int

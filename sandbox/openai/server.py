@@ -62,6 +62,13 @@ def _paginate(items: list[dict[str, Any]], query: Any, *, default_limit: int) ->
     return {"object": "list", "data": page, "has_more": start + limit < len(items)}
 
 
+class GatewayPage(Exception):
+    """Answer with GATEWAY_PAGE instead of the API's JSON."""
+
+
+GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -163,6 +170,9 @@ class OpenAIEmulator:
             rule = state.faults.get(endpoint) or state.faults.get("*")
             if rule is not None and rule.delay_seconds:
                 await asyncio.sleep(rule.delay_seconds)
+            if rule is not None and rule.html_page and rule.times != 0:
+                rule.times = None if rule.times is None else rule.times - 1
+                raise GatewayPage
             if rule is not None and not rule.after_processing:
                 self._maybe_fail(rule)
             hold = state.holds.get(endpoint)
@@ -174,6 +184,8 @@ class OpenAIEmulator:
                 await hold.stop_here()
             if rule is not None and rule.after_processing:
                 self._maybe_fail(rule)
+        except GatewayPage:
+            response = web.Response(text=GATEWAY_PAGE, content_type="text/html")
         except ApiError as error:
             body = {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
             response = web.json_response(body, status=error.status, headers=error.headers)
@@ -245,7 +257,10 @@ class OpenAIEmulator:
             raise ApiError(400, "Invalid file format for Fine-Tuning API. Must be .jsonl", param="file")
         stored = StoredFile(self.state.new_id("file-"), filename, purpose, content.getvalue(), self.state.now())
         self.state.files[stored.id] = stored
-        return web.json_response(stored.to_api())
+        return web.json_response(self._file_api(stored))
+
+    def _file_api(self, stored: StoredFile) -> dict[str, Any]:
+        return stored.to_api() | {"status": self.state.quirks.file_status}
 
     def _file(self, request: web.Request) -> StoredFile:
         stored = self.state.files.get(request.match_info["id"])
@@ -256,14 +271,14 @@ class OpenAIEmulator:
     async def list_files(self, request: web.Request) -> web.Response:
         files = sorted(self.state.files.values(), key=lambda f: f.created_at, reverse=True)
         purpose = request.query.get("purpose")
-        items = [f.to_api() for f in files if purpose in (None, f.purpose)]
+        items = [self._file_api(f) for f in files if purpose in (None, f.purpose)]
         page = _paginate(items, request.query, default_limit=100)
         page["first_id"] = page["data"][0]["id"] if page["data"] else None
         page["last_id"] = page["data"][-1]["id"] if page["data"] else None
         return web.json_response(page)
 
     async def get_file(self, request: web.Request) -> web.Response:
-        return web.json_response(self._file(request).to_api())
+        return web.json_response(self._file_api(self._file(request)))
 
     async def delete_file(self, request: web.Request) -> web.Response:
         stored = self._file(request)
@@ -351,6 +366,19 @@ class OpenAIEmulator:
     async def create_job(self, request: web.Request) -> web.Response:
         state = self.state
         body = await self._json(request)
+        if state.quirks.fine_tuning_closed:
+            raise ApiError(
+                403,
+                "You do not have access to fine-tuning: this organization can no longer create fine-tuning jobs.",
+                code="permission_denied",
+            )
+        if state.quirks.out_of_quota:
+            raise ApiError(
+                429,
+                "You exceeded your current quota, please check your plan and billing details.",
+                type="insufficient_quota",
+                code="insufficient_quota",
+            )
         model = require(body, "model")
         training_file = require(body, "training_file")
         base = state.resolve_base(model)
@@ -450,7 +478,7 @@ class OpenAIEmulator:
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         wanted = {key[9:-1]: value for key, value in request.query.items() if key.startswith("metadata[")}
-        if self.state.ignores_metadata_filter:
+        if self.state.quirks.ignores_metadata_filter:
             wanted = {}
         jobs = sorted(self.state.jobs.values(), key=lambda j: (j.created_at, j.id), reverse=True)
         items = [j.to_api() for j in jobs if all(j.metadata.get(k) == v for k, v in wanted.items())]
@@ -491,10 +519,12 @@ class OpenAIEmulator:
 
     async def list_events(self, request: web.Request) -> web.Response:
         job = self._job(request)
-        newest_first = list(reversed(job.events))
-        return web.json_response(_paginate(newest_first, request.query, default_limit=20))
+        ordered = job.events if self.state.quirks.events_oldest_first else list(reversed(job.events))
+        return web.json_response(_paginate(ordered, request.query, default_limit=20))
 
     async def list_checkpoints(self, request: web.Request) -> web.Response:
+        if self.state.quirks.no_checkpoints:
+            return web.json_response({"detail": "Not Found"}, status=404)
         job = self._job(request)
         newest_first = list(reversed(job.checkpoints))
         page = _paginate(newest_first, request.query, default_limit=10)
@@ -589,6 +619,10 @@ class OpenAIEmulator:
                 code="context_length_exceeded",
             )
         answer = self._answer(model, messages)
+        finish_reason = "stop"
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(limit, int) and approximate_tokens(answer) > limit:
+            answer, finish_reason = answer[: limit * 4], "length"
         completion_tokens = approximate_tokens(answer)
         created = state.now()
         completion_id = "chatcmpl-" + secrets.token_hex(12)
@@ -609,7 +643,7 @@ class OpenAIEmulator:
                             "index": 0,
                             "message": {"role": "assistant", "content": answer, "refusal": None},
                             "logprobs": None,
-                            "finish_reason": "stop",
+                            "finish_reason": finish_reason,
                         }
                     ],
                     "usage": usage,
@@ -635,7 +669,7 @@ class OpenAIEmulator:
         await response.write(chunk({"role": "assistant", "content": ""}))
         async for piece in pieces(answer, delay=self.state.stream_delay_seconds):
             await response.write(chunk({"content": piece}))
-        await response.write(chunk({}, "stop"))
+        await response.write(chunk({}, finish_reason))
         if (body.get("stream_options") or {}).get("include_usage"):
             usage_chunk: dict[str, Any] = {
                 "id": completion_id,

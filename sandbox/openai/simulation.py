@@ -36,6 +36,7 @@ from sandbox.openai.state import (
     Example,
     FaultRule,
     FineTunedModel,
+    HostQuirks,
     Job,
     PendingUpload,
     SandboxClock,
@@ -103,8 +104,7 @@ class OpenAIState:
         self.deployments: dict[str, str] = {}
         self.faults: dict[str, FaultRule] = {}
         self.holds: dict[str, Hold] = {}
-        # Some OpenAI-compatible hosts accept metadata[...] on the job list and ignore it.
-        self.ignores_metadata_filter = False
+        self.quirks = HostQuirks()
         self.scripted_failures: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.chat_requests: list[dict[str, Any]] = []

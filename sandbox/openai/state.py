@@ -119,7 +119,26 @@ class FaultRule:
     times: int | None = None  # at most this many faults, then the endpoint behaves
     # Fail after doing the work: the answer is lost but the job exists (a timeout seen from the client).
     after_processing: bool = False
+    # Answer 200 with an HTML page instead of JSON, as a gateway in front of a host does when it breaks.
+    html_page: bool = False
     random: random.Random = field(default_factory=lambda: random.Random(7))
+
+
+@dataclass
+class HostQuirks:
+    """Where real OpenAI-compatible hosts depart from OpenAI (providers.md §1.2, §4.1), one switch each."""
+
+    # What a file reports as its status: Nebius-like hosts give none (None); "uploaded" never finishes.
+    file_status: str | None = "processed"
+    events_oldest_first: bool = False
+    # Accepts metadata[...] on the job list and lists every job anyway.
+    ignores_metadata_filter: bool = False
+    # No /fine_tuning/jobs/{id}/checkpoints route at all: a framework's bare 404.
+    no_checkpoints: bool = False
+    # Fine-tuning closed to this organization (OpenAI from 2027-01-06): 403 on create.
+    fine_tuning_closed: bool = False
+    # The account is out of credit: 429 insufficient_quota on create.
+    out_of_quota: bool = False
 
 
 @dataclass

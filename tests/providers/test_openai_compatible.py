@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,7 @@ import pytest
 
 from bot.providers import JobRequest, ProviderError, ProviderErrorKind
 from bot.providers.openai_compatible import OpenAICompatibleProvider, build_provider
-from bot.providers.types import ChatUsage
+from bot.providers.types import ChatEnd
 from bot.training.status import ACTIVE, JobStatus
 from sandbox.openai import OpenAIEmulator, OpenAIState
 from tests.conftest import make_settings
@@ -93,7 +93,9 @@ async def test_a_job_through_the_seam(
             model=current.fine_tuned_model, messages=[{"role": "user", "content": "hello"}], max_tokens=50
         )
     ]
-    assert isinstance(pieces[-1], ChatUsage) and "".join(p for p in pieces if isinstance(p, str))
+    end = pieces[-1]
+    assert isinstance(end, ChatEnd) and end.usage and not end.cut_off
+    assert "".join(p for p in pieces if isinstance(p, str))
     answer, usage = await adapter.complete_chat(
         model=current.fine_tuned_model, messages=[{"role": "user", "content": "hello"}], max_tokens=50
     )
@@ -120,3 +122,33 @@ async def test_unknown_raw_statuses_keep_polling(
     remote = await adapter.get_job(job.id)
     assert remote.status == JobStatus.UNKNOWN and remote.raw_status == "compressing"
     assert remote.status in ACTIVE
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["GET /fine_tuning/jobs/{id}", "GET /fine_tuning/jobs/{id}/events", "GET /models", "GET /files/{id}"]
+)
+async def test_an_answer_that_is_not_json_is_a_provider_error(
+    provider: tuple[OpenAICompatibleProvider, OpenAIEmulator], tmp_path: Path, endpoint: str
+) -> None:
+    """A gateway's HTML page with a 200: the SDK hands back a string, and reading it must not crash the caller."""
+    adapter, emulator = provider
+    data = tmp_path / "train.jsonl"
+    data.write_bytes(chat_lines(12))
+    file_id = await adapter.upload_dataset(data, filename="train.jsonl", size=data.stat().st_size)
+    job = await adapter.create_job(
+        JobRequest(
+            model="gpt-4o-mini-2024-07-18", training_file=file_id, method="supervised", hyperparameters={}, metadata={}
+        )
+    )
+    emulator.state.inject(endpoint, html_page=True, times=1)
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "GET /fine_tuning/jobs/{id}": lambda: adapter.get_job(job.id),
+        "GET /fine_tuning/jobs/{id}/events": lambda: adapter.events_since(job.id, last_seen=None),
+        "GET /models": adapter.list_base_models,
+        "GET /files/{id}": lambda: adapter.upload_dataset(data, filename="train.jsonl", size=data.stat().st_size),
+    }
+    with pytest.raises(ProviderError) as raised:
+        await calls[endpoint]()
+    assert raised.value.kind == ProviderErrorKind.OUTAGE and raised.value.ambiguous
+    assert "could not be read" in raised.value.sentence and "Error" not in raised.value.sentence
+    assert (await adapter.get_job(job.id)).id == job.id, "the next call is answered as usual"

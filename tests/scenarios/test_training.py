@@ -456,7 +456,7 @@ async def test_a_host_that_ignores_the_metadata_filter_never_gets_another_job_ad
     """After an ambiguous failure the bot looks for its request at the provider; a host that lists every job
     whatever the filter must not make it adopt someone else's job."""
     state = http_bot.openai.state
-    state.ignores_metadata_filter = True
+    state.quirks.ignores_metadata_filter = True
     async with AsyncOpenAI(api_key=state.api_key, base_url=http_bot.openai.base_url) as sdk:
         data = await sdk.files.create(
             file=("other.jsonl", shared_data.joinpath("gsm8k_chat_validation.jsonl").read_bytes()), purpose="fine-tune"

@@ -1,0 +1,170 @@
+"""Reading OpenAI-shaped answers and errors into the bot's neutral types, defensively: the SDK does not
+validate responses, and real hosts leave fields out, list events in their own order or put a gateway
+in the way."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+from typing import Any
+
+import openai
+from openai.types.fine_tuning import FineTuningJob
+
+from bot.logging import redact
+from bot.providers.types import (
+    ChatUsage,
+    Checkpoint,
+    ProviderError,
+    ProviderErrorKind,
+    ProviderEvent,
+    ProviderJob,
+)
+from bot.training.status import JobStatus
+
+logger = logging.getLogger(__name__)
+
+RAW_STATUS = {
+    "validating_files": JobStatus.VALIDATING,
+    "queued": JobStatus.QUEUED,
+    "running": JobStatus.RUNNING,
+    "pausing": JobStatus.PAUSED,
+    "paused": JobStatus.PAUSED,
+    "succeeded": JobStatus.SUCCEEDED,
+    "failed": JobStatus.FAILED,
+    "cancelled": JobStatus.CANCELLED,
+}
+
+
+def _time(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def job_of(job: FineTuningJob) -> ProviderJob:
+    """The SDK does not validate responses, so every field is read defensively."""
+    raw = str(job.status or "")
+    error = job.error
+    hyper = job.hyperparameters.model_dump(exclude_none=True) if job.hyperparameters else {}
+    method = getattr(job, "method", None)
+    if method is not None and method.type:
+        details = getattr(method, method.type, None)
+        if details is not None and getattr(details, "hyperparameters", None) is not None:
+            hyper = details.hyperparameters.model_dump(exclude_none=True)
+    return ProviderJob(
+        id=job.id,
+        status=RAW_STATUS.get(raw, JobStatus.UNKNOWN),
+        raw_status=raw,
+        model=str(job.model or ""),
+        created_at=_time(job.created_at) or datetime.now(UTC),
+        fine_tuned_model=job.fine_tuned_model,
+        finished_at=_time(job.finished_at),
+        estimated_finish=_time(job.estimated_finish),
+        trained_tokens=job.trained_tokens,
+        error_code=error.code if error else None,
+        error_message=error.message if error else None,
+        hyperparameters=hyper,
+        metadata=dict(job.metadata or {}),
+        result_files=tuple(job.result_files or ()),
+    )
+
+
+def event_of(event: Any) -> ProviderEvent:
+    return ProviderEvent(
+        id=str(event.id),
+        created_at=_time(event.created_at) or datetime.now(UTC),
+        level=str(event.level or "info"),
+        message=str(event.message or ""),
+        type=str(event.type or "message"),
+        data=event.data if isinstance(event.data, dict) else {},
+    )
+
+
+def file_object(found: Any) -> Any:
+    """A file as retrieved; its status may be missing, but an answer without the file's id is not one."""
+    if not getattr(found, "id", None):
+        raise ValueError(f"not a file object: {type(found).__name__}")
+    return found
+
+
+def shutdown_of(model: Any) -> date | None:
+    shutdown = getattr(model, "shutdown_date", None)
+    return date.fromisoformat(shutdown) if shutdown else None
+
+
+def answer_and_usage(completion: Any) -> tuple[str, ChatUsage]:
+    text = completion.choices[0].message.content if completion.choices else ""
+    usage = completion.usage
+    return str(text or ""), ChatUsage(
+        int(usage.prompt_tokens or 0) if usage else 0, int(usage.completion_tokens or 0) if usage else 0
+    )
+
+
+def checkpoints_of(page: Any) -> list[Checkpoint]:
+    return [
+        Checkpoint(
+            id=checkpoint.id,
+            step=int(checkpoint.step_number or 0),
+            model=str(checkpoint.fine_tuned_model_checkpoint or ""),
+            metrics=checkpoint.metrics.model_dump() if checkpoint.metrics else {},
+        )
+        for checkpoint in page.data
+    ]
+
+
+async def first_items(pager: Any, limit: int) -> list[Any]:
+    """Up to ``limit`` items of an SDK listing, fetching its pages as needed."""
+    found: list[Any] = []
+    async for item in pager:
+        found.append(item)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def after_cursor(listed: list[ProviderEvent], last_seen: str | None) -> list[ProviderEvent]:
+    """The listed events in time order, each once, and only those after ``last_seen`` when it is among them."""
+    if len(listed) > 1 and listed[0].created_at >= listed[-1].created_at:
+        listed = listed[::-1]
+    unique = list({event.id: event for event in listed}.values())
+    ordered = sorted(unique, key=lambda event: event.created_at)
+    seen_at = next((index for index, event in enumerate(ordered) if event.id == last_seen), None)
+    return ordered if seen_at is None else ordered[seen_at + 1 :]
+
+
+def translate(error: Exception) -> ProviderError:
+    """Map an SDK or transport error to a kind the bot can explain, keeping the provider's message word for word.
+
+    Anything that is not an API error (a dropped connection the transport reports in its own words, a
+    response the SDK could not read) is an outage whose outcome is unknown."""
+    if not isinstance(error, openai.OpenAIError):
+        logger.warning("unreadable provider answer: %s", redact(f"{type(error).__name__}: {error}"))
+        return ProviderError(
+            ProviderErrorKind.OUTAGE,
+            "Its answer could not be read: not the API's JSON (a proxy or gateway may be in the way).",
+            ambiguous=True,
+        )
+    body = getattr(error, "body", None)
+    message = str(body.get("message")) if isinstance(body, dict) and body.get("message") else str(error)
+    message = redact(message)  # providers echo part of a rejected key; none of it goes to Slack
+    code = str(getattr(error, "code", None) or "") or None
+    param = getattr(error, "param", None)
+    if isinstance(error, openai.APITimeoutError | openai.APIConnectionError):
+        return ProviderError(ProviderErrorKind.OUTAGE, message, ambiguous=True)
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        return ProviderError(ProviderErrorKind.AUTH, message, code=code)
+    if isinstance(error, openai.RateLimitError):
+        kind = ProviderErrorKind.QUOTA if code == "insufficient_quota" else ProviderErrorKind.RATE_LIMITED
+        return ProviderError(kind, message, code=code)
+    if isinstance(error, openai.NotFoundError):
+        return ProviderError(ProviderErrorKind.NOT_FOUND, message, code=code)
+    if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
+        if code == "context_length_exceeded":
+            return ProviderError(ProviderErrorKind.CONTEXT_TOO_LONG, message, code=code)
+        if code == "model_not_available" or param == "model":
+            return ProviderError(ProviderErrorKind.MODEL_UNAVAILABLE, message, code=code)
+        if code in ("invalid_file", "invalid_training_file") or param in ("training_file", "validation_file"):
+            return ProviderError(ProviderErrorKind.INVALID_FILE, message, code=code)
+        return ProviderError(ProviderErrorKind.BAD_REQUEST, message, code=code)
+    if isinstance(error, openai.InternalServerError | openai.APIStatusError):
+        return ProviderError(ProviderErrorKind.OUTAGE, message, code=code, ambiguous=True)
+    return ProviderError(ProviderErrorKind.OUTAGE, message, ambiguous=True)
