@@ -53,8 +53,11 @@ class Settings(BaseSettings):
     azure_openai_deployments: dict[str, str] = {}
     # Base models offered for training; empty means every model in bot/catalog.py the provider lists.
     finetune_base_models: Annotated[list[str], NoDecode] = []
-    # Last day each base model can be trained, overriding the provider's and the catalog's: {"model": "2027-01-06"}
+    # Last day each base model can be trained, over the provider's and its published schedule:
+    # {"model": "2027-01-06"} anywhere, or {"model@azure": "2027-04-14"} at one provider only.
     finetune_training_retirements: dict[str, date] = {}
+    # The day a model (a base, for all its fine-tunes, or one fine-tune) stops answering, keyed the same way.
+    finetune_inference_retirements: dict[str, date] = {}
     finetune_uploads_threshold_mb: int = 100
     # Context window per base model, over bot/catalog.py's: {"gpt-4o-mini-2024-07-18": 128000}
     finetune_context_windows: dict[str, int] = {}

@@ -93,6 +93,7 @@ async def _tick(services: Services, *, owner: str) -> None:
         ("resuming golden sets", lambda: golden.resume_recordings(services)),
         ("resuming evaluations", lambda: evaluation_run.resume_evaluations(services)),
         ("queueing retirement reminders", lambda: lifecycle.queue_reminders(services)),
+        ("queueing end-of-training reminders", lambda: lifecycle.queue_training_reminders(services)),
     )
     for part, work in parts:
         try:

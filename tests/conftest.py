@@ -181,6 +181,14 @@ async def bot(
 
 
 @pytest.fixture
+async def long_answer_bot(bot_factory: Any) -> BotUnderTest:
+    """A bot over HTTP that lets a chat answer run to 4,096 tokens: scenes whose answers outgrow one
+    Slack message, which the default limit (as OpenAI would) cuts off first."""
+    under_test: BotUnderTest = await bot_factory(finetune_chat_max_tokens=4096)
+    return under_test
+
+
+@pytest.fixture
 async def http_bot(
     tmp_path: Path,
     slack: SlackEmulator,

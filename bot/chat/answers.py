@@ -49,13 +49,13 @@ async def start_chat(
     compare_with: str | None = None,
 ) -> str:
     """Post the thread's root message and bind the thread; returns its ts. ``compare_with="base"`` compares."""
-    chosen = await resolve_model(services, team_id=team_id, reference=reference)
+    chosen = await resolve_model(services, team_id=team_id, reference=reference, answering=True)
     other = None
     if compare_with is not None:
         other = (
             catalog.base_model_id(chosen.model)
             if compare_with == "base"
-            else (await resolve_model(services, team_id=team_id, reference=compare_with)).model
+            else (await resolve_model(services, team_id=team_id, reference=compare_with, answering=True)).model
         )
         if other == chosen.model:
             raise InvalidInput(f"`{escape(chosen.model)}` is its own base; pick another model to compare it with.")

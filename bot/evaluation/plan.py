@@ -75,9 +75,9 @@ async def _contenders(
     services: Services, *, team_id: str, reference: str, against: str | None
 ) -> tuple[ChosenModel, str]:
     """The model to evaluate and the one it is measured against (its base unless ``against`` names one)."""
-    chosen = await resolve_model(services, team_id=team_id, reference=reference)
+    chosen = await resolve_model(services, team_id=team_id, reference=reference, answering=True)
     baseline = (
-        (await resolve_model(services, team_id=team_id, reference=against)).model
+        (await resolve_model(services, team_id=team_id, reference=against, answering=True)).model
         if against
         else catalog.base_model_id(chosen.model)
     )

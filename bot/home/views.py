@@ -64,7 +64,14 @@ def home_view(
         "models",
         models,
         pages,
-        lambda job: [section(model_line(job, today=now.date())), model_actions(job.id, job.fine_tuned_model)],
+        lambda job: [
+            section(model_line(job, today=now.date())),
+            model_actions(
+                job.id,
+                job.fine_tuned_model,
+                retired=job.model_retires is not None and now.date() >= job.model_retires,
+            ),
+        ],
     )
     result += _paged(
         "evaluations",

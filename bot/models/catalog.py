@@ -9,9 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-# OpenAI stops all new fine-tuning jobs on this day (providers.md §0).
-OPENAI_TRAINING_ENDS = date(2027, 1, 6)
-
 
 @dataclass(frozen=True)
 class ModelInfo:

@@ -36,7 +36,7 @@ async def start_recording(
     services: Services, *, team_id: str, user_id: str, reference: str, dataset_reference: str | None
 ) -> GoldenSet:
     """Create the golden set, announce it in the thread, and start recording in the background."""
-    chosen = await resolve_model(services, team_id=team_id, reference=reference)
+    chosen = await resolve_model(services, team_id=team_id, reference=reference, answering=True)
     async with services.db.session() as session:
         job = await repositories.find_job_by_model(session, team_id=team_id, model=chosen.model)
         own_dataset = await session.get(Dataset, job.dataset_id) if job else None

@@ -106,6 +106,54 @@ def _reminder_key(left: int) -> str | None:
     return None
 
 
+async def queue_training_reminders(services: Services) -> int:
+    """Owe a reminder 30, 7 and 1 days before the provider stops training base models a team has trained
+    there: one per team and day, in the approval channel and by DM to each person who trained them."""
+    today = services.clock.now().date()
+    try:
+        offered = await services.base_models()
+    except ProviderError as error:  # the provider's outage is the poller's to report; try again next tick
+        logger.info("no end-of-training reminders this tick: %s", error.provider_message)
+        return 0
+    ending: dict[date, list[str]] = {}
+    for model in offered:
+        left = days_left(model.training_retires, today)
+        if model.training_retires is not None and left is not None and _reminder_key(left) is not None:
+            ending.setdefault(model.training_retires, []).append(model.id)
+    if not ending:
+        return 0
+    provider = services.provider
+    approval_channel = services.settings.finetune_approval_channel
+    queued = 0
+    async with services.db.session() as session, session.begin():
+        trained = await repositories.trainers_at(
+            session, provider=provider.name, base_models=[m for models in ending.values() for m in models]
+        )
+        for day, models in ending.items():
+            key = _reminder_key((day - today).days)
+            assert key is not None
+            for team_id in sorted({team for team, base, _ in trained if base in models}):
+                bases = sorted({base for team, base, _ in trained if team == team_id and base in models})
+                people = sorted({user for team, base, user in trained if team == team_id and base in bases})
+                text = model_views.training_reminder_text(provider.label, bases, day=day, left=(day - today).days)
+                targets = [(NotificationKind.REMINDER, approval_channel, key)] if approval_channel else []
+                targets += [(NotificationKind.REMINDER_DM, user, f"{key}:{user}") for user in people]
+                for kind, channel, once in targets:
+                    queued += await repositories.enqueue_notification(
+                        session,
+                        notification=Notification(
+                            team_id=team_id,
+                            subject=f"training:{provider.name}:{day:%Y-%m-%d}",
+                            kind=kind,
+                            key=once,
+                            channel_id=channel,
+                            payload={"text": text},
+                            created_at=services.clock.now(),
+                        ),
+                    )
+    return queued
+
+
 async def queue_reminders(services: Services) -> int:
     """Owe a reminder 30, 7 and 1 days before each live model retires, in the approval channel and by DM."""
     today = services.clock.now().date()

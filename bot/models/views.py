@@ -9,8 +9,9 @@ from bot.slack_blocks import Block, button, confirm_dialog
 from storage.models import GoldenSetStatus
 
 
-def model_actions(job_id: int, model: str) -> Block:
-    """Chat, Compare with base, Evaluate and Delete model, under a finished job's result."""
+def model_actions(job_id: int, model: str, *, retired: bool = False) -> Block:
+    """Chat, Compare with base, Evaluate and Delete model, under a finished job's result; a model past
+    its shutdown is only offered for deletion (it no longer answers)."""
     delete = button("🗑 Delete model", "model_delete", str(job_id), style="danger")
     delete["confirm"] = confirm_dialog(
         title="Delete this model?",
@@ -22,9 +23,15 @@ def model_actions(job_id: int, model: str) -> Block:
         "type": "actions",
         "block_id": f"model:{job_id}",
         "elements": [
-            button("💬 Chat", "chat_start", str(job_id), style="primary"),
-            button("⚖️ Compare with base", "compare_start", str(job_id)),
-            button("📏 Evaluate", "eval_open", str(job_id)),
+            *(
+                ()
+                if retired
+                else (
+                    button("💬 Chat", "chat_start", str(job_id), style="primary"),
+                    button("⚖️ Compare with base", "compare_start", str(job_id)),
+                    button("📏 Evaluate", "eval_open", str(job_id)),
+                )
+            ),
             delete,
         ],
     }
@@ -57,6 +64,16 @@ def reminder_text(job: Any, *, left: int) -> str:
         f"⚠️ `{model}` stops answering {when} ({job.model_retires:%Y-%m-%d}). Keep its behaviour: "
         f"`/finetune record {model}` records its answers, and `/finetune export "
         f"{model}` puts its training data and golden set in the thread."
+    )
+
+
+def training_reminder_text(provider: str, models: list[str], *, day: Any, left: int) -> str:
+    when = "tomorrow" if left == 1 else ("today" if left == 0 else f"in {left} days")
+    named = ", ".join(f"`{escape(model)}`" for model in models)
+    return (
+        f"⏳ {escape(provider)} stops training {named} {when} ({day:%Y-%m-%d}): no new job on "
+        f"{'it' if len(models) == 1 else 'them'} can start there after that. The bot keeps every dataset "
+        "(`/finetune datasets`), so the team can train them again on another provider."
     )
 
 

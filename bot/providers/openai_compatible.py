@@ -20,6 +20,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 
 from bot.clock import Clock, SystemClock
 from bot.models import catalog
+from bot.providers.calendar import Calendar
 from bot.providers.openai_wire import (
     after_cursor,
     answer_and_usage,
@@ -28,7 +29,7 @@ from bot.providers.openai_wire import (
     file_object,
     first_items,
     job_of,
-    shutdown_of,
+    reported_dates,
     translate,
 )
 from bot.providers.types import (
@@ -53,6 +54,8 @@ FILE_POLL_MAX_SECONDS = 15.0
 # A job emits a metrics event per step; a first poll of a long job may page through many of them.
 MAX_EVENT_PAGES = 50
 
+# Azure fine-tunes these with SFT only, although OpenAI offers DPO on them too (providers.md §1.1).
+AZURE_SUPERVISED_ONLY = ("gpt-4o-mini-2024-07-18",)
 PROVIDER_LABELS = {
     "openai": "OpenAI",
     "azure": "Azure OpenAI",
@@ -78,6 +81,12 @@ class OpenAICompatibleProvider:
         self.client = client
         self.settings = settings
         self.clock = clock or SystemClock()
+        self.calendar = Calendar(
+            kind=name,
+            name=name,
+            training_overrides=settings.finetune_training_retirements,
+            inference_overrides=settings.finetune_inference_retirements,
+        )
         # Told each call's outcome ("ok" or the error's kind): the bot counts them for /metrics.
         self._observe = observe or (lambda _outcome: None)
 
@@ -106,40 +115,32 @@ class OpenAICompatibleProvider:
         self._observe("ok")
         return result
 
-    def training_retires(self, model: str, inference_retires: date | None) -> date | None:
-        """The last day to train: settings first, then OpenAI's end of fine-tuning (on OpenAI only), never
-        after shutdown."""
-        configured = self.settings.finetune_training_retirements.get(model)
-        if configured is not None:
-            return configured
-        candidates = [day for day in (inference_retires,) if day is not None]
-        if self.name == "openai":
-            candidates.append(catalog.OPENAI_TRAINING_ENDS)
-        return min(candidates) if candidates else None
-
     def published_shutdown(self, model: str) -> date | None:
-        """The shutdown date the catalog publishes for ``model``'s base: OpenAI's calendar, which the
-        built-in sandbox does not follow (it runs on any date, so the demo does too)."""
-        if self.name == "sandbox":
-            return None
-        info = catalog.lookup(model)
-        return info.inference_retires if info else None
+        """The day ``model`` stops answering here by the settings or the provider's published schedule."""
+        return self.calendar.inference_retires(model)
 
     async def list_base_models(self) -> list[BaseModelInfo]:
         offered = self.settings.finetune_base_models or list(catalog.CATALOG)
         listing = first_items(self.client.models.list(), 10_000)
-        listed: dict[str, date | None] = await self._call(
-            listing, read=lambda found: {str(model.id): shutdown_of(model) for model in found}
+        listed: dict[str, tuple[date | None, date | None]] = await self._call(
+            listing, read=lambda found: {str(model.id): reported_dates(model) for model in found}
         )
         models = []
         for model_id in offered:
             if model_id not in listed:
                 continue
-            info = catalog.lookup(model_id)
-            inference = listed[model_id] or self.published_shutdown(model_id)
-            methods = info.methods if info else ("supervised",)
-            models.append(BaseModelInfo(model_id, methods, self.training_retires(model_id, inference), inference))
+            reported_training, reported_inference = listed[model_id]
+            inference = self.calendar.inference_retires(model_id, reported=reported_inference)
+            training = self.calendar.training_retires(model_id, reported=reported_training, inference=inference)
+            models.append(BaseModelInfo(model_id, self._methods(model_id), training, inference))
         return models
+
+    def _methods(self, model: str) -> tuple[str, ...]:
+        info = catalog.lookup(model)
+        methods = info.methods if info else ("supervised",)
+        if self.name == "azure" and catalog.base_model_id(model) in AZURE_SUPERVISED_ONLY:
+            return ("supervised",)
+        return methods
 
     async def upload_dataset(self, path: Path, *, filename: str, size: int) -> str:
         if size > self.settings.finetune_uploads_threshold_mb * 1024 * 1024:
@@ -308,7 +309,8 @@ class OpenAICompatibleProvider:
 
     async def model_shutdown(self, model: str) -> date | None:
         """The provider's shutdown date for a model, when it gives one."""
-        return cast(date | None, await self._call(self.client.models.retrieve(model), read=shutdown_of))
+        reported = await self._call(self.client.models.retrieve(model), read=reported_dates)
+        return cast(date | None, reported[1])
 
     async def complete_chat(
         self, *, model: str, messages: list[dict[str, str]], max_tokens: int

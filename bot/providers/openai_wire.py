@@ -86,9 +86,21 @@ def file_object(found: Any) -> Any:
     return found
 
 
-def shutdown_of(model: Any) -> date | None:
-    shutdown = getattr(model, "shutdown_date", None)
-    return date.fromisoformat(shutdown) if shutdown else None
+def reported_dates(model: Any) -> tuple[date | None, date | None]:
+    """(last training day, shutdown) as a models API reports them: Azure's ``deprecation`` (Unix seconds
+    for fine_tune and inference), OpenAI's ``shutdown_date`` (ISO day, shutdown only)."""
+    deprecation = getattr(model, "deprecation", None)
+    if isinstance(deprecation, dict):
+        return _day(deprecation.get("fine_tune")), _day(deprecation.get("inference"))
+    return None, _day(getattr(model, "shutdown_date", None))
+
+
+def _day(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).date()
+    return date.fromisoformat(str(value)[:10])
 
 
 def answer_and_usage(completion: Any) -> tuple[str, ChatUsage]:

@@ -85,24 +85,21 @@ def dataset_id_of(dataset: Dataset) -> int:
     return dataset.id
 
 
-def _other_providers(services: Services) -> str:
-    current = services.settings.finetune_provider
-    others = [name for name in ("azure", "compatible") if name != current]
-    return " or ".join(f"FINETUNE_PROVIDER={name}" for name in others)
-
-
 def retired_text(services: Services, model: BaseModelInfo | None, model_id: str) -> str:
+    """Why ``model_id`` cannot be trained here, naming the provider in use and no other: where else it
+    could be trained is for the admin who configures providers to say."""
     today = services.clock.now().date()
+    label = services.provider.label
+    elsewhere = "An admin can add a provider that still trains it (README, Providers)."
     if model is None:
-        return (
-            f"`{escape(model_id)}` cannot be fine-tuned with {services.provider.label}. Pick one of the models in the "
-            f"Train… dialog, or switch to another provider ({_other_providers(services)})."
-        )
-    shutdown = f" and stops answering on {model.inference_retires:%Y-%m-%d}" if model.inference_retires else ""
+        return f"`{escape(model_id)}` cannot be fine-tuned with {label}. Pick one of the models in the Train… dialog."
+    shutdown = ""
+    if model.inference_retires:
+        verb = "stopped" if today >= model.inference_retires else "stop"
+        shutdown = f", and its fine-tunes {verb} answering there on {model.inference_retires:%Y-%m-%d}"
     return (
-        f"`{escape(model.id)}` can no longer be trained with {services.provider.label}: training ended on "
-        f"{model.training_retires:%Y-%m-%d} (today is {today:%Y-%m-%d}){shutdown}. Azure OpenAI keeps training "
-        f"the same models longer; set {_other_providers(services)} to use another provider."
+        f"`{escape(model.id)}` can no longer be trained with {label}: training ended on "
+        f"{model.training_retires:%Y-%m-%d} (today is {today:%Y-%m-%d}){shutdown}. {elsewhere}"
     )
 
 

@@ -5,10 +5,20 @@ from __future__ import annotations
 
 from sandbox.openai.server import OpenAIEmulator, serve_forever
 from sandbox.openai.simulation import OpenAIState
-from sandbox.openai.state import DEFAULT_MODELS, SANDBOX_MODELS, ApiError, BaseModel, SandboxClock
+from sandbox.openai.state import (
+    AZURE_MODELS,
+    DEFAULT_MODELS,
+    OPENAI_FINE_TUNING_CLOSES,
+    SANDBOX_MODELS,
+    ApiError,
+    BaseModel,
+    SandboxClock,
+)
 
 __all__ = [
+    "AZURE_MODELS",
     "DEFAULT_MODELS",
+    "OPENAI_FINE_TUNING_CLOSES",
     "SANDBOX_MODELS",
     "ApiError",
     "BaseModel",

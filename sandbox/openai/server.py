@@ -6,6 +6,7 @@ error bodies and status codes and faults (429 with retry-after, 500, slow answer
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import hashlib
 import io
@@ -366,7 +367,7 @@ class OpenAIEmulator:
     async def create_job(self, request: web.Request) -> web.Response:
         state = self.state
         body = await self._json(request)
-        if state.quirks.fine_tuning_closed:
+        if state.quirks.fine_tuning_closed or (state.fine_tuning_closes and state.today() >= state.fine_tuning_closes):
             raise ApiError(
                 403,
                 "You do not have access to fine-tuning: this organization can no longer create fine-tuning jobs.",
@@ -393,7 +394,14 @@ class OpenAIEmulator:
             raise ApiError(
                 400, f"Model {model} is not available for fine-tuning.", param="model", code="model_not_available"
             )
-        if base.shutdown_date and time.strftime("%Y-%m-%d", time.gmtime(state.now())) >= base.shutdown_date:
+        if base.fine_tune_until and state.today() >= base.fine_tune_until:
+            raise ApiError(
+                400,
+                f"Fine-tuning of {model} was retired on {base.fine_tune_until}.",
+                param="model",
+                code="model_not_available",
+            )
+        if base.shutdown_date and state.today() >= base.shutdown_date:
             raise ApiError(
                 400,
                 f"Model {model} has been shut down on {base.shutdown_date} and can no longer be fine-tuned.",
@@ -534,7 +542,39 @@ class OpenAIEmulator:
 
     # --- models ---
 
-    def _model_api(self, model_id: str) -> dict[str, Any]:
+    def _model_api(self, model_id: str, *, azure: bool = False) -> dict[str, Any]:
+        return self._azure_model(model_id) if azure else self._openai_model(model_id)
+
+    def _azure_model(self, model_id: str) -> dict[str, Any]:
+        """Azure's shape (REST "Models - List"): capabilities, lifecycle, and deprecation in Unix seconds."""
+        state = self.state
+        tuned = state.fine_tuned.get(model_id)
+        base = state.base_models[tuned.base if tuned else ALIASES.get(model_id, model_id)]
+        deprecation: dict[str, int] = {}
+        if base.shutdown_date:
+            deprecation["inference"] = _unix_day(base.shutdown_date)
+        if base.fine_tune_until and tuned is None:
+            deprecation["fine_tune"] = _unix_day(base.fine_tune_until)
+        shape: dict[str, Any] = {
+            "id": model_id,
+            "object": "model",
+            "created_at": tuned.created if tuned else base.created,
+            "status": "succeeded",
+            "lifecycle_status": "generally-available",
+            "capabilities": {
+                "fine_tune": tuned is None and base.fine_tunable,
+                "inference": True,
+                "completion": False,
+                "chat_completion": True,
+                "embeddings": False,
+            },
+            "deprecation": deprecation,
+        }
+        if tuned is not None:
+            shape |= {"model": tuned.base, "fine_tune": tuned.job_id}
+        return shape
+
+    def _openai_model(self, model_id: str) -> dict[str, Any]:
         state = self.state
         if model_id in state.fine_tuned:
             tuned = state.fine_tuned[model_id]
@@ -557,13 +597,14 @@ class OpenAIEmulator:
 
     async def list_models(self, request: web.Request) -> web.Response:
         ids = [*self.state.base_models, *(m for m in self.state.fine_tuned if m not in self.state.deleted_models)]
-        return web.json_response({"object": "list", "data": [self._model_api(m) for m in ids]})
+        azure = request.path.startswith("/openai/")
+        return web.json_response({"object": "list", "data": [self._model_api(m, azure=azure) for m in ids]})
 
     async def get_model(self, request: web.Request) -> web.Response:
         model_id = request.match_info["id"]
         if not self.state.model_exists(model_id):
             raise ApiError(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")
-        return web.json_response(self._model_api(model_id))
+        return web.json_response(self._model_api(model_id, azure=request.path.startswith("/openai/")))
 
     async def delete_model(self, request: web.Request) -> web.Response:
         model_id = request.match_info["id"]
@@ -598,11 +639,7 @@ class OpenAIEmulator:
                 404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
             )
         base = state.resolve_base(model)
-        if (
-            base is not None
-            and base.shutdown_date
-            and time.strftime("%Y-%m-%d", time.gmtime(state.now())) >= base.shutdown_date
-        ):
+        if base is not None and base.shutdown_date and state.today() >= base.shutdown_date:
             raise ApiError(
                 404,
                 f"The model `{model}` has been deprecated and was shut down on {base.shutdown_date}.",
@@ -708,6 +745,10 @@ class OpenAIEmulator:
         if "speed" in body:
             self.state.clock.speed = float(body["speed"])
         return web.json_response({"now": self.state.clock.now()})
+
+
+def _unix_day(day: str) -> int:
+    return int(calendar.timegm(time.strptime(day, "%Y-%m-%d")))
 
 
 def _bearer(request: web.Request) -> str | None:

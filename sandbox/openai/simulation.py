@@ -17,6 +17,7 @@ import math
 import random
 import re
 import secrets
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -91,8 +92,11 @@ class OpenAIState:
         clock: SandboxClock | None = None,
         models: tuple[BaseModel, ...] = DEFAULT_MODELS,
         azure_ids: bool = False,
+        fine_tuning_closes: str | None = None,
     ) -> None:
         self.azure_ids = azure_ids
+        # From this day (YYYY-MM-DD) every job create is refused with a 403, as OpenAI's from 2027-01-06.
+        self.fine_tuning_closes = fine_tuning_closes
         self.api_key = api_key or "sk-sandbox-" + secrets.token_hex(12)
         self.clock = clock or SandboxClock()
         self.base_models = {model.id: model for model in models}
@@ -117,6 +121,9 @@ class OpenAIState:
     def new_id(self, prefix: str, length: int = 24) -> str:
         digest = hashlib.sha256(f"{prefix}{next(self._ids)}{secrets.token_hex(4)}".encode()).hexdigest()
         return prefix + digest[:length]
+
+    def today(self) -> str:
+        return time.strftime("%Y-%m-%d", time.gmtime(self.now()))
 
     def now(self) -> int:
         return int(self.clock.now())

@@ -53,6 +53,8 @@ class BaseModel:
     fine_tunable: bool = True
     methods: tuple[str, ...] = ("supervised",)
     context_window: int = 128_000
+    # The last day it can be fine-tuned, where the host says so apart from its shutdown (Azure).
+    fine_tune_until: str | None = None
 
 
 DEFAULT_MODELS = (
@@ -69,6 +71,38 @@ DEFAULT_MODELS = (
 # The built-in sandbox's own offer: the same models on no provider's calendar, so the demo and a bot
 # running on the sandbox train and chat on any date. DEFAULT_MODELS are OpenAI's, with its dates.
 SANDBOX_MODELS = tuple(dataclasses.replace(model, shutdown_date=None) for model in DEFAULT_MODELS)
+
+
+# An Azure OpenAI resource's fine-tunable models, on Azure's own calendar (providers.md §1.1): training
+# until April 2027 and the fine-tunes' deployments until October; gpt-4o-mini takes SFT only.
+AZURE_MODELS = (
+    BaseModel("gpt-4o-mini-2024-07-18", 1721172741, shutdown_date="2027-10-01", fine_tune_until="2027-04-01"),
+    BaseModel(
+        "gpt-4o-2024-08-06",
+        1722814719,
+        shutdown_date="2027-10-01",
+        fine_tune_until="2027-04-01",
+        methods=("supervised", "dpo"),
+    ),
+    BaseModel(
+        "gpt-4.1-2025-04-14",
+        1744316542,
+        shutdown_date="2027-10-14",
+        fine_tune_until="2027-04-14",
+        methods=("supervised", "dpo"),
+    ),
+    BaseModel(
+        "gpt-4.1-mini-2025-04-14",
+        1744317547,
+        shutdown_date="2027-10-14",
+        fine_tune_until="2027-04-14",
+        methods=("supervised", "dpo"),
+    ),
+)
+
+
+# OpenAI accepts no new fine-tuning jobs from this day: a 403 on create (providers.md §0, §4.1).
+OPENAI_FINE_TUNING_CLOSES = "2027-01-06"
 
 
 ALIASES = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18", "gpt-4o": "gpt-4o-2024-08-06", "gpt-4.1": "gpt-4.1-2025-04-14"}

@@ -171,6 +171,9 @@ from storage.repositories.jobs import (
 from storage.repositories.jobs import (
     release_job as release_job,
 )
+from storage.repositories.jobs import (
+    trainers_at as trainers_at,
+)
 from storage.repositories.notifications import (
     claim_notification as claim_notification,
 )

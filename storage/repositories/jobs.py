@@ -154,6 +154,20 @@ async def models_retiring(session: AsyncSession, *, on_or_before: date) -> list[
     return list((await session.exec(statement)).all())
 
 
+async def trainers_at(session: AsyncSession, *, provider: str, base_models: list[str]) -> list[tuple[str, str, str]]:
+    """(team, base model, who trained) for every job that reached ``provider`` on one of ``base_models``."""
+    statement = (
+        select(TrainingJob.team_id, TrainingJob.base_model, TrainingJob.requested_by)
+        .where(
+            TrainingJob.provider == provider,
+            col(TrainingJob.base_model).in_(base_models),
+            col(TrainingJob.provider_job_id).is_not(None),
+        )
+        .distinct()
+    )
+    return [(team, base, user) for team, base, user in (await session.exec(statement)).all()]
+
+
 async def month_spend(session: AsyncSession, *, team_id: str, since: datetime) -> float:
     """What the team's jobs cost since ``since``: actual cost where known, else the estimate."""
     statement = select(

@@ -58,26 +58,28 @@ async def test_chat_command_with_a_system_prompt_and_mentions(
 
 
 @pytest.mark.slow
-async def test_streaming_and_the_edit_fallback(http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path) -> None:
-    job, _ = await trained(http_bot, clock, marv_file(tmp_path, long_answer=True))
-    await http_bot.driver.slash_command(ALICE, GENERAL, f"chat #{job.id}")
-    root = await http_bot.workspace.wait_for(lambda: root_of(http_bot, "💬 Chat with"))
-    http_bot.openai.state.stream_delay_seconds = 0.001  # appends are paced by time: let the model take some
-    parts = await ask(http_bot, root, "Tell me the whole history of the universe", expect=4)
-    http_bot.openai.state.stream_delay_seconds = 0.0
-    streamed = http_bot.workspace.calls_of("chat.startStream")
+async def test_streaming_and_the_edit_fallback(
+    long_answer_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
+) -> None:
+    job, _ = await trained(long_answer_bot, clock, marv_file(tmp_path, long_answer=True))
+    await long_answer_bot.driver.slash_command(ALICE, GENERAL, f"chat #{job.id}")
+    root = await long_answer_bot.workspace.wait_for(lambda: root_of(long_answer_bot, "💬 Chat with"))
+    long_answer_bot.openai.state.stream_delay_seconds = 0.001  # appends are paced by time: let the model take some
+    parts = await ask(long_answer_bot, root, "Tell me the whole history of the universe", expect=4)
+    long_answer_bot.openai.state.stream_delay_seconds = 0.0
+    streamed = long_answer_bot.workspace.calls_of("chat.startStream")
     assert len(streamed) == len(parts), "each part is its own streamed message"
     assert all(call["recipient_user_id"] == ALICE for call in streamed)
-    assert len(http_bot.workspace.calls_of("chat.appendStream")) >= len(parts) - 1, "it streamed as it came"
+    assert len(long_answer_bot.workspace.calls_of("chat.appendStream")) >= len(parts) - 1, "it streamed as it came"
     assert all(not part.streaming for part in parts), "every stream was stopped"
-    http_bot.workspace.streaming_supported = False
-    http_bot.services.slack_state.streaming_supported = True
-    updates_before = len(http_bot.workspace.calls_of("chat.update"))
-    again = await ask(http_bot, root, "Tell me the whole history of the universe", expect=2 * len(parts))
+    long_answer_bot.workspace.streaming_supported = False
+    long_answer_bot.services.slack_state.streaming_supported = True
+    updates_before = len(long_answer_bot.workspace.calls_of("chat.update"))
+    again = await ask(long_answer_bot, root, "Tell me the whole history of the universe", expect=2 * len(parts))
     edited = again[len(parts) :]
     assert "".join(part.text for part in edited) == ("It began with a bang. " * 400).strip()
-    assert len(http_bot.workspace.calls_of("chat.update")) > updates_before, "placeholders edited in place"
-    assert not http_bot.services.slack_state.streaming_supported, "remembered: this workspace does not stream"
+    assert len(long_answer_bot.workspace.calls_of("chat.update")) > updates_before, "placeholders edited in place"
+    assert not long_answer_bot.services.slack_state.streaming_supported, "remembered: this workspace does not stream"
 
 
 @pytest.mark.slow
@@ -158,16 +160,16 @@ async def test_a_slack_retry_is_answered_once(http_bot: BotUnderTest, clock: Fro
 
 @pytest.mark.slow
 async def test_a_long_answer_is_split_under_slacks_limits(
-    http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
+    long_answer_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    job, _ = await trained(http_bot, clock, marv_file(tmp_path, long_answer=True))
-    await http_bot.driver.slash_command(ALICE, GENERAL, f"chat #{job.id}")
-    root = await http_bot.workspace.wait_for(lambda: root_of(http_bot, "💬 Chat with"))
-    parts = await ask(http_bot, root, "Tell me the whole history of the universe", expect=4)
+    job, _ = await trained(long_answer_bot, clock, marv_file(tmp_path, long_answer=True))
+    await long_answer_bot.driver.slash_command(ALICE, GENERAL, f"chat #{job.id}")
+    root = await long_answer_bot.workspace.wait_for(lambda: root_of(long_answer_bot, "💬 Chat with"))
+    parts = await ask(long_answer_bot, root, "Tell me the whole history of the universe", expect=4)
     assert all(len(part.text) <= 4000 for part in parts)
     assert "".join(part.text for part in parts) == ("It began with a bang. " * 400).strip()
-    await ask(http_bot, root, "Who wrote Hamlet?", expect=5)
-    history = http_bot.openai.state.chat_requests[-1]["messages"]
+    await ask(long_answer_bot, root, "Who wrote Hamlet?", expect=5)
+    history = long_answer_bot.openai.state.chat_requests[-1]["messages"]
     assert history[2]["content"] == ("It began with a bang. " * 400).strip(), "the parts are one answer again"
 
 

@@ -343,18 +343,18 @@ async def pace_under_load(
 
 @pytest.mark.slow
 async def test_eight_answers_at_once_keep_under_the_edit_tier(
-    http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
+    long_answer_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    figures = await pace_under_load(http_bot, clock, tmp_path, streaming=False)
+    figures = await pace_under_load(long_answer_bot, clock, tmp_path, streaming=False)
     print(f"\nedit fallback, {CHATS} chats at once: {figures}")
     assert 0 < figures["updates_per_minute"] <= 50, figures
 
 
 @pytest.mark.slow
 async def test_eight_streams_at_once_keep_under_the_append_tier(
-    http_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
+    long_answer_bot: BotUnderTest, clock: FrozenClock, tmp_path: Path
 ) -> None:
-    figures = await pace_under_load(http_bot, clock, tmp_path, streaming=True)
+    figures = await pace_under_load(long_answer_bot, clock, tmp_path, streaming=True)
     print(f"\nstreaming, {CHATS} chats at once: {figures}")
     assert figures["appends"] > 0 and figures["appends_per_second"] <= 100 / 60 * 10, figures
 
