@@ -192,7 +192,7 @@ async def run(database_url: str) -> dict[str, Any]:
     }
     for replica, samples in zip(replicas, metrics, strict=True):
         slack_requests = sum(v for k, v in samples.items() if k.startswith("finetune_slack_requests_total"))
-        provider_ok = samples.get('finetune_provider_calls_total{outcome="ok"}', 0)
+        provider_ok = sum(v for k, v in samples.items() if k.startswith('finetune_provider_calls_total{outcome="ok"'))
         figures[f"{replica.name}: Slack requests / provider calls"] = f"{slack_requests:.0f} / {provider_ok:.0f}"
     figures["exit codes after SIGTERM"] = codes
     if not every_once or codes != [0, 0]:

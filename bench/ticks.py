@@ -105,7 +105,7 @@ async def run(jobs: int = 1000) -> dict[str, Any]:
         try:
             start = time.perf_counter()
             for provider_id in ids:  # the baseline: one provider question per job, in a row
-                await services.provider.get_job(provider_id)
+                await services.providers.default.get_job(provider_id)
             baseline = time.perf_counter() - start
 
             clock.advance(timedelta(seconds=30))

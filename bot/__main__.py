@@ -142,15 +142,26 @@ async def _serve(settings: Settings) -> None:
     from bot.services import Services
 
     emulator = None
-    if settings.finetune_provider == "sandbox" and not settings.openai_base_url:
+    built_in = [name for name, c in settings.provider_configs().items() if c.kind == "sandbox" and not c.base_url]
+    if built_in:
         # The built-in provider: the OpenAI emulator in this process, its jobs running at 60x speed.
         from sandbox.openai import OpenAIEmulator, OpenAIState, SandboxClock
 
         emulator = await OpenAIEmulator(OpenAIState(clock=SandboxClock(time.time(), speed=60.0))).start()
-        settings = settings.model_copy(
-            update={"openai_base_url": emulator.base_url, "openai_api_key": SecretStr(emulator.state.api_key)}
-        )
+        reach = {"base_url": emulator.base_url, "api_key": SecretStr(emulator.state.api_key)}
+        if settings.finetune_providers:
+            providers = {
+                name: config.model_copy(update=reach) if name in built_in else config
+                for name, config in settings.finetune_providers.items()
+            }
+            settings = settings.model_copy(update={"finetune_providers": providers})
+        else:
+            settings = settings.model_copy(
+                update={"openai_base_url": emulator.base_url, "openai_api_key": reach["api_key"]}
+            )
     services = Services.create(settings)
+    for line in services.providers.left_out:
+        logging.getLogger("bot").warning(line)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -14,6 +14,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._last_outcomes: dict[str, str] = {}
         self.slack_requests = Counter(
             "finetune_slack_requests",
             "Slack requests handled, by kind (event type, command, block_actions, view_submission).",
@@ -28,8 +29,8 @@ class Metrics:
         )
         self.provider_calls = Counter(
             "finetune_provider_calls",
-            "Calls to the fine-tuning provider, by outcome (ok, or the error's kind).",
-            ["outcome"],
+            "Calls to each fine-tuning provider, by outcome (ok, or the error's kind).",
+            ["outcome", "provider"],
             registry=self.registry,
         )
         self.active_jobs = Gauge(
@@ -39,8 +40,13 @@ class Metrics:
             "finetune_tick_seconds", "Duration of a scheduler tick.", buckets=TICK_BUCKETS, registry=self.registry
         )
 
-    def provider_call(self, outcome: str) -> None:
-        self.provider_calls.labels(outcome=outcome).inc()
+    def provider_call(self, provider: str, outcome: str) -> None:
+        self.provider_calls.labels(outcome=outcome, provider=provider).inc()
+        self._last_outcomes[provider] = outcome
+
+    def last_outcome(self, provider: str) -> str:
+        """How the provider's last call went ("ok", or the error's kind), for /readyz."""
+        return self._last_outcomes.get(provider, "not called yet")
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -26,14 +26,17 @@ class ChosenModel:
     model: str
     default_system: str | None
     home_channel: str | None = None  # where the model's job was discussed
+    provider: str = ""  # where it answers, as rows record it
 
 
 async def resolve_model(services: Services, *, team_id: str, reference: str, answering: bool = False) -> ChosenModel:
-    """``#12`` (a job), ``ft:…`` (a fine-tuned model) or a base model id; with the system prompt it learned.
+    """``#12`` (a job), ``ft:…`` (a fine-tuned model) or a base model id, at the provider it was trained at
+    or that ``…@provider`` names (the default one otherwise); with the system prompt it learned.
 
     ``answering``: the model is about to be asked something (chat, compare, evaluate, record), so one that
     was deleted or is past its shutdown is refused here, in the past tense, instead of failing at the provider.
     """
+    reference, _, named_provider = reference.partition("@")
     async with services.db.session() as session:
         number = reference_number(reference)
         job: TrainingJob | None
@@ -50,35 +53,39 @@ async def resolve_model(services: Services, *, team_id: str, reference: str, ans
             if job is not None and job.fine_tuned_model
             else catalog.ALIASES.get(reference, reference)
         )
-        if job is None and model not in {base.id for base in await services.base_models()}:
+        provider = job.provider if job is not None else services.providers.get(named_provider or None).name
+        if job is None and model not in {base.id for base in await services.base_models(provider)}:
             # Only the team's own models and its provider's base models: another team's ft:… id is refused.
             raise NotFound(
                 f"I know no model `{escape(reference[:100])}` in this team. `/finetune models` lists the team's "
                 "fine-tuned models; base models are the ones in the Train… form."
             )
         if answering:
-            await _require_answering(services, model, job)
+            await _require_answering(services, model, job, provider)
         system = None
         if job is not None:
             dataset = await session.get(Dataset, job.dataset_id)
             if dataset is not None and dataset.report:
                 system = Report.from_storage(dataset.report).common_system_prompt
-    return ChosenModel(model, system, job.channel_id if job is not None else None)
+    return ChosenModel(model, system, job.channel_id if job is not None else None, provider)
 
 
-async def _require_answering(services: Services, model: str, job: TrainingJob | None) -> None:
+async def _require_answering(services: Services, model: str, job: TrainingJob | None, provider: str) -> None:
     today = services.clock.now().date()
     if job is not None and job.model_deleted_at is not None:
         raise InvalidInput(f"`{escape(model)}` was deleted on {job.model_deleted_at:%Y-%m-%d}; it no longer answers.")
     retires = job.model_retires if job is not None else None
     if retires is None:
-        known = {base.id: base for base in await services.base_models()}
+        known = {base.id: base for base in await services.base_models(provider)}
         base = known.get(catalog.base_model_id(model))
-        retires = base.inference_retires if base is not None else services.provider.published_shutdown(model)
+        retires = (
+            base.inference_retires if base is not None else services.providers.get(provider).published_shutdown(model)
+        )
     if retires is not None and today >= retires:
         raise InvalidInput(
             f"`{escape(model)}` was retired on {retires:%Y-%m-%d} and no longer answers at "
-            f"{services.provider.label}, so it can no longer be chatted with, compared, evaluated or recorded. "
+            f"{services.providers.label_of(provider)}, so it can no longer be chatted with, compared, evaluated "
+            "or recorded. "
             "Its training data is still here: `/finetune datasets`."
         )
 

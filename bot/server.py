@@ -106,9 +106,15 @@ def health_routes(services: Services, socket_mode: SocketMode | None) -> list[we
             connected = connected and await socket_mode.client.is_connected()
         if not connected:
             problems.append(f"slack: {services.slack_state.detail}")
+        # A provider that is down or misconfigured is reported, never made the bot's own unreadiness:
+        # the other providers, and everything else, still work.
+        providers = {provider.name: services.metrics.last_outcome(provider.name) for provider in services.providers}
+        left_out = services.providers.left_out
         if problems:
-            return web.json_response({"status": "unavailable", "problems": problems}, status=503)
-        return web.json_response({"status": "ready", "slack": services.slack_state.detail})
+            body = {"status": "unavailable", "problems": problems, "providers": providers, "left_out": left_out}
+            return web.json_response(body, status=503)
+        body = {"status": "ready", "slack": services.slack_state.detail, "providers": providers, "left_out": left_out}
+        return web.json_response(body)
 
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8")
@@ -207,16 +213,20 @@ def _webhook(services: Services) -> Any:
             return web.json_response({"error": "webhooks are not configured (OPENAI_WEBHOOK_SECRET)"}, status=404)
         body = await request.read()
         try:
-            event = services.provider.verify_webhook(body, dict(request.headers), secret=secret.get_secret_value())
+            event = services.providers.default.verify_webhook(
+                body, dict(request.headers), secret=secret.get_secret_value()
+            )
         except ProviderError as error:
             logger.warning("rejected a webhook: %s", error.provider_message)
             return web.json_response({"error": "invalid signature"}, status=400)
         job_id = str((event.get("data") or {}).get("id") or "")
         if event.get("type", "").startswith("fine_tuning.job.") and job_id:
+            # The event names the job by the host's id, unique at each host; whichever provider ran it polls now.
             async with services.db.session() as session, session.begin():
-                await repositories.mark_job_due(
-                    session, provider=services.provider.name, provider_job_id=job_id, now=services.clock.now()
-                )
+                for provider in services.providers:
+                    await repositories.mark_job_due(
+                        session, provider=provider.name, provider_job_id=job_id, now=services.clock.now()
+                    )
         return web.json_response({"ok": True})
 
     return receive

@@ -25,8 +25,8 @@ from bot.datasets.tokens import TokenCounter
 from bot.errors import MalformedRequest, refusal_of
 from bot.metrics import Metrics
 from bot.pacing import SlackPacer
-from bot.providers.openai_compatible import build_provider
-from bot.providers.types import BaseModelInfo, FineTuneProvider
+from bot.providers.registry import Providers, build_providers
+from bot.providers.types import BaseModelInfo, ProviderError
 from bot.settings import Settings
 from bot.workspaces import Installations, WorkspaceClient
 from storage.db import Database
@@ -64,7 +64,8 @@ class Runtime:
     token_counters: dict[str, TokenCounter] = field(default_factory=dict)
     slack_clients: dict[tuple[str, bool], AsyncWebClient] = field(default_factory=dict)
     validation_pool: ProcessPoolExecutor | None = None
-    base_models: tuple[datetime, list[BaseModelInfo]] | None = None
+    # Each provider's base models, with when they were asked.
+    base_models: dict[str, tuple[datetime, list[BaseModelInfo]]] = field(default_factory=dict)
     pacer: SlackPacer | None = None
 
 
@@ -75,7 +76,7 @@ class Services:
     settings: Settings
     db: Database
     clock: Clock
-    provider: FineTuneProvider
+    providers: Providers
     metrics: Metrics = field(default_factory=Metrics)
     # Multi-workspace mode only: the installed workspaces' bot tokens.
     installations: Installations | None = None
@@ -168,12 +169,21 @@ class Services:
             return
         logger.error("background work failed", exc_info=error)
 
-    async def base_models(self) -> list[BaseModelInfo]:
-        """The provider's trainable base models, asked at most every 10 minutes (pickers open often)."""
+    async def base_models(self, provider: str | None = None) -> list[BaseModelInfo]:
+        """A provider's trainable base models (the default provider's for None), asked at most every 10
+        minutes (pickers open often)."""
+        name = self.providers.name_of(provider)
         now = self.clock.now()
-        cached = self.runtime.base_models
+        cached = self.runtime.base_models.get(name)
         if cached is None or now - cached[0] > BASE_MODELS_TTL:
-            cached = self.runtime.base_models = (now, await self.provider.list_base_models())
+            try:
+                cached = self.runtime.base_models[name] = (now, await self.providers.get(name).list_base_models())
+            except ProviderError:
+                if cached is None:
+                    raise
+                logger.info("%s did not list its models; using the list of %s", name, cached[0])
+                # Asked again in a minute, not at every picker meanwhile.
+                self.runtime.base_models[name] = (now - BASE_MODELS_TTL + timedelta(minutes=1), cached[1])
         return cached[1]
 
     def validation_pool(self) -> ProcessPoolExecutor:
@@ -195,7 +205,7 @@ class Services:
             settings=settings,
             db=db,
             clock=clock,
-            provider=build_provider(settings, clock=clock, observe=metrics.provider_call),
+            providers=build_providers(settings, clock=clock, observe=metrics.provider_call),
             metrics=metrics,
             installations=installations,
         )
@@ -219,5 +229,5 @@ class Services:
         await self.cancel_background()
         if self.runtime.validation_pool is not None:
             self.runtime.validation_pool.shutdown(wait=False, cancel_futures=True)
-        await self.provider.aclose()
+        await self.providers.aclose()
         await self.db.dispose()

@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -21,7 +21,38 @@ from bot.validation_settings import DEFAULT_MAX_FILE_MB, DEFAULT_MODEL, FIX
 
 ProviderName = Literal["openai", "azure", "compatible", "sandbox"]
 
-SECRET_SUFFIXES = ("_TOKEN", "_SECRET", "_KEY")
+SECRET_SUFFIXES = ("_TOKEN", "_SECRET", "_KEY", "_PROVIDERS")
+PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+
+
+class ProviderConfig(BaseModel):
+    """One fine-tuning provider of FINETUNE_PROVIDERS, with its own credentials."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ProviderName
+    label: str | None = None  # how people see it named; the kind's usual name by default
+    api_key: SecretStr | None = None
+    # openai and compatible: the API root (https://host/v1); azure: the resource endpoint.
+    base_url: str | None = None
+    api_version: str = "2025-04-01-preview"
+    # Azure serves a fine-tuned model under a deployment name: {"<model id>": "<deployment>"}
+    deployments: dict[str, str] = {}
+    # Base models offered for training; empty means every model of bot/models/catalog.py the host lists.
+    base_models: list[str] = []
+
+    def problem(self) -> str | None:
+        """What this provider still needs, or None when it can be used."""
+        if self.kind == "sandbox":
+            return None
+        if self.kind in ("azure", "compatible") and not self.base_url:
+            example = "https://<resource>.openai.azure.com" if self.kind == "azure" else "https://host.example/v1"
+            return f"needs base_url, e.g. {example}"
+        if self.api_key is None:
+            return "needs api_key"
+        return None
+
+
 SLACK_SETUP_HINT = "create the app from manifest.yml (README, 'Connect to Slack')"
 
 
@@ -46,6 +77,11 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     openai_webhook_secret: SecretStr | None = None
     finetune_provider: ProviderName = "openai"
+    # Several providers side by side: {"<name>": {"kind": "azure", "base_url": …, "api_key": …}, …}.
+    # Unset: the one provider that FINETUNE_PROVIDER and the OPENAI_*/AZURE_* settings describe.
+    finetune_providers: dict[str, ProviderConfig] = {}
+    # Where a base model named without "@provider" is trained, chatted with and evaluated; the first by default.
+    finetune_default_provider: str | None = None
     azure_openai_endpoint: str | None = None
     azure_openai_api_key: SecretStr | None = None
     openai_api_version: str = "2025-04-01-preview"
@@ -128,6 +164,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
+        for name in self.finetune_providers:
+            if not PROVIDER_NAME.match(name):
+                raise ValueError(
+                    f"FINETUNE_PROVIDERS: {name!r} is not a provider name: use lower-case letters, digits and "
+                    "dashes, at most 32"
+                )
+        if self.finetune_default_provider and self.finetune_default_provider not in self.provider_configs():
+            raise ValueError(
+                f"FINETUNE_DEFAULT_PROVIDER={self.finetune_default_provider} is none of the configured providers "
+                f"({', '.join(self.provider_configs())})"
+            )
         if self.slack_bot_token and not self.slack_bot_token.get_secret_value().startswith("xoxb-"):
             raise ValueError(
                 "SLACK_BOT_TOKEN must be a bot token starting with xoxb- "
@@ -219,8 +266,54 @@ class Settings(BaseSettings):
                 "https://<your host>/slack/install, which Slack answers over HTTP."
             )
 
+    def provider_configs(self) -> dict[str, ProviderConfig]:
+        """Every configured provider by name: FINETUNE_PROVIDERS, else the one the single-provider settings make."""
+        if self.finetune_providers:
+            return dict(self.finetune_providers)
+        kind = self.finetune_provider
+        if kind == "azure":
+            one = ProviderConfig(
+                kind=kind,
+                api_key=self.azure_openai_api_key,
+                base_url=self.azure_openai_endpoint,
+                api_version=self.openai_api_version,
+                deployments=self.azure_openai_deployments,
+                base_models=self.finetune_base_models,
+            )
+        else:
+            one = ProviderConfig(
+                kind=kind,
+                api_key=self.openai_api_key,
+                base_url=self.openai_base_url,
+                base_models=self.finetune_base_models,
+            )
+        return {kind: one}
+
+    @property
+    def default_provider(self) -> str:
+        return self.finetune_default_provider or next(iter(self.provider_configs()))
+
+    def usable_providers(self) -> tuple[dict[str, ProviderConfig], list[str]]:
+        """The providers that can be used, and one line for each that cannot (they are left out, and the
+        others run: one misconfigured provider never stops them)."""
+        usable, skipped = {}, []
+        for name, config in self.provider_configs().items():
+            problem = config.problem()
+            if problem is None:
+                usable[name] = config
+            else:
+                skipped.append(f"FINETUNE_PROVIDERS: provider {name} ({config.kind}) {problem}; it is left out.")
+        return usable, skipped
+
     def require_provider(self) -> None:
-        """Raise ConfigError naming what the chosen fine-tuning provider still needs."""
+        """Raise ConfigError naming what the fine-tuning provider still needs: the one provider of the
+        single-provider settings, or the default one and at least one of FINETUNE_PROVIDERS."""
+        if self.finetune_providers:
+            usable, skipped = self.usable_providers()
+            if self.default_provider not in usable:
+                problem = next(line for line in skipped if f"provider {self.default_provider} " in line)
+                raise ConfigError(problem.replace("; it is left out.", ": it is the default provider."))
+            return
         if self.finetune_provider == "sandbox":
             return
         if self.finetune_provider == "azure":

@@ -143,9 +143,16 @@ def select_input(
     selected: str | None,
     dispatch: bool = False,
     optional: bool = False,
+    groups: list[tuple[str, list[dict[str, Any]]]] | None = None,
 ) -> Block:
-    """An input block holding a static select; ``selected`` is the value shown first, when it is an option."""
-    element: dict[str, Any] = {"type": "static_select", "action_id": action_id, "options": options}
+    """An input block holding a static select; ``selected`` is the value shown first, when it is an option.
+    ``groups`` (label, options) replaces ``options`` with option groups."""
+    element: dict[str, Any] = {"type": "static_select", "action_id": action_id}
+    if groups is not None:
+        element["option_groups"] = [{"label": plain(label[:75]), "options": grouped} for label, grouped in groups]
+        options = [o for _, grouped in groups for o in grouped]
+    else:
+        element["options"] = options
     initial = next((o for o in options if o["value"] == selected), None)
     if initial is not None:
         element["initial_option"] = initial

@@ -353,7 +353,7 @@ class SlackDriver:
         """A person picks an option in a modal's select that dispatches actions (like the base model)."""
         block = next(b for b in view.view["blocks"] if b.get("block_id") == block_id)
         element = block["element"]
-        option = next(o for o in element["options"] if o["value"] == value)
+        option = next(o for o in _options(element) if o["value"] == value)
         element["initial_option"] = option
         action = {
             "action_id": element["action_id"],
@@ -404,7 +404,7 @@ class SlackDriver:
                 wanted = changes.get(block_id)
                 option = element.get("initial_option")
                 if wanted is not None:
-                    option = next((o for o in element["options"] if o["value"] == wanted), None)
+                    option = next((o for o in _options(element) if o["value"] == wanted), None)
                     if option is None:
                         raise LookupError(f"{block_id} has no option {wanted!r}")
                 values[block_id] = {action_id: {"type": "static_select", "selected_option": option}}
@@ -443,3 +443,10 @@ def _find_action(blocks: list[dict[str, Any]], action_id: str) -> dict[str, Any]
             if isinstance(element, dict) and element.get("action_id") == action_id:
                 return {**element, "_block_id": block.get("block_id", "")}
     return None
+
+
+def _options(element: dict[str, Any]) -> list[dict[str, Any]]:
+    """A select's options, flat or in option groups (Block Kit takes one or the other)."""
+    if "option_groups" in element:
+        return [o for group in element["option_groups"] for o in group["options"]]
+    return list(element.get("options", []))

@@ -217,7 +217,10 @@ class ChatThread(SQLModel, table=True):
     channel_id: str = Field(max_length=32)
     thread_ts: str = Field(max_length=32)
     model: str = Field(max_length=255)
+    # Where each model answers; "" is the default provider (rows from before providers were recorded).
+    provider: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     compare_model: str | None = Field(default=None, max_length=255)
+    compare_provider: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     system_prompt: str | None = None
     started_by: str = Field(max_length=32)
     created_at: datetime = Field(default_factory=utc_now)
@@ -279,6 +282,7 @@ class GoldenSet(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     team_id: str = Field(foreign_key="team.team_id", max_length=32, index=True)
     model: str = Field(max_length=255, index=True)
+    provider: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     dataset_id: int = Field(foreign_key="dataset.id")
     status: str = Field(default=GoldenSetStatus.RUNNING, max_length=16, index=True)
     total: int = 0
@@ -334,8 +338,12 @@ class Evaluation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     team_id: str = Field(foreign_key="team.team_id", max_length=32, index=True)
     model: str = Field(max_length=255)
+    # Each side answers at its own provider, so a model on one is measured against a model on another.
+    provider: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     baseline_model: str = Field(max_length=255)
+    baseline_provider: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     judge_model: str | None = Field(default=None, max_length=255)
+    judge_provider: str = Field(default="", max_length=32, sa_column_kwargs={"server_default": ""})
     dataset_id: int = Field(foreign_key="dataset.id")
     job_id: int | None = Field(default=None, foreign_key="trainingjob.id")
     status: str = Field(default=EvalStatus.AWAITING_CONFIRMATION, max_length=32, index=True)

@@ -50,14 +50,12 @@ async def start_chat(
 ) -> str:
     """Post the thread's root message and bind the thread; returns its ts. ``compare_with="base"`` compares."""
     chosen = await resolve_model(services, team_id=team_id, reference=reference, answering=True)
-    other = None
+    other, other_provider = None, ""
     if compare_with is not None:
-        other = (
-            catalog.base_model_id(chosen.model)
-            if compare_with == "base"
-            else (await resolve_model(services, team_id=team_id, reference=compare_with, answering=True)).model
-        )
-        if other == chosen.model:
+        against = f"{catalog.base_model_id(chosen.model)}@{chosen.provider}" if compare_with == "base" else compare_with
+        compared = await resolve_model(services, team_id=team_id, reference=against, answering=True)
+        other, other_provider = compared.model, compared.provider
+        if (other, other_provider) == (chosen.model, chosen.provider):
             raise InvalidInput(f"`{escape(chosen.model)}` is its own base; pick another model to compare it with.")
     prompt = system if system is not None else chosen.default_system
     channel_id = channel_id or chosen.home_channel or user_id  # from the Home tab: the job's channel, else a DM
@@ -74,7 +72,9 @@ async def start_chat(
                 channel_id=str(root["channel"]),
                 thread_ts=str(root["ts"]),
                 model=chosen.model,
+                provider=chosen.provider,
                 compare_model=other,
+                compare_provider=other_provider,
                 system_prompt=prompt,
                 started_by=user_id,
                 created_at=services.clock.now(),
@@ -112,10 +112,12 @@ async def on_message(services: Services, incoming: Incoming) -> None:
     question = MENTION.sub("", incoming.text).strip()
     await record_question(services, thread, ts=incoming.ts, text=question)
     history = await _history(services, thread, before=incoming.ts)
-    models = [thread.model, *([thread.compare_model] if thread.compare_model else [])]
-    for model in models:
+    models = [(thread.model, thread.provider)]
+    if thread.compare_model:
+        models.append((thread.compare_model, thread.compare_provider))
+    for model, provider in models:
         try:
-            await _answer(services, thread, incoming, model, history, question, labelled=len(models) > 1)
+            await _answer(services, thread, incoming, (model, provider), history, question, labelled=len(models) > 1)
         except ProviderError as error:  # before the answer began (a wrong key listing the models): said in the thread
             await _notice(services, thread, error.sentence)
 
@@ -129,16 +131,17 @@ async def _history(services: Services, thread: ChatThread, *, before: str) -> li
     ]
 
 
-async def _retired(services: Services, model: str) -> str | None:
-    """The sentence for a model past its shutdown date, or None while it still answers."""
+async def _retired(services: Services, model: str, provider: str) -> str | None:
+    """The sentence for a model past its shutdown date at its provider, or None while it still answers."""
     base = catalog.base_model_id(model)
     today = services.clock.now().date()
-    known = {m.id: m for m in await services.base_models()}
+    known = {m.id: m for m in await services.base_models(provider)}
     retires = known[base].inference_retires if base in known else None
-    retires = retires or services.provider.published_shutdown(model)
+    retires = retires or services.providers.get(provider).published_shutdown(model)
     if retires is not None and today >= retires:
         return (
-            f"`{escape(model)}` was retired on {retires:%Y-%m-%d} and no longer answers. "
+            f"`{escape(model)}` was retired on {retires:%Y-%m-%d} and no longer answers at "
+            f"{services.providers.label_of(provider)}. "
             "Its training data is still here: `/finetune datasets`."
         )
     return None
@@ -148,13 +151,15 @@ async def _answer(
     services: Services,
     thread: ChatThread,
     incoming: Incoming,
-    model: str,
+    answerer: tuple[str, str],
     history: list[tuple[str, str, str | None]],
     question: str,
     *,
     labelled: bool,
 ) -> None:
-    retired = await _retired(services, model)
+    """One model's answer (``answerer``: the model and its provider), streamed into the thread."""
+    model, provider = answerer
+    retired = await _retired(services, model, provider)
     if retired is not None:
         await _notice(services, thread, retired)
         return
@@ -183,14 +188,15 @@ async def _answer(
     writer = AnswerWriter(services, thread, incoming, model=model, label=label)
     end = ChatEnd(usage=None)
     try:
-        async for piece in services.provider.stream_chat(model=model, messages=messages, max_tokens=reserve):
+        stream = services.providers.get(provider).stream_chat(model=model, messages=messages, max_tokens=reserve)
+        async for piece in stream:
             if isinstance(piece, ChatEnd):
                 end = piece
             else:
                 await writer.add(piece)
     except ProviderError as error:
         await writer.abandon()
-        await _notice(services, thread, await _failure_text(services, thread, model, error))
+        await _notice(services, thread, await _failure_text(services, thread, answerer, error))
         return
     footer = f"{escape(model)} · {len(messages) - 1} message(s) of context"
     if end.usage is not None:
@@ -200,9 +206,11 @@ async def _answer(
     await writer.finish(footer)
 
 
-async def _failure_text(services: Services, thread: ChatThread, model: str, error: ProviderError) -> str:
+async def _failure_text(services: Services, thread: ChatThread, answerer: tuple[str, str], error: ProviderError) -> str:
+    model, provider = answerer
+    label = services.providers.label_of(provider)
     if error.kind == ProviderErrorKind.NOT_FOUND:
-        retired = await _retired(services, model)
+        retired = await _retired(services, model, provider)
         if retired:
             return retired
         async with services.db.session() as session:
@@ -210,14 +218,14 @@ async def _failure_text(services: Services, thread: ChatThread, model: str, erro
         planned = f" (it was due to retire on {job.model_retires:%Y-%m-%d})" if job and job.model_retires else ""
         if job is not None and job.model_deleted_at is not None:
             return f"`{escape(model)}` was deleted on {job.model_deleted_at:%Y-%m-%d}{planned}; it no longer answers."
-        return f"`{escape(model)}` is not available any more at {services.provider.label}{planned}."
+        return f"`{escape(model)}` is not available any more at {label}{planned}."
     if error.kind == ProviderErrorKind.CONTEXT_TOO_LONG:
         return (
             f"The conversation no longer fits `{escape(model)}`'s context: “{escape(error.provider_message)}” "
             "Start a new chat."
         )
     if error.kind == ProviderErrorKind.RATE_LIMITED:
-        return f"{services.provider.label} is rate-limiting requests right now; ask again in a minute."
+        return f"{label} is rate-limiting requests right now; ask again in a minute."
     return f"`{escape(model)}` could not answer: “{escape(error.provider_message)}” Try again in a moment."
 
 

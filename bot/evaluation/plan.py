@@ -71,17 +71,28 @@ def sides(evaluation: Evaluation) -> list[tuple[str, str]]:
     return [(EvalSide.CANDIDATE, evaluation.model), (EvalSide.BASELINE, evaluation.baseline_model)]
 
 
+def provider_of(evaluation: Evaluation, side: str) -> str:
+    """Where one side of an evaluation answers: each is asked at its own provider."""
+    return {
+        EvalSide.CANDIDATE: evaluation.provider,
+        EvalSide.BASELINE: evaluation.baseline_provider,
+        EvalSide.JUDGE: evaluation.judge_provider,
+    }[EvalSide(side)]
+
+
 async def _contenders(
     services: Services, *, team_id: str, reference: str, against: str | None
-) -> tuple[ChosenModel, str]:
-    """The model to evaluate and the one it is measured against (its base unless ``against`` names one)."""
+) -> tuple[ChosenModel, ChosenModel]:
+    """The model to evaluate and the one it is measured against: its base at its provider unless ``against``
+    names one, which may answer at another provider (``model@provider``, or a model trained there)."""
     chosen = await resolve_model(services, team_id=team_id, reference=reference, answering=True)
-    baseline = (
-        (await resolve_model(services, team_id=team_id, reference=against, answering=True)).model
-        if against
-        else catalog.base_model_id(chosen.model)
+    baseline = await resolve_model(
+        services,
+        team_id=team_id,
+        reference=against or f"{catalog.base_model_id(chosen.model)}@{chosen.provider}",
+        answering=True,
     )
-    if baseline == chosen.model:
+    if (baseline.model, baseline.provider) == (chosen.model, chosen.provider):
         raise InvalidInput(
             f"`{escape(chosen.model)}` would be measured against itself; name another model with `against`."
         )
@@ -121,7 +132,7 @@ async def plan(
         training = await session.get(Dataset, job.dataset_id) if job is not None else None
     overlap = await _overlap(services, training, examples)
     judge = services.settings.finetune_eval_judge_model
-    cost, tokens = _estimate(services, [chosen.model, baseline], examples, judge=judge)
+    cost, tokens = _estimate(services, [chosen.model, baseline.model], examples, judge=judge)
     channel, thread = (job.channel_id, job.thread_ts) if job is not None else (dataset.channel_id, dataset.message_ts)
     async with services.db.session() as session, session.begin():
         evaluation = await repositories.add_evaluation(
@@ -129,8 +140,11 @@ async def plan(
             evaluation=Evaluation(
                 team_id=team_id,
                 model=chosen.model,
-                baseline_model=baseline,
+                provider=chosen.provider,
+                baseline_model=baseline.model,
+                baseline_provider=baseline.provider,
                 judge_model=judge,
+                judge_provider=services.providers.default_name,
                 dataset_id=dataset.id or 0,
                 job_id=job.id if job is not None else None,
                 total=len(examples),

@@ -17,7 +17,7 @@ from bot.datasets.examples import Example, load_examples
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.evaluation import views as evaluation_views
 from bot.evaluation.judge import judge_messages
-from bot.evaluation.plan import CONFIRMATION_WINDOW, sides
+from bot.evaluation.plan import CONFIRMATION_WINDOW, provider_of, sides
 from bot.evaluation.results import complete_positions, finish, show_progress
 from bot.mrkdwn import escape
 from bot.providers import ProviderErrorKind
@@ -237,7 +237,7 @@ class _Asking:
             )
             await repositories.add_evaluation_answers(session, answers=[row])
 
-        answer = await self.batch.ask(model, messages, keep=keep)
+        answer = await self.batch.ask(model, messages, provider=provider_of(self.evaluation, side), keep=keep)
         if answer is None:
             return None
         self.answers[(position, side)] = answer.text

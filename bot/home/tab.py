@@ -41,6 +41,7 @@ async def publish_home(services: Services, *, team_id: str, user_id: str, pages:
             budget=services.settings.finetune_monthly_budget_usd,
             pages=pages,
             now=now,
+            provider_label=services.providers.label_of,
         )
         await services.slack_for(team_id).views_publish(user_id=user_id, view=view)
 

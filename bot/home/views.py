@@ -49,6 +49,7 @@ def home_view(
     budget: float | None,
     pages: dict[str, int],
     now: Any,
+    provider_label: Callable[[str], str],
 ) -> Block:
     """The Home tab: datasets, jobs, models (with retirement dates), evaluations and this month's spend, paged."""
     budget_text = f" of the ${budget:,.2f} monthly budget" if budget is not None else ""
@@ -65,7 +66,7 @@ def home_view(
         models,
         pages,
         lambda job: [
-            section(model_line(job, today=now.date())),
+            section(model_line(job, today=now.date(), provider=provider_label(job.provider))),
             model_actions(
                 job.id,
                 job.fine_tuned_model,

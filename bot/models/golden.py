@@ -59,6 +59,7 @@ async def start_recording(
         golden = GoldenSet(
             team_id=team_id,
             model=chosen.model,
+            provider=chosen.provider,
             dataset_id=dataset.id or 0,
             total=len(prompts),
             channel_id=channel,
@@ -117,7 +118,7 @@ async def record(services: Services, *, golden_set_id: int) -> None:
             )
             await repositories.add_golden_answers(session, answers=[row])
 
-        if await batch.ask(golden.model, messages, keep=keep) is None:
+        if await batch.ask(golden.model, messages, provider=golden.provider, keep=keep) is None:
             return
         done.add(position)
         if batch.progress_due():

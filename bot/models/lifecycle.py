@@ -10,7 +10,7 @@ from bot import policy, slack_blocks
 from bot.errors import NotFound, ProviderRefused
 from bot.models import views as model_views
 from bot.mrkdwn import escape
-from bot.providers import ProviderError, ProviderErrorKind
+from bot.providers import BaseModelInfo, ProviderError, ProviderErrorKind
 from bot.references import resolve_model
 from bot.services import Services
 from storage import repositories
@@ -30,11 +30,12 @@ async def delete_model(services: Services, *, team_id: str, user_id: str, refere
         services.settings, user_id, owner=job.requested_by, who="trained it", action=f"delete `{escape(chosen.model)}`"
     )
     try:
-        await services.provider.delete_model(chosen.model)
+        await services.providers.get(job.provider).delete_model(chosen.model)
     except ProviderError as error:
         if error.kind != ProviderErrorKind.NOT_FOUND:
+            label = services.providers.label_of(job.provider)
             raise ProviderRefused(
-                f"{services.provider.label} did not delete `{escape(chosen.model)}`: “{escape(error.provider_message)}”"
+                f"{label} did not delete `{escape(chosen.model)}`: “{escape(error.provider_message)}”"
             ) from None
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
@@ -86,7 +87,9 @@ async def models_blocks(services: Services, *, team_id: str) -> tuple[str, list[
     today = services.clock.now().date()
     if not models:
         return "No fine-tuned models yet.", [slack_blocks.section("No fine-tuned models yet. Train one from a report.")]
-    lines = [model_views.model_line(job, today=today) for job in models]
+    lines = [
+        model_views.model_line(job, today=today, provider=services.providers.label_of(job.provider)) for job in models
+    ]
     return (
         f"{len(models)} fine-tuned model(s)",
         [
@@ -107,14 +110,22 @@ def _reminder_key(left: int) -> str | None:
 
 
 async def queue_training_reminders(services: Services) -> int:
-    """Owe a reminder 30, 7 and 1 days before the provider stops training base models a team has trained
-    there: one per team and day, in the approval channel and by DM to each person who trained them."""
+    """Owe a reminder 30, 7 and 1 days before a provider stops training base models a team has trained
+    there: one per provider, team and day, in the approval channel and by DM to each person who trained
+    them. Each provider on its own calendar; one that cannot be asked now is asked again next tick."""
+    queued = 0
+    for provider in services.providers:
+        try:
+            offered = await services.base_models(provider.name)
+        except ProviderError as error:  # its outage is the poller's to report
+            logger.info("no end-of-training reminders for %s this tick: %s", provider.name, error.provider_message)
+            continue
+        queued += await _queue_training_reminders(services, provider.name, provider.label, offered)
+    return queued
+
+
+async def _queue_training_reminders(services: Services, provider: str, label: str, offered: list[BaseModelInfo]) -> int:
     today = services.clock.now().date()
-    try:
-        offered = await services.base_models()
-    except ProviderError as error:  # the provider's outage is the poller's to report; try again next tick
-        logger.info("no end-of-training reminders this tick: %s", error.provider_message)
-        return 0
     ending: dict[date, list[str]] = {}
     for model in offered:
         left = days_left(model.training_retires, today)
@@ -122,12 +133,11 @@ async def queue_training_reminders(services: Services) -> int:
             ending.setdefault(model.training_retires, []).append(model.id)
     if not ending:
         return 0
-    provider = services.provider
     approval_channel = services.settings.finetune_approval_channel
     queued = 0
     async with services.db.session() as session, session.begin():
         trained = await repositories.trainers_at(
-            session, provider=provider.name, base_models=[m for models in ending.values() for m in models]
+            session, provider=provider, base_models=[m for models in ending.values() for m in models]
         )
         for day, models in ending.items():
             key = _reminder_key((day - today).days)
@@ -135,7 +145,7 @@ async def queue_training_reminders(services: Services) -> int:
             for team_id in sorted({team for team, base, _ in trained if base in models}):
                 bases = sorted({base for team, base, _ in trained if team == team_id and base in models})
                 people = sorted({user for team, base, user in trained if team == team_id and base in bases})
-                text = model_views.training_reminder_text(provider.label, bases, day=day, left=(day - today).days)
+                text = model_views.training_reminder_text(label, bases, day=day, left=(day - today).days)
                 targets = [(NotificationKind.REMINDER, approval_channel, key)] if approval_channel else []
                 targets += [(NotificationKind.REMINDER_DM, user, f"{key}:{user}") for user in people]
                 for kind, channel, once in targets:
@@ -143,7 +153,7 @@ async def queue_training_reminders(services: Services) -> int:
                         session,
                         notification=Notification(
                             team_id=team_id,
-                            subject=f"training:{provider.name}:{day:%Y-%m-%d}",
+                            subject=f"training:{provider}:{day:%Y-%m-%d}",
                             kind=kind,
                             key=once,
                             channel_id=channel,

@@ -48,10 +48,12 @@ def retirement_text(retires: Any, *, today: Any) -> str:
     return f"{warning}retires {retires:%Y-%m-%d} ({left} day{'s' if left != 1 else ''} left)"
 
 
-def model_line(job: Any, *, today: Any) -> str:
+def model_line(job: Any, *, today: Any, provider: str) -> str:
+    """One model: where it answers (``provider``, as people name it), its base, who made it, when it retires."""
     created = f"{job.finished_at:%Y-%m-%d}" if job.finished_at else "—"
     return (
-        f"• `{escape(job.fine_tuned_model)}` — base `{escape(job.base_model)}`, created {created} by "
+        f"• `{escape(job.fine_tuned_model)}` at {escape(provider)} — base `{escape(job.base_model)}`, created "
+        f"{created} by "
         f"<@{job.requested_by}>, "
         f"{retirement_text(job.model_retires, today=today)}"
     )

@@ -77,16 +77,22 @@ class LeasedBatch:
         self.failure: ProviderError | None = None
 
     async def ask(
-        self, model: str, messages: list[dict[str, str]], *, keep: Callable[[Session, Answer], Awaitable[object]]
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        provider: str,
+        keep: Callable[[Session, Answer], Awaitable[object]],
     ) -> Answer | None:
-        """Ask, then ``keep`` the answer and renew the lease in one transaction; None once the batch stopped."""
+        """Ask ``model`` at ``provider``, then ``keep`` the answer and renew the lease in one transaction; None
+        once the batch stopped."""
         services = self._services
         async with self._slots:
             if self.failure is not None:
                 return None
             try:
                 answer = await complete_patiently(
-                    services.provider,
+                    services.providers.get(provider),
                     services.clock,
                     model=model,
                     messages=messages,

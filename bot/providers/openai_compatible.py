@@ -43,7 +43,7 @@ from bot.providers.types import (
     ProviderEvent,
     ProviderJob,
 )
-from bot.settings import Settings
+from bot.settings import ProviderConfig, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -71,18 +71,21 @@ class OpenAICompatibleProvider:
         self,
         *,
         name: str,
+        config: ProviderConfig,
         client: AsyncOpenAI,
         settings: Settings,
         clock: Clock | None = None,
         observe: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
-        self.label = PROVIDER_LABELS.get(name, name)
+        self.kind: str = config.kind
+        self.config = config
+        self.label = config.label or PROVIDER_LABELS.get(config.kind, name)
         self.client = client
         self.settings = settings
         self.clock = clock or SystemClock()
         self.calendar = Calendar(
-            kind=name,
+            kind=config.kind,
             name=name,
             training_overrides=settings.finetune_training_retirements,
             inference_overrides=settings.finetune_inference_retirements,
@@ -120,7 +123,7 @@ class OpenAICompatibleProvider:
         return self.calendar.inference_retires(model)
 
     async def list_base_models(self) -> list[BaseModelInfo]:
-        offered = self.settings.finetune_base_models or list(catalog.CATALOG)
+        offered = self.config.base_models or list(catalog.CATALOG)
         listing = first_items(self.client.models.list(), 10_000)
         listed: dict[str, tuple[date | None, date | None]] = await self._call(
             listing, read=lambda found: {str(model.id): reported_dates(model) for model in found}
@@ -138,7 +141,7 @@ class OpenAICompatibleProvider:
     def _methods(self, model: str) -> tuple[str, ...]:
         info = catalog.lookup(model)
         methods = info.methods if info else ("supervised",)
-        if self.name == "azure" and catalog.base_model_id(model) in AZURE_SUPERVISED_ONLY:
+        if self.kind == "azure" and catalog.base_model_id(model) in AZURE_SUPERVISED_ONLY:
             return ("supervised",)
         return methods
 
@@ -273,8 +276,8 @@ class OpenAICompatibleProvider:
 
     def chat_target(self, model: str) -> str:
         """What to call the model in a chat request: Azure serves a fine-tune under its deployment name."""
-        if self.name == "azure":
-            return self.settings.azure_openai_deployments.get(model, model)
+        if self.kind == "azure":
+            return self.config.deployments.get(model, model)
         return model
 
     async def stream_chat(
@@ -337,31 +340,26 @@ class OpenAICompatibleProvider:
 
 
 def build_provider(
+    name: str,
+    config: ProviderConfig,
     settings: Settings,
     *,
-    base_url: str | None = None,
     clock: Clock | None = None,
     observe: Callable[[str], None] | None = None,
 ) -> OpenAICompatibleProvider:
-    """The configured provider; ``base_url`` overrides OPENAI_BASE_URL (the sandbox's own emulator)."""
+    """The adapter for one configured provider, on the SDK's aiohttp transport."""
     http_client = DefaultAioHttpClient()
-    if settings.finetune_provider == "azure":
-        key = settings.azure_openai_api_key.get_secret_value() if settings.azure_openai_api_key else None
+    key = config.api_key.get_secret_value() if config.api_key else None
+    if config.kind == "azure":
         client: AsyncOpenAI = AsyncAzureOpenAI(
-            azure_endpoint=base_url or settings.azure_openai_endpoint or "",
+            azure_endpoint=config.base_url or "",
             api_key=key,
-            api_version=settings.openai_api_version,
+            api_version=config.api_version,
             max_retries=3,
             http_client=http_client,
         )
     else:
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        client = AsyncOpenAI(
-            api_key=key or "sandbox",
-            base_url=base_url or settings.openai_base_url,
-            max_retries=3,
-            http_client=http_client,
-        )
+        client = AsyncOpenAI(api_key=key or "sandbox", base_url=config.base_url, max_retries=3, http_client=http_client)
     return OpenAICompatibleProvider(
-        name=settings.finetune_provider, client=client, settings=settings, clock=clock, observe=observe
+        name=name, config=config, client=client, settings=settings, clock=clock, observe=observe
     )

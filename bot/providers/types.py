@@ -152,7 +152,8 @@ class ProviderError(ProviderRefused):
 class FineTuneProvider(Protocol):
     """What the bot needs from a fine-tuning host. Every method raises ProviderError on failure."""
 
-    name: str
+    name: str  # as configured, and as rows record it
+    kind: str  # what the host is: openai, azure, compatible, sandbox
     label: str  # how the host is named to people, e.g. "OpenAI", "Azure OpenAI"
 
     async def list_base_models(self) -> list[BaseModelInfo]: ...

@@ -22,7 +22,7 @@ async def cancel_confirmation(
     """The question before cancelling: a button that asks once more, for the requester or an admin."""
     job = await find_job(services, team_id=team_id, reference=reference)
     if job.status == JobStatus.STARTING:
-        raise InvalidInput(views.still_starting_text(job.id or 0, services.provider.label))
+        raise InvalidInput(views.still_starting_text(job.id or 0, services.providers.label_of(job.provider)))
     if job.status not in ACTIVE or not job.provider_job_id:
         raise InvalidInput(f"Job #{job.id} is {views.STATUS_WORDS.get(job.status, job.status)}; nothing to cancel.")
     policy.require_owner_or_admin(
@@ -46,14 +46,13 @@ async def cancel(services: Services, *, team_id: str, user_id: str, job_id: int)
     )
     if job.status not in ACTIVE or not job.provider_job_id:
         if job.status == JobStatus.STARTING:
-            return views.still_starting_text(job_id, services.provider.label)
+            return views.still_starting_text(job_id, services.providers.label_of(job.provider))
         return f"Job #{job_id} is {escape(job.status.replace('_', ' '))}; there is nothing to cancel."
     try:
-        remote = await services.provider.cancel_job(job.provider_job_id)
+        remote = await services.providers.get(job.provider).cancel_job(job.provider_job_id)
     except ProviderError as error:
-        raise ProviderRefused(
-            f"{services.provider.label} did not cancel job #{job_id}: “{escape(error.provider_message)}”"
-        ) from None
+        label = services.providers.label_of(job.provider)
+        raise ProviderRefused(f"{label} did not cancel job #{job_id}: “{escape(error.provider_message)}”") from None
     now = services.clock.now()
     async with services.db.session() as session, session.begin():
         moved = await repositories.move_job_status(

@@ -10,7 +10,7 @@ import logging
 from datetime import timedelta
 
 from bot.mrkdwn import escape
-from bot.providers import JobRequest, ProviderError, ProviderErrorKind, ProviderJob
+from bot.providers import FineTuneProvider, JobRequest, ProviderError, ProviderErrorKind, ProviderJob
 from bot.references import dataset_path
 from bot.services import Services
 from bot.training import views
@@ -31,23 +31,23 @@ START_LEASE = timedelta(minutes=5)
 TRY_AGAIN = "Nothing was started, and the dataset is still ready: click Train… on its report to try again."
 
 
-async def _job_of_request(services: Services, request_id: str) -> ProviderJob | None:
+async def _job_of_request(provider: FineTuneProvider, request_id: str) -> ProviderJob | None:
     """The provider's job created for ``request_id``, if any. The provider's filter is not trusted alone (a
     host may ignore it and list every job): a candidate must carry this request id itself."""
-    found = await services.provider.find_jobs(metadata={"request_id": request_id})
+    found = await provider.find_jobs(metadata={"request_id": request_id})
     return next((job for job in found if job.metadata.get("request_id") == request_id), None)
 
 
-async def _create_once(services: Services, request: JobRequest) -> ProviderJob:
+async def _create_once(services: Services, provider: FineTuneProvider, request: JobRequest) -> ProviderJob:
     """Create the job without ever creating it twice, whatever the network does."""
     last: ProviderError | None = None
     for attempt in range(CREATE_ATTEMPTS):
         try:
-            return await services.provider.create_job(request)
+            return await provider.create_job(request)
         except ProviderError as error:
             last = error
             if error.ambiguous:
-                found = await _job_of_request(services, request.metadata["request_id"])
+                found = await _job_of_request(provider, request.metadata["request_id"])
                 if found is not None:
                     logger.info(
                         "job for request %s existed despite the error; adopting it", request.metadata["request_id"]
@@ -76,17 +76,19 @@ async def launch(services: Services, *, job_id: int) -> None:
 
 
 async def _submit(services: Services, job: TrainingJob, dataset: Dataset, validation: Dataset | None) -> ProviderJob:
-    """Upload the stored copies and create the job (once, whatever the network does)."""
-    training_file = await services.provider.upload_dataset(
+    """Upload the stored copies and create the job (once, whatever the network does), at the job's provider."""
+    provider = services.providers.get(job.provider)
+    training_file = await provider.upload_dataset(
         dataset_path(services, dataset.sha256), filename=dataset.filename, size=dataset.bytes
     )
     validation_file = None
     if validation is not None:
-        validation_file = await services.provider.upload_dataset(
+        validation_file = await provider.upload_dataset(
             dataset_path(services, validation.sha256), filename=validation.filename, size=validation.bytes
         )
     return await _create_once(
         services,
+        provider,
         JobRequest(
             model=job.base_model,
             training_file=training_file,
@@ -120,8 +122,8 @@ async def _launch(services: Services, job_id: int) -> None:
                 job,
                 dataset,
                 f"the bot's stored copy of `{escape(missing.filename)}` is missing from its data folder, so "
-                f"nothing was sent to {services.provider.label}. Share the file again and click Train… on "
-                "its new report.",
+                f"nothing was sent to {services.providers.label_of(job.provider)}. Share the file again and click "
+                "Train… on its new report.",
                 recorded=f"stored copy of {missing.filename} missing",
             )
             return
@@ -136,8 +138,8 @@ async def _launch(services: Services, job_id: int) -> None:
             services,
             job,
             dataset,
-            f"{services.provider.label} did not start it: “{escape(error.provider_message)}”\n{error.advice} "
-            + TRY_AGAIN,
+            f"{services.providers.label_of(job.provider)} did not start it: “{escape(error.provider_message)}”\n"
+            f"{error.advice} " + TRY_AGAIN,
             recorded=error.provider_message,
         )
         return
@@ -171,7 +173,7 @@ async def _record_start(services: Services, job_id: int, created: ProviderJob, d
             # Another replica gave this start up for lost meanwhile: the job it never saw must not bill.
             logger.warning("job %s was settled as %s while starting; cancelling %s", job_id, row.status, created.id)
             try:
-                await services.provider.cancel_job(created.id)
+                await services.providers.get(row.provider).cancel_job(created.id)
             except ProviderError as error:
                 logger.error("could not cancel orphaned provider job %s: %s", created.id, error.provider_message)
         return
@@ -200,7 +202,7 @@ async def _look_up_start(services: Services, job_id: int, *, why: str, quoted: s
     if job is None or dataset is None or job.status != JobStatus.STARTING:
         return
     try:
-        found = await _job_of_request(services, job.request_id)
+        found = await _job_of_request(services.providers.get(job.provider), job.request_id)
     except ProviderError as error:
         logger.warning("could not look job %s up at the provider (%s); asking again later", job_id, error.kind)
         return
@@ -216,7 +218,7 @@ async def _look_up_start(services: Services, job_id: int, *, why: str, quoted: s
         dataset,
         f"starting it was interrupted: {why}"
         + (f" (“{escape(quoted)}”)" if quoted else "")
-        + f", and {services.provider.label} has no job for it. {TRY_AGAIN}",
+        + f", and {services.providers.label_of(job.provider)} has no job for it. {TRY_AGAIN}",
         recorded=quoted or f"interrupted: {why}",
     )
 

@@ -32,7 +32,9 @@ async def status_blocks(services: Services, *, team_id: str, reference: str | No
     title = f"*Job #{job.id}*"
     card = views.job_card(job, dataset_name=dataset.filename, title=title, now=now)
     if job.error_message:
-        card.append(slack_blocks.context(f"{services.provider.label} said: {escape(job.error_message)}"))
+        card.append(
+            slack_blocks.context(f"{services.providers.label_of(job.provider)} said: {escape(job.error_message)}")
+        )
     return f"Job #{job.id}: {views.progress_line(job, now=now)}", card
 
 

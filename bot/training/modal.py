@@ -19,10 +19,10 @@ from bot.errors import InvalidInput, MalformedRequest, NotAllowed, slack_error_c
 from bot.models import catalog
 from bot.mrkdwn import escape
 from bot.numbers import whole_number
-from bot.providers import BaseModelInfo
 from bot.references import dataset_path, find_dataset, require_dataset
 from bot.services import Services
 from bot.training import views
+from bot.training.offers import choice_value, offers, retired_text, split_choice
 from storage import repositories
 from storage.models import Dataset
 
@@ -85,30 +85,6 @@ def dataset_id_of(dataset: Dataset) -> int:
     return dataset.id
 
 
-def retired_text(services: Services, model: BaseModelInfo | None, model_id: str) -> str:
-    """Why ``model_id`` cannot be trained here, naming the provider in use and no other: where else it
-    could be trained is for the admin who configures providers to say."""
-    today = services.clock.now().date()
-    label = services.provider.label
-    elsewhere = "An admin can add a provider that still trains it (README, Providers)."
-    if model is None:
-        return f"`{escape(model_id)}` cannot be fine-tuned with {label}. Pick one of the models in the Train… dialog."
-    shutdown = ""
-    if model.inference_retires:
-        verb = "stopped" if today >= model.inference_retires else "stop"
-        shutdown = f", and its fine-tunes {verb} answering there on {model.inference_retires:%Y-%m-%d}"
-    return (
-        f"`{escape(model.id)}` can no longer be trained with {label}: training ended on "
-        f"{model.training_retires:%Y-%m-%d} (today is {today:%Y-%m-%d}){shutdown}. {elsewhere}"
-    )
-
-
-async def _trainable(services: Services) -> tuple[list[BaseModelInfo], dict[str, BaseModelInfo]]:
-    models = await services.base_models()
-    today = services.clock.now().date()
-    return [m for m in models if m.trainable_on(today)], {m.id: m for m in models}
-
-
 async def _require_dataset(services: Services, team_id: str, reference: str) -> Dataset:
     dataset = await require_dataset(services, team_id=team_id, reference=reference)
     if not dataset.valid:
@@ -162,23 +138,25 @@ async def _render_modal(
     pending: bool = False,
 ) -> dict[str, Any]:
     """The form; ``pending`` shows "computing…" where an estimate that needs a fresh count will go."""
-    models, _ = await _trainable(services)
+    trainable, _ = await offers(services)
+    model, _ = split_choice(services, choice["model"])
     if pending:
-        shown = views.estimate_pending_text(model=choice["model"])
+        shown = views.estimate_pending_text(model=model)
     else:
         if fresh_estimate:
             epochs, capped, cost = await estimate(
-                services, dataset, model=choice["model"], method=choice["method"], epochs=choice.get("n_epochs", "auto")
+                services, dataset, model=model, method=choice["method"], epochs=choice.get("n_epochs", "auto")
             )
         else:
             stored = Report.from_storage(dataset.report)
             epochs, capped, cost = _estimate_from(
                 stored, epochs=choice.get("n_epochs", "auto"), price=stored.billing.price_per_million
             )
-        shown = views.estimate_text(model=choice["model"], epochs=epochs, capped_tokens=capped, cost=cost)
+        shown = views.estimate_text(model=model, epochs=epochs, capped_tokens=capped, cost=cost)
     return views.train_modal(
         dataset=dataset,
-        models=models,
+        offers=trainable,
+        grouped=services.providers.several,
         choice=choice,
         validation_choices=await _validation_choices(services, team_id, dataset),
         estimate=shown,
@@ -193,23 +171,23 @@ async def open_train_modal(
     if not await policy.may_train(services, user_id, team_id=team_id):
         raise NotAllowed(NOT_A_TRAINER)
     dataset = await _require_dataset(services, team_id, reference)
-    models, known = await _trainable(services)
+    trainable, known = await offers(services)
+    values = {o.value for o in trainable}
     if not overrides and dataset.parent_id is not None:
         overrides = await _previous_settings(services, team_id=team_id, dataset_id=dataset.parent_id)
-        if overrides.get("model") not in {m.id for m in models}:
+        if overrides.get("model") not in values:
             overrides.pop("model", None)  # no longer trainable: the form offers the ones that are
-    if not models:
-        default_model = services.settings.finetune_default_model
-        raise InvalidInput(retired_text(services, known.get(default_model), default_model))
+    default_model = services.settings.finetune_default_model
+    if not trainable:
+        raise InvalidInput(retired_text(services, known.get(default_model), default_model, trainable))
     wanted = overrides.get("model")
     if wanted:
-        resolved = catalog.ALIASES.get(wanted, wanted)
-        if resolved not in {m.id for m in models}:
-            raise InvalidInput(retired_text(services, known.get(resolved), wanted))
+        resolved = choice_value(services, *split_choice(services, wanted))
+        if resolved not in values:
+            raise InvalidInput(retired_text(services, known.get(resolved), resolved, trainable))
         overrides = {**overrides, "model": resolved}
-    default_model = services.settings.finetune_default_model
     choice = {
-        "model": default_model if default_model in {m.id for m in models} else models[0].id,
+        "model": default_model if default_model in values else trainable[0].value,
         "method": default_method(dataset.format),
         **{key: value for key, value in overrides.items() if key in CHOICE_FIELDS},
     }
@@ -218,7 +196,7 @@ async def open_train_modal(
         choice["validation"] = str(validation.id) if validation else ""
     context = ModalContext(dataset_id=dataset_id_of(dataset), request_id=uuid.uuid4().hex)
     stored_for = Report.from_storage(dataset.report).billing.model
-    reuse = catalog.base_model_id(choice["model"]) == catalog.base_model_id(stored_for)
+    reuse = catalog.base_model_id(split_choice(services, choice["model"])[0]) == catalog.base_model_id(stored_for)
     # Slack's trigger_id lasts 3 s, and counting a large file for another model takes longer: the form
     # opens at once, and its estimate follows by views.update.
     view = await _render_modal(
@@ -309,12 +287,14 @@ async def check_choice(
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Field errors keyed by block id (empty when all is well), and the hyperparameters to send."""
     errors: dict[str, str] = {}
-    models, known = await _trainable(services)
-    model = choice.get("model", "")
-    if model not in {m.id for m in models}:
-        errors["model"] = retired_text(services, known.get(model), model)[:150]
+    trainable, known = await offers(services)
+    picked = choice.get("model", "")
+    model, _ = split_choice(services, picked)
+    if picked not in {o.value for o in trainable}:
+        errors["model"] = retired_text(services, known.get(picked), picked, trainable)[:150]
     method = choice.get("method") or default_method(dataset.format)
-    info = known.get(model)
+    offer = known.get(picked)
+    info = offer.model if offer is not None else None
     if dataset.format == "preference" and method != "dpo":
         errors["method"] = "Preference data trains with dpo only."
     elif dataset.format == "chat" and method == "dpo":

@@ -102,8 +102,8 @@ async def follow_job(services: Services, job_id: int) -> bool:
         assert job is not None and job.provider_job_id is not None
         dataset = await session.get(Dataset, job.dataset_id)
     assert dataset is not None
-    remote = await services.provider.get_job(job.provider_job_id)
-    events = await services.provider.events_since(job.provider_job_id, last_seen=job.last_event_id)
+    remote = await services.providers.get(job.provider).get_job(job.provider_job_id)
+    events = await services.providers.get(job.provider).events_since(job.provider_job_id, last_seen=job.last_event_id)
     now = services.clock.now()
     new_status = transition(job.status, remote.status)
     rows = [_event_row(job, event) for event in events]
@@ -137,10 +137,14 @@ async def _success_details(
     """What a finished job adds: its checkpoints, its model's shutdown date, and its losses from the
     results file when the events carried none."""
     assert job.provider_job_id is not None
-    checkpoints = await services.provider.checkpoints(job.provider_job_id)
-    model_retires = await _model_retires(services, remote.fine_tuned_model) if remote.fine_tuned_model else None
+    checkpoints = await services.providers.get(job.provider).checkpoints(job.provider_job_id)
+    model_retires = (
+        await _model_retires(services, job.provider, remote.fine_tuned_model) if remote.fine_tuned_model else None
+    )
     if not any(row.type == "metrics" for row in rows) and remote.result_files:
-        rows = rows + _rows_from_results_csv(job, await services.provider.file_content(remote.result_files[0]))
+        rows = rows + _rows_from_results_csv(
+            job, await services.providers.get(job.provider).file_content(remote.result_files[0])
+        )
     return checkpoints, model_retires, rows
 
 
@@ -222,7 +226,7 @@ async def _queue_notifications(
         job,
         dataset_name=dataset.filename,
         checkpoints=checkpoints,
-        provider_label=services.provider.label,
+        provider_label=services.providers.label_of(job.provider),
         now=now,
         error_code=error_code,
     )
@@ -263,20 +267,21 @@ async def _refresh_card(services: Services, job: TrainingJob, dataset: Dataset, 
         logger.warning("job card of %s not updated: %s", job.id, error)
 
 
-async def _model_retires(services: Services, model: str) -> date | None:
-    """The provider's shutdown date for the new model, else its base model's."""
+async def _model_retires(services: Services, provider_name: str, model: str) -> date | None:
+    """The provider's shutdown date for the new model, else its base model's there."""
+    provider = services.providers.get(provider_name)
     try:
-        shutdown = await services.provider.model_shutdown(model)
+        shutdown = await provider.model_shutdown(model)
     except ProviderError as error:
         logger.info("no shutdown date for %s: %s", model, error.provider_message)
         shutdown = None
     if shutdown is not None:
         return shutdown
     base = catalog.base_model_id(model)
-    known = {m.id: m for m in await services.base_models()}
+    known = {m.id: m for m in await services.base_models(provider_name)}
     if base in known and known[base].inference_retires:
         return known[base].inference_retires
-    return services.provider.published_shutdown(model)
+    return provider.published_shutdown(model)
 
 
 def backoff(failures: int, interval: timedelta) -> timedelta:

@@ -16,6 +16,7 @@ from bot.services import Services
 from bot.training import views
 from bot.training.launch import START_LEASE, launch
 from bot.training.modal import Submission, dataset_id_of, estimate
+from bot.training.offers import split_choice
 from bot.training.status import JobStatus
 from storage import repositories
 from storage.models import Dataset, TrainingJob
@@ -28,8 +29,9 @@ async def start(services: Services, *, team_id: str, user_id: str, submission: S
     dataset, context = submission.dataset, submission.context
     choice, hyperparameters = submission.choice, submission.hyperparameters
     method = choice.get("method") or default_method(dataset.format)
+    model, provider = split_choice(services, choice["model"])
     _, _, cost = await estimate(
-        services, dataset, model=choice["model"], method=method, epochs=str(hyperparameters.get("n_epochs", "auto"))
+        services, dataset, model=model, method=method, epochs=str(hyperparameters.get("n_epochs", "auto"))
     )
     reason = await policy.approval_reason(services, team_id=team_id, estimate=cost)
     now = services.clock.now()
@@ -39,8 +41,8 @@ async def start(services: Services, *, team_id: str, user_id: str, submission: S
         dataset_id=dataset_id_of(dataset),
         validation_dataset_id=whole_number(validation, low=1),
         request_id=context.request_id,
-        provider=services.provider.name,
-        base_model=choice["model"],
+        provider=provider,
+        base_model=model,
         method=method,
         hyperparameters=hyperparameters,
         status=JobStatus.AWAITING_APPROVAL if reason else JobStatus.STARTING,

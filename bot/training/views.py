@@ -50,10 +50,19 @@ def model_label(model: Any) -> str:
     return " · ".join(parts)
 
 
+def _by_provider(offers: Sequence[Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Option groups, one per provider, so that one select picks the provider and the model together."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for offer in offers:
+        groups.setdefault(offer.label, []).append(option(model_label(offer.model), offer.value))
+    return list(groups.items())
+
+
 def train_modal(
     *,
     dataset: Any,
-    models: Sequence[Any],
+    offers: Sequence[Any],
+    grouped: bool,
     choice: dict[str, str],
     validation_choices: Sequence[Any],
     estimate: str,
@@ -71,7 +80,8 @@ def train_modal(
             "model",
             "Base model",
             action_id="train_model",
-            options=[option(model_label(model), model.id) for model in models],
+            options=[option(model_label(offer.model), offer.value) for offer in offers],
+            groups=_by_provider(offers) if grouped else None,
             selected=choice.get("model"),
             dispatch=True,
         ),

@@ -32,7 +32,9 @@ async def provider(
         }
     else:
         variant |= {"openai_base_url": emulator.base_url, "openai_api_key": state.api_key}
-    adapter = build_provider(make_settings(tmp_path, **variant))
+    settings = make_settings(tmp_path, **variant)
+    [(name, config)] = settings.provider_configs().items()
+    adapter = build_provider(name, config, settings)
     yield adapter, emulator
     await adapter.aclose()
     await emulator.stop()
@@ -85,7 +87,7 @@ async def test_a_job_through_the_seam(
     assert str(await adapter.model_shutdown(current.fine_tuned_model)) == "2027-01-14"
     if adapter.name == "azure":
         emulator.state.deploy(current.fine_tuned_model, "seam-deployment")
-        adapter.settings.azure_openai_deployments[current.fine_tuned_model] = "seam-deployment"
+        adapter.config.deployments[current.fine_tuned_model] = "seam-deployment"
         assert adapter.chat_target(current.fine_tuned_model) == "seam-deployment"
     pieces = [
         piece

@@ -10,6 +10,7 @@ import pytest
 
 from bot import ticks
 from bot.clock import FrozenClock
+from bot.providers.openai_compatible import OpenAICompatibleProvider
 from sandbox.openai import AZURE_MODELS, OPENAI_FINE_TUNING_CLOSES, SANDBOX_MODELS
 from tests.conftest import ALICE, GENERAL, BotUnderTest
 from tests.scenarios.scenes import (
@@ -101,7 +102,9 @@ async def test_azure_keeps_its_own_calendar(
     assert result is not None and result.text.startswith("✅")
     model = next(m for m in state.fine_tuned if m.startswith(f"{MINI}.ft-"))
     state.deploy(model, "marv")
-    bot.services.settings.azure_openai_deployments[model] = "marv"
+    adapter = bot.services.providers.default
+    assert isinstance(adapter, OpenAICompatibleProvider)
+    adapter.config.deployments[model] = "marv"  # an admin's AZURE_OPENAI_DEPLOYMENTS entry
     await bot.driver.slash_command(ALICE, GENERAL, f"chat #{job.id}")
     root = await bot.workspace.wait_for(lambda: root_of(bot, "💬 Chat with"))
     [answer] = await ask(bot, root, "What is the capital of France?", expect=1)

@@ -59,7 +59,9 @@ async def test_metrics_count_requests_acks_provider_calls_jobs_and_ticks(
     assert sample(metrics, "finetune_slack_requests_total", kind="block_actions") >= 1
     acked = sample(metrics, "finetune_slack_ack_seconds_count")
     assert acked >= 4 and sample(metrics, "finetune_slack_ack_seconds_bucket", le="3.0") == acked, "all within 3 s"
-    assert sample(metrics, "finetune_provider_calls_total", outcome="ok") >= 3, "upload, create, polls"
+    assert sample(metrics, "finetune_provider_calls_total", outcome="ok", provider="sandbox") >= 3, (
+        "upload, create, polls"
+    )
     assert sample(metrics, "finetune_tick_seconds_count") >= 1
     assert sample(metrics, "finetune_active_jobs") == 0, "the job has finished"
     http_bot.openai.state.inject("*", rate_429=1.0)
@@ -71,7 +73,7 @@ async def test_metrics_count_requests_acks_provider_calls_jobs_and_ticks(
         await session.commit()
     await ticks.tick(http_bot.services, owner="a")
     metrics = await scrape(http_bot)
-    assert sample(metrics, "finetune_provider_calls_total", outcome="rate_limited") >= 1
+    assert sample(metrics, "finetune_provider_calls_total", outcome="rate_limited", provider="sandbox") >= 1
     assert sample(metrics, "finetune_active_jobs") == 1
 
 

@@ -26,6 +26,7 @@ from bot.models import views as model_views
 from bot.mrkdwn import escape
 from bot.providers.types import BaseModelInfo
 from bot.training import views as training_views
+from bot.training.offers import Offer
 from sandbox.slack import mrkdwn as slack_mrkdwn
 from sandbox.slack.simulation import BLOCKS_PER_VIEW, check_text_and_blocks, check_view
 
@@ -68,6 +69,7 @@ def _job(text: str, status: str = "succeeded") -> SimpleNamespace:
         status=status,
         provider_job_id=text,
         base_model=text,
+        provider=text,
         fine_tuned_model=text,
         method=text,
         hyperparameters={"n_epochs": text},
@@ -189,7 +191,8 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     "datasets": lambda t: dataset_views.datasets_list_blocks([_dataset(t)], workspace_url="https://acme.slack.com/"),
     "train form": lambda t: training_views.train_modal(
         dataset=_dataset(t),
-        models=[BaseModelInfo(t, ("supervised",), None, None)],
+        offers=[Offer(t, t, BaseModelInfo(t, ("supervised",), None, None), t)],
+        grouped=True,
         choice={"model": t},
         validation_choices=[_dataset(t)],
         estimate=training_views.estimate_text(model=t, epochs=2, capped_tokens=10, cost=None),
@@ -212,8 +215,9 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     ],
     "chat root": lambda t: chat_views.chat_root(model=t, compare_model=t, system_prompt=t, user="U0ALICE"),
     "models": lambda t: (
-        model_views.model_line(_job(t), today=NOW.date()),
+        model_views.model_line(_job(t), today=NOW.date(), provider=t),
         model_views.reminder_text(_job(t), left=3),
+        model_views.training_reminder_text(t, [t], day=NOW.date(), left=7),
         model_views.model_actions(1, t),
     ),
     "home": lambda t: home_views.home_view(
@@ -225,6 +229,7 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
         budget=None,
         pages={},
         now=NOW,
+        provider_label=lambda _name: t,
     ),
     "golden sets": lambda t: [
         (model_views.golden_progress(_golden(t, s), done=2), model_views.golden_summary(_golden(t, s), done=2))

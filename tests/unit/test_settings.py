@@ -145,3 +145,58 @@ def test_both_readers_reject_the_same_bad_values(
         load_settings()
     with pytest.raises(ConfigError, match=expected):
         load_validation_settings()
+
+
+def test_several_providers_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FINETUNE_PROVIDERS from the environment, as JSON: each provider its own credentials; a misconfigured
+    one is named in one line and left out, and the others run."""
+    monkeypatch.setenv(
+        "FINETUNE_PROVIDERS",
+        '{"openai": {"kind": "openai", "api_key": "sk-one"},'
+        ' "azure": {"kind": "azure", "base_url": "https://acme.openai.azure.com", "api_key": "az-two"},'
+        ' "nebius": {"kind": "compatible", "api_key": "nb-three"}}',
+    )
+    settings = load_settings(_env_file=None)
+    assert list(settings.provider_configs()) == ["openai", "azure", "nebius"]
+    assert settings.default_provider == "openai"
+    usable, left_out = settings.usable_providers()
+    assert list(usable) == ["openai", "azure"]
+    assert left_out == [
+        "FINETUNE_PROVIDERS: provider nebius (compatible) needs base_url, e.g. https://host.example/v1; it is left out."
+    ]
+    settings.require_provider()  # the default one is usable: the bot starts
+    assert usable["azure"].api_key is not None and usable["azure"].api_key.get_secret_value() == "az-two"
+
+
+def test_the_default_provider_must_be_configured_and_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINETUNE_PROVIDERS", '{"azure": {"kind": "azure", "api_key": "secret-key-value"}}')
+    with pytest.raises(ConfigError) as raised:
+        load_settings(_env_file=None).require_provider()
+    assert str(raised.value) == (
+        "FINETUNE_PROVIDERS: provider azure (azure) needs base_url, e.g. https://<resource>.openai.azure.com: "
+        "it is the default provider."
+    )
+    with pytest.raises(ConfigError) as unknown:
+        load_settings(_env_file=None, finetune_default_provider="openai")
+    assert "FINETUNE_DEFAULT_PROVIDER=openai is none of the configured providers (azure)" in str(unknown.value)
+    monkeypatch.setenv("FINETUNE_PROVIDERS", '{"azure": {"kind": "azure", "api_key": "secret-key-value", "x": 1}}')
+    with pytest.raises(ConfigError) as wrong:
+        load_settings(_env_file=None)
+    assert "secret-key-value" not in str(wrong.value), "the JSON holds keys: never echoed"
+
+
+def test_one_provider_settings_make_the_one_provider() -> None:
+    settings = load_settings(
+        _env_file=None,
+        finetune_provider="azure",
+        azure_openai_endpoint="https://acme.openai.azure.com",
+        azure_openai_api_key="k",
+        azure_openai_deployments={"m.ft-1": "d"},
+    )
+    [(name, config)] = settings.provider_configs().items()
+    assert (name, config.kind, config.base_url, config.deployments) == (
+        "azure",
+        "azure",
+        "https://acme.openai.azure.com",
+        {"m.ft-1": "d"},
+    )
