@@ -40,6 +40,8 @@ class ProviderConfig(BaseModel):
     deployments: dict[str, str] = {}
     # Base models offered for training; empty means every model of bot/models/catalog.py the host lists.
     base_models: list[str] = []
+    # Azure: where the job trains (Standard, GlobalStandard or developerTier), sent as trainingType.
+    training_type: str = "GlobalStandard"
 
     def problem(self) -> str | None:
         """What this provider still needs, or None when it can be used."""

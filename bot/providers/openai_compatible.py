@@ -216,6 +216,8 @@ class OpenAICompatibleProvider:
             arguments["suffix"] = request.suffix
         if request.seed is not None:
             arguments["seed"] = request.seed
+        if self.kind == "azure":
+            arguments["extra_body"] = {"trainingType": self.config.training_type}
         # No SDK retries here: a retried POST after a timeout can create a second job (openai.md §1.4).
         client = self.client.with_options(max_retries=0)
         created = client.fine_tuning.jobs.create(**arguments)

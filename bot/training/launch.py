@@ -107,6 +107,17 @@ async def _submit(services: Services, job: TrainingJob, dataset: Dataset, valida
     )
 
 
+def _what_now(services: Services, job: TrainingJob, error: ProviderError) -> str:
+    """After a refusal: the provider's advice, or, where it trains no more, the providers that still may."""
+    others = [provider.label for provider in services.providers if provider.name != job.provider]
+    if error.kind == ProviderErrorKind.TRAINING_CLOSED and others:
+        return (
+            f"This organization can no longer create fine-tuning jobs at {services.providers.label_of(job.provider)}: "
+            f"click Train… on the report and pick a model at {' or '.join(others)}. The dataset is still ready."
+        )
+    return f"{error.advice} {TRY_AGAIN}"
+
+
 async def _launch(services: Services, job_id: int) -> None:
     async with services.db.session() as session:
         job = await session.get(TrainingJob, job_id)
@@ -139,7 +150,7 @@ async def _launch(services: Services, job_id: int) -> None:
             job,
             dataset,
             f"{services.providers.label_of(job.provider)} did not start it: “{escape(error.provider_message)}”\n"
-            f"{error.advice} " + TRY_AGAIN,
+            f"{_what_now(services, job, error)}",
             recorded=error.provider_message,
         )
         return

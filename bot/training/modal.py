@@ -43,6 +43,8 @@ HYPERPARAMETER_BOUNDS: dict[str, tuple[type, float, float, bool]] = {
 
 
 SUFFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Where a host takes a shorter suffix than OpenAI's 64 characters (Azure: 18, and no dots).
+SUFFIX_LIMITS = {"azure": 18}
 
 
 CHOICE_FIELDS = (
@@ -309,8 +311,10 @@ async def check_choice(
         else:
             hyperparameters[name] = value
     suffix = choice.get("suffix", "")
-    if suffix and not SUFFIX_PATTERN.match(suffix):
-        errors["suffix"] = "Use up to 64 letters, digits, - or _."
+    longest = SUFFIX_LIMITS.get(offer.kind if offer is not None else "", 64)
+    if suffix and not (SUFFIX_PATTERN.match(suffix) and len(suffix) <= longest):
+        at = f" at {offer.label}" if offer is not None and longest < 64 else ""
+        errors["suffix"] = f"Use up to {longest} letters, digits, - or _{at}."
     seed = choice.get("seed", "")
     if seed and whole_number(seed, high=2_147_483_647) is None:
         errors["seed"] = "A whole number from 0 to 2147483647."

@@ -25,6 +25,7 @@ OFFER_WAIT_SECONDS = 1.5
 @dataclass(frozen=True)
 class Offer:
     provider: str
+    kind: str  # what the provider is (openai, azure, compatible, sandbox)
     label: str  # the provider as people see it named
     model: BaseModelInfo
     value: str  # the choice that picks it
@@ -61,7 +62,10 @@ async def offers(services: Services) -> tuple[list[Offer], dict[str, Offer]]:
             logger.warning("%s left out of the Train form: %s", provider.name, models)
             failure = models
             continue
-        listed += [Offer(provider.name, provider.label, m, choice_value(services, m.id, provider.name)) for m in models]
+        listed += [
+            Offer(provider.name, provider.kind, provider.label, m, choice_value(services, m.id, provider.name))
+            for m in models
+        ]
     if not listed and failure is not None:
         raise failure
     return [o for o in listed if o.model.trainable_on(today)], {o.value: o for o in listed}

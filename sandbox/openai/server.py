@@ -439,6 +439,8 @@ class OpenAIEmulator:
         suffix = body.get("suffix")
         if suffix is not None and not (isinstance(suffix, str) and 1 <= len(suffix) <= 64):
             raise ApiError(400, "Invalid 'suffix': expected a string of 1 to 64 characters.", param="suffix")
+        if request.path.startswith("/openai/"):
+            check_azure_job(body)
         seed = body.get("seed")
         if seed is None:
             seed = random.Random(training_file).randint(0, 2_147_483_647)
@@ -465,6 +467,7 @@ class OpenAIEmulator:
             created_at=now,
             phase_started=now,
             simulated_until=now,
+            training_type=body.get("trainingType"),
         )
         if state.scripted_failures:
             job.scripted_failure = state.scripted_failures.pop(0)
@@ -745,6 +748,26 @@ class OpenAIEmulator:
         if "speed" in body:
             self.state.clock.speed = float(body["speed"])
         return web.json_response({"now": self.state.clock.now()})
+
+
+def check_azure_job(body: dict[str, Any]) -> None:
+    """Azure's own rules on a job (providers.md §1.1): a suffix of at most 18 characters without dots,
+    and a known trainingType."""
+    suffix = body.get("suffix")
+    if isinstance(suffix, str) and (len(suffix) > 18 or "." in suffix):
+        raise ApiError(
+            400, "The suffix must be at most 18 characters and must not contain dots.", param="suffix", code="invalid"
+        )
+    training_type = body.get("trainingType", "Standard")
+    if training_type not in AZURE_TRAINING_TYPES:
+        raise ApiError(
+            400,
+            f"Invalid trainingType {training_type!r}: expected one of {', '.join(AZURE_TRAINING_TYPES)}.",
+            param="trainingType",
+        )
+
+
+AZURE_TRAINING_TYPES = ("Standard", "GlobalStandard", "developerTier", "Developer")
 
 
 def _unix_day(day: str) -> int:

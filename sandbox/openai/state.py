@@ -258,6 +258,7 @@ class Job:
     simulated_until: float = 0.0
     scripted_failure: dict[str, Any] | None = None
     metrics: list[dict[str, float]] = field(default_factory=list)
+    training_type: str | None = None  # Azure's trainingType, as the create asked
 
     def method_block(self) -> dict[str, Any]:
         return {"type": self.method, self.method: {"hyperparameters": self.hyperparameters}}

@@ -107,6 +107,7 @@ async def test_a_job_on_each_of_two_providers_at_once(
     assert [(row.provider, row.base_model) for row in rows] == [("openai", MINI), ("azure", MINI)]
     assert len(openai_emulator.state.jobs) == 1 and len(azure_emulator.state.jobs) == 1
     assert all(path.startswith("/openai/") for _, path in azure_emulator.state.calls)
+    assert [job.training_type for job in azure_emulator.state.jobs.values()] == ["GlobalStandard"]
 
     def both_done() -> bool:
         thread = bot.workspace.replies_of(GENERAL, report.thread_ts or report.ts)
@@ -170,3 +171,27 @@ async def test_one_provider_down_never_stops_the_other(
     ]
     assert AZURE_MINI in values, "the Train form still offers the provider that answers"
     assert card_of(bot, report) is not None
+
+
+async def test_closed_at_one_provider_points_at_the_others(
+    bot_factory: Any, openai_emulator: OpenAIEmulator, azure_emulator: OpenAIEmulator, tmp_path: Path
+) -> None:
+    """OpenAI answers 403 once fine-tuning is closed to the organization: the thread names the configured
+    provider that still trains, and the Train form takes Azure's shorter suffix rule."""
+    bot = await two_provider_bot(bot_factory, openai_emulator, azure_emulator)
+    openai_emulator.state.quirks.fine_tuning_closed = True
+    report = await shared_report(bot, marv_file(tmp_path))
+    modal = await open_modal(bot, ALICE, bot.driver.click(ALICE, report, "dataset_train"))
+    await bot.driver.submit_form(ALICE, modal, {"model": MINI})
+    failure = await bot.workspace.wait_for(
+        lambda: next(
+            (m for m in bot.workspace.replies_of(GENERAL, report.thread_ts or report.ts) if m.text.startswith("❌")),
+            None,
+        )
+    )
+    assert "can no longer create fine-tuning jobs at OpenAI" in failure.text
+    assert "pick a model at Azure OpenAI" in failure.text and "README" not in failure.text
+    modal = await open_modal(bot, ALICE, bot.driver.click(ALICE, report, "dataset_train"))
+    delivery = await bot.driver.submit_form(ALICE, modal, {"model": AZURE_MINI, "suffix": "nineteen-characters"})
+    assert delivery.json()["errors"]["suffix"] == "Use up to 18 letters, digits, - or _ at Azure OpenAI."
+    assert azure_emulator.state.jobs == {}

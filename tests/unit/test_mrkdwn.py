@@ -191,7 +191,7 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     "datasets": lambda t: dataset_views.datasets_list_blocks([_dataset(t)], workspace_url="https://acme.slack.com/"),
     "train form": lambda t: training_views.train_modal(
         dataset=_dataset(t),
-        offers=[Offer(t, t, BaseModelInfo(t, ("supervised",), None, None), t)],
+        offers=[Offer(t, "openai", t, BaseModelInfo(t, ("supervised",), None, None), t)],
         grouped=True,
         choice={"model": t},
         validation_choices=[_dataset(t)],
