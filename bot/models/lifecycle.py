@@ -133,7 +133,6 @@ async def _queue_training_reminders(services: Services, provider: str, label: st
             ending.setdefault(model.training_retires, []).append(model.id)
     if not ending:
         return 0
-    approval_channel = services.settings.finetune_approval_channel
     queued = 0
     async with services.db.session() as session, session.begin():
         trained = await repositories.trainers_at(
@@ -145,29 +144,53 @@ async def _queue_training_reminders(services: Services, provider: str, label: st
             for team_id in sorted({team for team, base, _ in trained if base in models}):
                 bases = sorted({base for team, base, _ in trained if team == team_id and base in models})
                 people = sorted({user for team, base, user in trained if team == team_id and base in bases})
-                text = model_views.training_reminder_text(label, bases, day=day, left=(day - today).days)
-                targets = [(NotificationKind.REMINDER, approval_channel, key)] if approval_channel else []
-                targets += [(NotificationKind.REMINDER_DM, user, f"{key}:{user}") for user in people]
-                for kind, channel, once in targets:
-                    queued += await repositories.enqueue_notification(
-                        session,
-                        notification=Notification(
-                            team_id=team_id,
-                            subject=f"training:{provider}:{day:%Y-%m-%d}",
-                            kind=kind,
-                            key=once,
-                            channel_id=channel,
-                            payload={"text": text},
-                            created_at=services.clock.now(),
-                        ),
-                    )
+                queued += await _owe_reminder(
+                    services,
+                    session,
+                    team_id=team_id,
+                    subject=f"training:{provider}:{day:%Y-%m-%d}",
+                    key=key,
+                    dms=[(user, f"{key}:{user}") for user in people],
+                    text=model_views.training_reminder_text(label, bases, day=day, left=(day - today).days),
+                )
+    return queued
+
+
+async def _owe_reminder(
+    services: Services,
+    session: Any,
+    *,
+    team_id: str,
+    subject: str,
+    key: str,
+    dms: list[tuple[str, str]],
+    text: str,
+) -> int:
+    """One reminder, once each: in the approval channel (if any) under ``key``, and by DM to each
+    person of ``dms`` under that person's key."""
+    approval_channel = services.settings.finetune_approval_channel
+    targets = [(NotificationKind.REMINDER, approval_channel, key)] if approval_channel else []
+    targets += [(NotificationKind.REMINDER_DM, user, dm_key) for user, dm_key in dms]
+    queued = 0
+    for kind, channel, once in targets:
+        queued += await repositories.enqueue_notification(
+            session,
+            notification=Notification(
+                team_id=team_id,
+                subject=subject,
+                kind=kind,
+                key=once,
+                channel_id=channel,
+                payload={"text": text},
+                created_at=services.clock.now(),
+            ),
+        )
     return queued
 
 
 async def queue_reminders(services: Services) -> int:
     """Owe a reminder 30, 7 and 1 days before each live model retires, in the approval channel and by DM."""
     today = services.clock.now().date()
-    approval_channel = services.settings.finetune_approval_channel
     queued = 0
     async with services.db.session() as session, session.begin():
         for job in await repositories.models_retiring(session, on_or_before=today + timedelta(days=max(REMINDER_DAYS))):
@@ -175,20 +198,13 @@ async def queue_reminders(services: Services) -> int:
             key = _reminder_key(left) if left is not None else None
             if key is None or job.model_retires is None:
                 continue
-            text = model_views.reminder_text(job, left=left or 0)
-            targets = [(NotificationKind.REMINDER, approval_channel)] if approval_channel else []
-            targets.append((NotificationKind.REMINDER_DM, job.requested_by))
-            for kind, channel in targets:
-                queued += await repositories.enqueue_notification(
-                    session,
-                    notification=Notification(
-                        team_id=job.team_id,
-                        subject=f"model:{job.fine_tuned_model}",
-                        kind=kind,
-                        key=key,
-                        channel_id=channel,
-                        payload={"text": text},
-                        created_at=services.clock.now(),
-                    ),
-                )
+            queued += await _owe_reminder(
+                services,
+                session,
+                team_id=job.team_id,
+                subject=f"model:{job.fine_tuned_model}",
+                key=key,
+                dms=[(job.requested_by, key)],
+                text=model_views.reminder_text(job, left=left or 0),
+            )
     return queued
