@@ -64,6 +64,12 @@ async def job_rows(bot: BotUnderTest) -> list[TrainingJob]:
         return list((await session.exec(select(TrainingJob))).all())
 
 
+def failure_in(bot: BotUnderTest, report: Message) -> Message | None:
+    return next(
+        (m for m in bot.workspace.replies_of(GENERAL, report.thread_ts or report.ts) if m.text.startswith("❌")), None
+    )
+
+
 def card_of(bot: BotUnderTest, report: Message) -> Message | None:
     return next(
         (m for m in bot.workspace.replies_of(GENERAL, report.thread_ts or report.ts) if "Training started" in m.text),

@@ -21,6 +21,7 @@ from tests.scenarios.scenes import (
     answers,
     ask,
     card_of,
+    failure_in,
     job_rows,
     marv_file,
     open_modal,
@@ -183,12 +184,7 @@ async def test_closed_at_one_provider_points_at_the_others(
     report = await shared_report(bot, marv_file(tmp_path))
     modal = await open_modal(bot, ALICE, bot.driver.click(ALICE, report, "dataset_train"))
     await bot.driver.submit_form(ALICE, modal, {"model": MINI})
-    failure = await bot.workspace.wait_for(
-        lambda: next(
-            (m for m in bot.workspace.replies_of(GENERAL, report.thread_ts or report.ts) if m.text.startswith("❌")),
-            None,
-        )
-    )
+    failure = await bot.workspace.wait_for(lambda: failure_in(bot, report))
     assert "can no longer create fine-tuning jobs at OpenAI" in failure.text
     assert "pick a model at Azure OpenAI" in failure.text and "README" not in failure.text
     modal = await open_modal(bot, ALICE, bot.driver.click(ALICE, report, "dataset_train"))

@@ -17,6 +17,7 @@ from tests.examples import chat_lines
 from tests.scenarios.scenes import (
     ask,
     card_of,
+    failure_in,
     job_row,
     job_rows,
     marv_file,
@@ -28,7 +29,6 @@ from tests.scenarios.scenes import (
     start_job,
     trained,
 )
-from tests.scenarios.test_training import failure_in
 
 
 async def submitted(bot: BotUnderTest, shared_data: Path) -> Any:

@@ -19,7 +19,7 @@ from sandbox.slack import Message
 from storage import repositories
 from storage.models import AuditEntry
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
-from tests.scenarios.scenes import card_of, job_rows, jobs_at_provider, open_modal, shared_report
+from tests.scenarios.scenes import card_of, failure_in, job_rows, jobs_at_provider, open_modal, shared_report
 
 ADMINS = "C0ADMINS"
 
@@ -369,12 +369,6 @@ async def test_a_wrong_provider_key_is_explained_with_the_providers_words(bot_fa
     assert "sk-" not in failure.text, "not even the part of the key the provider echoes reaches Slack"
     [row] = await job_rows(bot)
     assert row.status == "not_started"
-
-
-def failure_in(bot: BotUnderTest, report: Message) -> Message | None:
-    return next(
-        (m for m in bot.workspace.replies_of(GENERAL, report.thread_ts or report.ts) if m.text.startswith("❌")), None
-    )
 
 
 async def test_a_missing_stored_copy_is_told_in_the_thread(http_bot: BotUnderTest, shared_data: Path) -> None:
