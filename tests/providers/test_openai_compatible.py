@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.providers import JobRequest, ProviderError, ProviderErrorKind
+from bot.providers import JobRequest, ProviderError, ProviderErrorKind, ProviderJob
 from bot.providers.openai_compatible import OpenAICompatibleProvider, build_provider
 from bot.providers.types import ChatEnd
 from bot.training.status import ACTIVE, JobStatus
@@ -108,11 +108,9 @@ async def test_a_job_through_the_seam(
     assert raised.value.kind == ProviderErrorKind.NOT_FOUND
 
 
-async def test_unknown_raw_statuses_keep_polling(
-    provider: tuple[OpenAICompatibleProvider, OpenAIEmulator], tmp_path: Path
-) -> None:
-    adapter, emulator = provider
-    data = tmp_path / "train.jsonl"
+async def a_small_job(adapter: OpenAICompatibleProvider, folder: Path) -> tuple[Path, ProviderJob]:
+    """A 12-example file uploaded and a job created on it with the defaults: (the file, the job)."""
+    data = folder / "train.jsonl"
     data.write_bytes(chat_lines(12))
     file_id = await adapter.upload_dataset(data, filename="train.jsonl", size=data.stat().st_size)
     job = await adapter.create_job(
@@ -120,6 +118,14 @@ async def test_unknown_raw_statuses_keep_polling(
             model="gpt-4o-mini-2024-07-18", training_file=file_id, method="supervised", hyperparameters={}, metadata={}
         )
     )
+    return data, job
+
+
+async def test_unknown_raw_statuses_keep_polling(
+    provider: tuple[OpenAICompatibleProvider, OpenAIEmulator], tmp_path: Path
+) -> None:
+    adapter, emulator = provider
+    _, job = await a_small_job(adapter, tmp_path)
     emulator.state.jobs[job.id].status = "compressing"  # a status this bot has never heard of
     remote = await adapter.get_job(job.id)
     assert remote.status == JobStatus.UNKNOWN and remote.raw_status == "compressing"
@@ -134,14 +140,7 @@ async def test_an_answer_that_is_not_json_is_a_provider_error(
 ) -> None:
     """A gateway's HTML page with a 200: the SDK hands back a string, and reading it must not crash the caller."""
     adapter, emulator = provider
-    data = tmp_path / "train.jsonl"
-    data.write_bytes(chat_lines(12))
-    file_id = await adapter.upload_dataset(data, filename="train.jsonl", size=data.stat().st_size)
-    job = await adapter.create_job(
-        JobRequest(
-            model="gpt-4o-mini-2024-07-18", training_file=file_id, method="supervised", hyperparameters={}, metadata={}
-        )
-    )
+    data, job = await a_small_job(adapter, tmp_path)
     emulator.state.inject(endpoint, html_page=True, times=1)
     calls: dict[str, Callable[[], Awaitable[object]]] = {
         "GET /fine_tuning/jobs/{id}": lambda: adapter.get_job(job.id),
