@@ -19,7 +19,9 @@ from pydantic_settings.exceptions import SettingsError
 from bot.errors import ConfigError
 from bot.validation_settings import DEFAULT_MAX_FILE_MB, DEFAULT_MODEL, FIX
 
-ProviderName = Literal["openai", "azure", "compatible", "sandbox"]
+ProviderName = Literal["openai", "azure", "nebius", "compatible", "sandbox"]
+
+NEBIUS_API = "https://api.tokenfactory.nebius.com/v1/"
 
 SECRET_SUFFIXES = ("_TOKEN", "_SECRET", "_KEY", "_PROVIDERS")
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -42,11 +44,44 @@ class ProviderConfig(BaseModel):
     base_models: list[str] = []
     # Azure: where the job trains (Standard, GlobalStandard or developerTier), sent as trainingType.
     training_type: str = "GlobalStandard"
+    # Where a base model is served under another id than it is tuned under (Nebius):
+    # {"meta-llama/Llama-3.1-8B-Instruct": "meta-llama/Meta-Llama-3.1-8B-Instruct"}, over the adapter's own.
+    serving_ids: dict[str, str] = {}
+    # Azure: deploy fine-tunes from the bot through the management API (an Entra token, not the API key).
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    account: str | None = None  # the Azure OpenAI resource's name
+    deployment_sku: str = "standard"  # or globalstandard, developer
+    # A bearer token for management.azure.com; unset means azure-identity's DefaultAzureCredential.
+    management_token: SecretStr | None = None
+    management_url: str = "https://management.azure.com"
+
+    @property
+    def deploys_from_bot(self) -> bool:
+        """Whether the bot can create deployments itself (else they are made by hand and listed in deployments)."""
+        if self.kind == "nebius":
+            return True
+        return self.kind == "azure" and bool(self.subscription_id and self.resource_group and self.account)
 
     def problem(self) -> str | None:
         """What this provider still needs, or None when it can be used."""
         if self.kind == "sandbox":
             return None
+        if self.kind == "azure" and any((self.subscription_id, self.resource_group, self.account)):
+            missing = [
+                name
+                for name, value in (
+                    ("subscription_id", self.subscription_id),
+                    ("resource_group", self.resource_group),
+                    ("account", self.account),
+                )
+                if not value
+            ]
+            if missing:
+                return (
+                    "deploys from the bot only with subscription_id, resource_group and account; "
+                    f"add {', '.join(missing)}"
+                )
         if self.kind in ("azure", "compatible") and not self.base_url:
             example = "https://<resource>.openai.azure.com" if self.kind == "azure" else "https://host.example/v1"
             return f"needs base_url, e.g. {example}"

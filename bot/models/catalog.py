@@ -38,6 +38,10 @@ CATALOG: dict[str, ModelInfo] = {
         ModelInfo("gpt-3.5-turbo-0125", "cl100k_base", 16_385, 8.00, ("supervised",), date(2026, 10, 23), 16_385),
         ModelInfo("gpt-3.5-turbo-1106", "cl100k_base", 16_385, 8.00, ("supervised",), date(2026, 10, 23), 16_385),
         ModelInfo("gpt-3.5-turbo-0613", "cl100k_base", 4_096, 8.00, ("supervised",), date(2026, 10, 23), 4_096),
+        # Open-weight bases at Nebius (providers.md §1.2): no published training price here, so the estimate
+        # says "unknown" unless FINETUNE_TRAINING_PRICES has one; cl100k_base approximates Llama's tokenizer.
+        ModelInfo("meta-llama/Llama-3.1-8B-Instruct", "cl100k_base", 131_072, None, context_window=131_072),
+        ModelInfo("meta-llama/Llama-3.3-70B-Instruct", "cl100k_base", 131_072, None, context_window=131_072),
         ModelInfo("davinci-002", "cl100k_base", 16_384, 6.00, ("supervised",), context_window=16_384),
         ModelInfo("babbage-002", "cl100k_base", 16_384, 0.40, ("supervised",), context_window=16_384),
     )

@@ -21,6 +21,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 from bot.clock import Clock, SystemClock
 from bot.models import catalog
 from bot.providers.calendar import Calendar
+from bot.providers.capabilities import CAPABILITIES, Capabilities, LearningRateStyle
 from bot.providers.openai_wire import (
     after_cursor,
     answer_and_usage,
@@ -43,7 +44,7 @@ from bot.providers.types import (
     ProviderEvent,
     ProviderJob,
 )
-from bot.settings import ProviderConfig, Settings
+from bot.settings import NEBIUS_API, ProviderConfig, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +57,17 @@ MAX_EVENT_PAGES = 50
 
 # Azure fine-tunes these with SFT only, although OpenAI offers DPO on them too (providers.md §1.1).
 AZURE_SUPERVISED_ONLY = ("gpt-4o-mini-2024-07-18",)
+# Nebius tunes some bases under another id than it serves them under (providers.md §1.2).
+NEBIUS_SERVING_IDS = {
+    "meta-llama/Llama-3.1-8B-Instruct": "meta-llama/Meta-Llama-3.1-8B-Instruct",
+    "meta-llama/Llama-3.3-70B-Instruct": "meta-llama/Llama-3.3-70B-Instruct",
+}
+# Nebius trains LoRA adapters with these unless the form says otherwise (its cookbook's example job).
+NEBIUS_FIXED_HYPERPARAMETERS = {"lora": True, "packing": True}
 PROVIDER_LABELS = {
     "openai": "OpenAI",
     "azure": "Azure OpenAI",
+    "nebius": "Nebius Token Factory",
     "compatible": "the OpenAI-compatible host",
     "sandbox": "the sandbox",
 }
@@ -81,6 +90,7 @@ class OpenAICompatibleProvider:
         self.kind: str = config.kind
         self.config = config
         self.label = config.label or PROVIDER_LABELS.get(config.kind, name)
+        self.capabilities: Capabilities = CAPABILITIES[config.kind]
         self.client = client
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -203,13 +213,15 @@ class OpenAICompatibleProvider:
         return str(done.file.id)
 
     async def create_job(self, request: JobRequest) -> ProviderJob:
-        method: dict[str, Any] = {"type": request.method, request.method: {"hyperparameters": request.hyperparameters}}
         arguments: dict[str, Any] = {
             "model": request.model,
             "training_file": request.training_file,
-            "method": method,
             "metadata": request.metadata,
         }
+        if self.capabilities.learning_rate is LearningRateStyle.ABSOLUTE:
+            arguments["hyperparameters"] = self._top_level_hyperparameters(request.hyperparameters)
+        else:
+            arguments["method"] = {"type": request.method, request.method: {"hyperparameters": request.hyperparameters}}
         if request.validation_file:
             arguments["validation_file"] = request.validation_file
         if request.suffix:
@@ -223,9 +235,20 @@ class OpenAICompatibleProvider:
         created = client.fine_tuning.jobs.create(**arguments)
         return cast(ProviderJob, await self._call(created, read=job_of, forbidden=ProviderErrorKind.TRAINING_CLOSED))
 
+    def _top_level_hyperparameters(self, chosen: dict[str, Any]) -> dict[str, Any]:
+        """Nebius's shape: every hyperparameter beside the job (no ``method`` block), the absolute rate in
+        ``learning_rate_multiplier`` as its API reads it, LoRA and packing on; "auto" is left to the host."""
+        values = {name: value for name, value in chosen.items() if value != "auto"}
+        if "learning_rate" in values:
+            values["learning_rate_multiplier"] = values.pop("learning_rate")
+        return {**NEBIUS_FIXED_HYPERPARAMETERS, **values}
+
     async def find_jobs(self, *, metadata: dict[str, str]) -> list[ProviderJob]:
-        jobs = first_items(self.client.fine_tuning.jobs.list(metadata=metadata, limit=20), 100)
-        return cast(list[ProviderJob], await self._call(jobs, read=lambda found: [job_of(job) for job in found]))
+        """Jobs carrying all of ``metadata``; a host that cannot filter by it is listed and filtered here."""
+        searched = metadata if self.capabilities.metadata_search else openai.omit
+        jobs = first_items(self.client.fine_tuning.jobs.list(limit=20, metadata=searched), 100)
+        found = cast(list[ProviderJob], await self._call(jobs, read=lambda listed: [job_of(job) for job in listed]))
+        return [job for job in found if all(job.metadata.get(key) == value for key, value in metadata.items())]
 
     async def get_job(self, job_id: str) -> ProviderJob:
         return cast(ProviderJob, await self._call(self.client.fine_tuning.jobs.retrieve(job_id), read=job_of))
@@ -277,10 +300,12 @@ class OpenAICompatibleProvider:
         )
 
     def chat_target(self, model: str) -> str:
-        """What to call the model in a chat request: Azure serves a fine-tune under its deployment name."""
-        if self.kind == "azure":
-            return self.config.deployments.get(model, model)
-        return model
+        """What to call the model in a chat request when no deployment of the bot's names it: a deployment
+        made by hand (Azure's ``deployments`` setting), or the id a base is served under (Nebius)."""
+        if model in self.config.deployments:
+            return self.config.deployments[model]
+        served = {**(NEBIUS_SERVING_IDS if self.kind == "nebius" else {}), **self.config.serving_ids}
+        return served.get(model, model)
 
     async def stream_chat(
         self, *, model: str, messages: list[dict[str, str]], max_tokens: int
@@ -361,7 +386,8 @@ def build_provider(
             http_client=http_client,
         )
     else:
-        client = AsyncOpenAI(api_key=key or "sandbox", base_url=config.base_url, max_retries=3, http_client=http_client)
+        base_url = config.base_url or (NEBIUS_API if config.kind == "nebius" else None)
+        client = AsyncOpenAI(api_key=key or "sandbox", base_url=base_url, max_retries=3, http_client=http_client)
     return OpenAICompatibleProvider(
         name=name, config=config, client=client, settings=settings, clock=clock, observe=observe
     )

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from bot.errors import ProviderRefused
 from bot.mrkdwn import escape
+from bot.providers.capabilities import Capabilities
 from bot.training.status import JobStatus
 
 
@@ -155,6 +156,7 @@ class FineTuneProvider(Protocol):
     name: str  # as configured, and as rows record it
     kind: str  # what the host is: openai, azure, compatible, sandbox
     label: str  # how the host is named to people, e.g. "OpenAI", "Azure OpenAI"
+    capabilities: Capabilities
 
     async def list_base_models(self) -> list[BaseModelInfo]: ...
 

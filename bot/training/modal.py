@@ -29,8 +29,8 @@ from storage.models import Dataset
 logger = logging.getLogger(__name__)
 
 
-# A plain decimal like 0.5 or 2 (float() would also take "nan", "1e400" and other scripts' digits).
-DECIMAL = re.compile(r"[0-9]{1,6}(\.[0-9]{1,12})?|\.[0-9]{1,12}")
+# A plain decimal like 0.5, 2 or 2e-5 (float() would also take "nan", "1e400" and other scripts' digits).
+DECIMAL = re.compile(r"([0-9]{1,6}(\.[0-9]{1,12})?|\.[0-9]{1,12})([eE]-?[0-9]{1,2})?")
 
 
 HYPERPARAMETER_BOUNDS: dict[str, tuple[type, float, float, bool]] = {
@@ -38,13 +38,15 @@ HYPERPARAMETER_BOUNDS: dict[str, tuple[type, float, float, bool]] = {
     "n_epochs": (int, 1, 50, False),
     "batch_size": (int, 1, 256, False),
     "learning_rate_multiplier": (float, 0, 10, True),
+    "learning_rate": (float, 0, 0.1, True),
+    "lora_r": (int, 1, 256, False),
+    "warmup_ratio": (float, 0, 0.5, False),
+    "weight_decay": (float, 0, 1, False),
     "beta": (float, 0, 2, True),
 }
 
 
 SUFFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# Where a host takes a shorter suffix than OpenAI's 64 characters (Azure: 18, and no dots).
-SUFFIX_LIMITS = {"azure": 18}
 
 
 CHOICE_FIELDS = (
@@ -53,6 +55,10 @@ CHOICE_FIELDS = (
     "n_epochs",
     "batch_size",
     "learning_rate_multiplier",
+    "learning_rate",
+    "lora_r",
+    "warmup_ratio",
+    "weight_decay",
     "beta",
     "suffix",
     "seed",
@@ -155,9 +161,11 @@ async def _render_modal(
                 stored, epochs=choice.get("n_epochs", "auto"), price=stored.billing.price_per_million
             )
         shown = views.estimate_text(model=model, epochs=epochs, capped_tokens=capped, cost=cost)
+    picked = next((o for o in trainable if o.value == choice["model"]), None)
     return views.train_modal(
         dataset=dataset,
         offers=trainable,
+        capabilities=picked.capabilities if picked else services.providers.default.capabilities,
         grouped=services.providers.several,
         choice=choice,
         validation_choices=await _validation_choices(services, team_id, dataset),
@@ -304,14 +312,16 @@ async def check_choice(
     elif info is not None and method not in info.methods:
         errors["method"] = f"{escape(model)} cannot be trained with {escape(method)}."
     hyperparameters: dict[str, Any] = {}
-    for name in ("n_epochs", "batch_size", "learning_rate_multiplier", *(("beta",) if method == "dpo" else ())):
+    capabilities = offer.capabilities if offer is not None else services.providers.default.capabilities
+    taken = (capabilities.learning_rate_field, *capabilities.extra_hyperparameters)
+    for name in ("n_epochs", "batch_size", *taken, *(("beta",) if method == "dpo" else ())):
         value, problem = _number(choice.get(name, "auto"), name)
         if problem:
             errors[name] = problem
         else:
             hyperparameters[name] = value
     suffix = choice.get("suffix", "")
-    longest = SUFFIX_LIMITS.get(offer.kind if offer is not None else "", 64)
+    longest = capabilities.suffix_limit
     if suffix and not (SUFFIX_PATTERN.match(suffix) and len(suffix) <= longest):
         at = f" at {offer.label}" if offer is not None and longest < 64 else ""
         errors["suffix"] = f"Use up to {longest} letters, digits, - or _{at}."

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bot.models import catalog
 from bot.mrkdwn import escape
 from bot.providers import BaseModelInfo, ProviderError
+from bot.providers.capabilities import Capabilities
 from bot.services import Services
 
 logger = logging.getLogger(__name__)
@@ -25,10 +26,11 @@ OFFER_WAIT_SECONDS = 1.5
 @dataclass(frozen=True)
 class Offer:
     provider: str
-    kind: str  # what the provider is (openai, azure, compatible, sandbox)
+    kind: str  # what the provider is (openai, azure, nebius, compatible, sandbox)
     label: str  # the provider as people see it named
     model: BaseModelInfo
     value: str  # the choice that picks it
+    capabilities: Capabilities
 
 
 def choice_value(services: Services, model: str, provider: str) -> str:
@@ -63,7 +65,14 @@ async def offers(services: Services) -> tuple[list[Offer], dict[str, Offer]]:
             failure = models
             continue
         listed += [
-            Offer(provider.name, provider.kind, provider.label, m, choice_value(services, m.id, provider.name))
+            Offer(
+                provider.name,
+                provider.kind,
+                provider.label,
+                m,
+                choice_value(services, m.id, provider.name),
+                provider.capabilities,
+            )
             for m in models
         ]
     if not listed and failure is not None:

@@ -67,8 +67,11 @@ def train_modal(
     validation_choices: Sequence[Any],
     estimate: str,
     private_metadata: str,
+    capabilities: Any,
+    notes: Sequence[str] = (),
 ) -> Block:
-    """The Train… modal: base model (with retirement dates), method, hyperparameters, suffix, estimate."""
+    """The Train… modal: base model (with retirement dates), method, the hyperparameters the chosen host
+    takes, suffix, estimate; ``notes`` say where the form was prefilled from (Retrain elsewhere)."""
     methods = [option("supervised (chat examples)", "supervised"), option("dpo (preference pairs)", "dpo")]
     blocks: list[Block] = [
         section(
@@ -76,6 +79,7 @@ def train_modal(
             f"{escape(FORMAT_NAMES.get(dataset.format, dataset.format))}, "
             f"{dataset.examples:,} examples"
         ),
+        *([context(shorten(escape(" ".join(notes)), 3000))] if notes else []),
         select_input(
             "model",
             "Base model",
@@ -93,8 +97,10 @@ def train_modal(
             selected=choice.get("method", "supervised"),
             dispatch=True,
         ),
-        *_hyperparameter_inputs(choice),
+        *_hyperparameter_inputs(choice, capabilities, suffix_limit=capabilities.suffix_limit),
     ]
+    if "lora" in capabilities.adapters:
+        blocks.append(context("This host trains a LoRA adapter on the base model, not a full copy of it."))
     if validation_choices:
         blocks.append(
             select_input(
@@ -118,8 +124,19 @@ def train_modal(
     )
 
 
-def _hyperparameter_inputs(choice: dict[str, str]) -> list[Block]:
-    """Epochs, batch size, learning rate (and beta for DPO), suffix and seed, as last chosen."""
+# The Train form's field for each hyperparameter a host may take: (label, hint).
+HYPERPARAMETER_FIELDS = {
+    "learning_rate_multiplier": ("Learning-rate multiplier", "auto, or a number above 0, up to 10"),
+    "learning_rate": ("Learning rate", "auto, or the rate itself, e.g. 0.00002 or 2e-5 (above 0, up to 0.1)"),
+    "lora_r": ("LoRA rank", "auto, or 1 to 256: a higher rank learns more, and costs more"),
+    "warmup_ratio": ("Warm-up ratio", "auto, or 0 to 0.5 of the steps spent warming up"),
+    "weight_decay": ("Weight decay", "auto, or 0 to 1"),
+}
+
+
+def _hyperparameter_inputs(choice: dict[str, str], capabilities: Any, *, suffix_limit: int) -> list[Block]:
+    """Epochs and batch size, the learning rate as the chosen host takes it (a multiplier or the rate
+    itself), the host's own extras (LoRA rank…), beta for DPO, then suffix and seed, as last chosen."""
     inputs = [
         text_input(
             "n_epochs",
@@ -129,13 +146,10 @@ def _hyperparameter_inputs(choice: dict[str, str]) -> list[Block]:
             dispatch_on_enter="train_epochs",
         ),
         text_input("batch_size", "Batch size", initial=choice.get("batch_size", "auto"), hint="auto, or 1 to 256"),
-        text_input(
-            "learning_rate_multiplier",
-            "Learning-rate multiplier",
-            initial=choice.get("learning_rate_multiplier", "auto"),
-            hint="auto, or a number above 0, up to 10",
-        ),
     ]
+    for name in (capabilities.learning_rate_field, *capabilities.extra_hyperparameters):
+        label, hint = HYPERPARAMETER_FIELDS[name]
+        inputs.append(text_input(name, label, initial=choice.get(name, "auto"), hint=hint))
     if choice.get("method") == "dpo":
         inputs.append(
             text_input(
@@ -149,8 +163,8 @@ def _hyperparameter_inputs(choice: dict[str, str]) -> list[Block]:
             "Suffix",
             initial=choice.get("suffix", ""),
             optional=True,
-            max_length=64,
-            hint="up to 64 characters, becomes part of the model's name",
+            max_length=suffix_limit,
+            hint=f"up to {suffix_limit} characters, becomes part of the model's name",
         ),
         text_input(
             "seed", "Seed", initial=choice.get("seed", ""), optional=True, hint="a whole number, for repeatable runs"
@@ -170,7 +184,16 @@ def estimate_pending_text(*, model: str) -> str:
 
 
 def _hyperparameters_text(hyperparameters: dict[str, Any]) -> str:
-    names = {"n_epochs": "epochs", "batch_size": "batch", "learning_rate_multiplier": "LR ×", "beta": "beta"}
+    names = {
+        "n_epochs": "epochs",
+        "batch_size": "batch",
+        "learning_rate_multiplier": "LR ×",
+        "learning_rate": "LR",
+        "lora_r": "LoRA rank",
+        "warmup_ratio": "warm-up",
+        "weight_decay": "weight decay",
+        "beta": "beta",
+    }
     return escape(", ".join(f"{names.get(key, key)} {value}" for key, value in hyperparameters.items()))
 
 

@@ -8,6 +8,7 @@ from sandbox.openai.simulation import OpenAIState
 from sandbox.openai.state import (
     AZURE_MODELS,
     DEFAULT_MODELS,
+    NEBIUS_MODELS,
     OPENAI_FINE_TUNING_CLOSES,
     SANDBOX_MODELS,
     ApiError,
@@ -18,6 +19,7 @@ from sandbox.openai.state import (
 __all__ = [
     "AZURE_MODELS",
     "DEFAULT_MODELS",
+    "NEBIUS_MODELS",
     "OPENAI_FINE_TUNING_CLOSES",
     "SANDBOX_MODELS",
     "ApiError",

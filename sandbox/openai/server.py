@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from sandbox.openai import nebius
 from sandbox.openai.simulation import (
     OpenAIState,
     approximate_tokens,
@@ -119,6 +120,9 @@ class OpenAIEmulator:
             app.router.add_route(method, "/v1" + path, handler)
             app.router.add_route(method, "/openai" + path, handler)
         app.router.add_route("POST", "/openai/deployments/{deployment}/chat/completions", self.chat_completions)
+        app.router.add_route("POST", "/v0/models", self.create_nebius_model)
+        app.router.add_route("GET", "/v0/models/{name:.+}", self.get_nebius_model)
+        app.router.add_route("DELETE", "/v0/models/{name:.+}", self.delete_nebius_model)
         app.router.add_route("POST", "/sandbox/clock", self.control_clock)
         return app
 
@@ -422,7 +426,11 @@ class OpenAIEmulator:
                     param=name,
                     code="invalid_file",
                 )
-        method_spec = body.get("method") or {"type": "supervised"}
+        if state.nebius:
+            hyperparameters = nebius.check_job(body)
+            method_spec: dict[str, Any] = {"type": "supervised"}
+        else:
+            method_spec = body.get("method") or {"type": "supervised"}
         method = method_spec.get("type")
         if method not in ("supervised", "dpo"):
             raise ApiError(400, f"Invalid method type: {method!r}.", param="method.type")
@@ -433,9 +441,10 @@ class OpenAIEmulator:
                 param="method.type",
                 code="model_not_available",
             )
-        raw_hyper = dict(body.get("hyperparameters") or {})
-        raw_hyper.update((method_spec.get(method) or {}).get("hyperparameters") or {})
-        hyperparameters = check_hyperparameters(method, raw_hyper)
+        if not state.nebius:
+            raw_hyper = dict(body.get("hyperparameters") or {})
+            raw_hyper.update((method_spec.get(method) or {}).get("hyperparameters") or {})
+            hyperparameters = check_hyperparameters(method, raw_hyper)
         suffix = body.get("suffix")
         if suffix is not None and not (isinstance(suffix, str) and 1 <= len(suffix) <= 64):
             raise ApiError(400, "Invalid 'suffix': expected a string of 1 to 64 characters.", param="suffix")
@@ -616,6 +625,26 @@ class OpenAIEmulator:
         self.state.deleted_models.add(model_id)
         return web.json_response({"id": model_id, "object": "model", "deleted": True})
 
+    # --- Nebius deployments ---
+
+    def _nebius_only(self) -> None:
+        if not self.state.nebius:
+            raise ApiError(404, "Not found.", code="not_found")
+
+    async def create_nebius_model(self, request: web.Request) -> web.Response:
+        self._nebius_only()
+        created = nebius.create_deployment(self.state, await self._json(request))
+        return web.json_response(created.to_api())
+
+    async def get_nebius_model(self, request: web.Request) -> web.Response:
+        self._nebius_only()
+        return web.json_response(nebius.deployment(self.state, request.match_info["name"]).to_api())
+
+    async def delete_nebius_model(self, request: web.Request) -> web.Response:
+        self._nebius_only()
+        nebius.deployment(self.state, request.match_info["name"]).status = "deleted"
+        return web.json_response({"name": request.match_info["name"], "deleted": True})
+
     # --- chat ---
 
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -631,6 +660,8 @@ class OpenAIEmulator:
                     "deployment within the last 5 minutes, please wait a moment and try again.",
                     code="DeploymentNotFound",
                 )
+        elif state.nebius:
+            model = nebius.chat_model(state, require(body, "model"))
         else:
             model = require(body, "model")
         messages = require(body, "messages")

@@ -39,6 +39,7 @@ from sandbox.openai.state import (
     FineTunedModel,
     HostQuirks,
     Job,
+    NebiusDeployment,
     PendingUpload,
     SandboxClock,
     StoredFile,
@@ -93,8 +94,12 @@ class OpenAIState:
         models: tuple[BaseModel, ...] = DEFAULT_MODELS,
         azure_ids: bool = False,
         fine_tuning_closes: str | None = None,
+        nebius: bool = False,
     ) -> None:
         self.azure_ids = azure_ids
+        # Nebius Token Factory's rules (sandbox/openai/nebius.py); pass models=NEBIUS_MODELS with it.
+        self.nebius = nebius
+        self.nebius_deployments: dict[str, NebiusDeployment] = {}
         # From this day (YYYY-MM-DD) every job create is refused with a 403, as OpenAI's from 2027-01-06.
         self.fine_tuning_closes = fine_tuning_closes
         self.api_key = api_key or "sk-sandbox-" + secrets.token_hex(12)
@@ -108,7 +113,7 @@ class OpenAIState:
         self.deployments: dict[str, str] = {}
         self.faults: dict[str, FaultRule] = {}
         self.holds: dict[str, Hold] = {}
-        self.quirks = HostQuirks()
+        self.quirks = HostQuirks(file_status=None) if nebius else HostQuirks()
         self.scripted_failures: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.chat_requests: list[dict[str, Any]] = []

@@ -101,6 +101,27 @@ AZURE_MODELS = (
 )
 
 
+# A Nebius Token Factory project (providers.md §1.2): bases tuned under one id and served under another
+# (the serving ids answer chat but cannot be tuned), no calendar.
+NEBIUS_MODELS = (
+    BaseModel("meta-llama/Llama-3.1-8B-Instruct", 1721692800, owned_by="nebius", context_window=131_072),
+    BaseModel("meta-llama/Llama-3.3-70B-Instruct", 1733443200, owned_by="nebius", context_window=131_072),
+    BaseModel(
+        "meta-llama/Meta-Llama-3.1-8B-Instruct",
+        1721692800,
+        owned_by="nebius",
+        fine_tunable=False,
+        context_window=131_072,
+    ),
+)
+# Tuning id -> the id it answers chat under; a tuning id that is not also a serving id gets a 404 in chat.
+NEBIUS_SERVING_IDS = {
+    "meta-llama/Llama-3.1-8B-Instruct": "meta-llama/Meta-Llama-3.1-8B-Instruct",
+}
+# Seconds of virtual time a LoRA deployment (POST /v0/models) takes to become active.
+NEBIUS_DEPLOY_SECONDS = 30
+
+
 # OpenAI accepts no new fine-tuning jobs from this day: a 403 on create (providers.md §0, §4.1).
 OPENAI_FINE_TUNING_CLOSES = "2027-01-06"
 
@@ -173,6 +194,28 @@ class HostQuirks:
     fine_tuning_closed: bool = False
     # The account is out of credit: 429 insufficient_quota on create.
     out_of_quota: bool = False
+
+
+@dataclass
+class NebiusDeployment:
+    """A fine-tune served under ``name`` (POST /v0/models), active once its time has come."""
+
+    name: str
+    base_model: str
+    source: str
+    model: str  # the fine-tuned model it serves
+    created_at: int
+    status: str = "deploying"
+    active_at: int = 0
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "base_model": self.base_model,
+            "source": self.source,
+            "status": self.status,
+            "created_at": self.created_at,
+        }
 
 
 @dataclass

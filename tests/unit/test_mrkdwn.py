@@ -24,6 +24,7 @@ from bot.flywheel import views as flywheel_views
 from bot.home import views as home_views
 from bot.models import views as model_views
 from bot.mrkdwn import escape
+from bot.providers.capabilities import OPENAI
 from bot.providers.types import BaseModelInfo
 from bot.training import views as training_views
 from bot.training.offers import Offer
@@ -191,12 +192,14 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     "datasets": lambda t: dataset_views.datasets_list_blocks([_dataset(t)], workspace_url="https://acme.slack.com/"),
     "train form": lambda t: training_views.train_modal(
         dataset=_dataset(t),
-        offers=[Offer(t, "openai", t, BaseModelInfo(t, ("supervised",), None, None), t)],
+        offers=[Offer(t, "openai", t, BaseModelInfo(t, ("supervised",), None, None), t, OPENAI)],
         grouped=True,
         choice={"model": t},
         validation_choices=[_dataset(t)],
         estimate=training_views.estimate_text(model=t, epochs=2, capped_tokens=10, cost=None),
         private_metadata="{}",
+        capabilities=OPENAI,
+        notes=[t],
     ),
     "job card": lambda t: training_views.job_card(_job(t, "running"), dataset_name=t, title="🚀 *Training*", now=NOW),
     "approval": lambda t: (

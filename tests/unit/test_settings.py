@@ -37,7 +37,7 @@ def test_plain_database_urls_get_async_drivers() -> None:
         ({"port": "70000"}, "PORT must be between 1 and 65535"),
         (
             {"finetune_provider": "bedrock"},
-            "FINETUNE_PROVIDER: Input should be 'openai', 'azure', 'compatible' or 'sandbox'",
+            "FINETUNE_PROVIDER: Input should be 'openai', 'azure', 'nebius', 'compatible' or 'sandbox'",
         ),
         ({"slack_bot_token": "xoxp-user-token"}, "SLACK_BOT_TOKEN must be a bot token starting with xoxb-"),
         ({"slack_app_token": "xoxb-1"}, "SLACK_APP_TOKEN must be an app-level token starting with xapp-"),
