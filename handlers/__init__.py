@@ -41,6 +41,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action("job_approve")(training.approve_button)
     app.action("job_deny")(training.deny_button)
     app.action("job_cancel")(training.cancel_button)
+    app.action("model_retrain")(training.retrain_button)
 
     app.event("message", matchers=[chat.is_thread_reply])(chat.on_thread_message)
     app.event("app_mention")(chat.on_mention)
@@ -53,6 +54,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action("candidate_drop")(flywheel.drop_button)
 
     app.action("eval_open")(evaluation.open_button)
+    app.action("eval_previous")(evaluation.previous_button)
     app.view("eval_submit")(evaluation.form_submitted)
     app.action("eval_confirm")(evaluation.confirm_button)
     app.action("eval_cancel")(evaluation.cancel_button)

@@ -9,6 +9,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.errors import UsageError
 from bot.evaluation import plan as evaluation_plan
+from bot.evaluation import previous as evaluation_previous
 from bot.evaluation import run as evaluation_run
 from bot.mrkdwn import escape
 from bot.services import Services
@@ -58,6 +59,19 @@ async def open_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
         )
 
     await answer_clicker(respond, opened())
+
+
+async def previous_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    """📏 Evaluate against the model this one was retrained from: its estimate, to the clicker only."""
+    await ack()
+
+    async def planned() -> None:
+        _, confirmation, text = await evaluation_previous.plan_against_previous(
+            services, team_id=team_of(body), user_id=body["user"]["id"], job_id=clicked_id(body)
+        )
+        await respond(text=text, blocks=confirmation, response_type="ephemeral", replace_original=False)
+
+    await answer_clicker(respond, planned())
 
 
 async def form_submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], services: Services) -> None:

@@ -12,7 +12,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.errors import MalformedRequest, UsageError, refusal_of
 from bot.mrkdwn import escape
 from bot.services import Services
-from bot.training import cancel, listing, modal, start
+from bot.training import cancel, listing, modal, retrain, start
 from handlers import arguments
 from handlers.clicks import answer_clicker, clicked_id, clicked_value, team_of
 from handlers.commands import CommandRequest, Subcommand
@@ -73,10 +73,34 @@ async def cancel_command(request: CommandRequest) -> None:
     await request.respond(text="Cancel this job?", blocks=card, response_type="ephemeral")
 
 
+RETRAIN_USAGE = "/finetune retrain <model|job> [on <provider>]"
+
+
+async def retrain_command(request: CommandRequest) -> None:
+    words = request.args.split()
+    if not (len(words) == 1 or (len(words) == 3 and words[1].lower() == "on")):
+        raise UsageError(f"Usage: `{escape(RETRAIN_USAGE)}`, e.g. `/finetune retrain #12 on azure`.")
+    assert request.trigger_id is not None
+    await retrain.open_retrain_form(
+        request.services,
+        team_id=request.team_id,
+        user_id=request.user_id,
+        trigger_id=request.trigger_id,
+        reference=words[0],
+        target=words[2] if len(words) == 3 else None,
+    )
+
+
 SUBCOMMANDS = [
     Subcommand("train", "train <dataset> [model=…] [epochs=…] …", "start fine-tuning (opens a form)", train_command),
     Subcommand("status", "status [job]", "a job's progress (the newest one by default)", status_command),
     Subcommand("jobs", "jobs", "the team's recent jobs with status and progress", jobs_command),
+    Subcommand(
+        "retrain",
+        "retrain <model|job> [on <provider>]",
+        "train the same data and settings at another provider (opens a form)",
+        retrain_command,
+    ),
     Subcommand(
         "cancel", "cancel <job>", "cancel a running job (its requester or an admin; asks first)", cancel_command
     ),
@@ -94,6 +118,20 @@ async def train_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespon
             trigger_id=body["trigger_id"],
             reference=clicked_value(body),
             overrides={},
+        ),
+    )
+
+
+async def retrain_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await ack()
+    await answer_clicker(
+        respond,
+        retrain.open_retrain_form(
+            services,
+            team_id=team_of(body),
+            user_id=body["user"]["id"],
+            trigger_id=body["trigger_id"],
+            reference=f"#{clicked_id(body)}",
         ),
     )
 

@@ -26,9 +26,9 @@ from bot import ticks
 from bot.clock import FrozenClock
 from bot.server import start_bot
 from bot.services import Services
-from bot.settings import Settings
+from bot.settings import ProviderConfig, Settings
 from sandbox.driver import SlackDriver
-from sandbox.openai import SANDBOX_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.openai import NEBIUS_MODELS, SANDBOX_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
 from sandbox.slack import Ephemeral, Message, SlackEmulator, SlackWorkspace, View
 from sandbox.slack import mrkdwn as slack_mrkdwn
 
@@ -239,9 +239,20 @@ def _report_of(ws: SlackWorkspace, message: Message) -> Message | None:
 
 
 async def play(
-    driver: SlackDriver, transcript: Transcript, services: Services, openai: OpenAIEmulator, clock: FrozenClock
+    driver: SlackDriver,
+    transcript: Transcript,
+    services: Services,
+    emulators: tuple[OpenAIEmulator, OpenAIEmulator],
+    clock: FrozenClock,
 ) -> None:
     ws = driver.ws
+
+    async def tick_until(done: Callable[[], bool]) -> None:
+        while not done():
+            clock.advance(timedelta(seconds=90))
+            for emulator in emulators:
+                emulator.state.clock.advance(90)
+            await ticks.tick(services, owner="demo")
 
     async def help_step() -> None:
         await driver.slash_command(ALICE, CHANNEL, "help")
@@ -290,10 +301,7 @@ async def play(
                 for m in ws.replies_of(report.channel, report.thread_ts or "")
             )
 
-        while not finished():
-            clock.advance(timedelta(seconds=90))
-            openai.state.clock.advance(90)
-            await ticks.tick(services, owner="demo")
+        await tick_until(finished)
 
     await _step(transcript, "The bot follows the job (the sandbox runs 90 s of training per tick)", follow)
 
@@ -416,6 +424,27 @@ async def play(
         evaluate,
     )
 
+    def results() -> list[Message]:
+        thread = ws.replies_of(report.channel, report.thread_ts or "")
+        return [m for m in thread if m.text.startswith("✅") and "your model is ready" in m.text]
+
+    async def retrain() -> None:
+        def forms() -> list[View]:
+            return [view for view in ws.views.values() if view.kind == "modal"]
+
+        opened = len(forms())
+        await driver.click(ALICE, result, "model_retrain")
+        form = await ws.wait_for(lambda: len(forms()) > opened and forms()[-1])
+        await driver.submit_form(ALICE, form)
+        await tick_until(lambda: len(results()) > 1)
+
+    await _step(
+        transcript,
+        "OpenAI stops training on 2027-01-06: Alice clicks 🔁 Retrain elsewhere, and the same data and settings "
+        "train at Nebius (sandbox)",
+        retrain,
+    )
+
 
 async def run_demo(settings: Settings) -> int:
     started = time.monotonic()
@@ -427,6 +456,8 @@ async def run_demo(settings: Settings) -> int:
     workspace.enforce_rate_tiers()  # the shop window runs under Slack's rate tiers
     slack = await SlackEmulator(workspace).start()
     openai = await OpenAIEmulator(OpenAIState(clock=SandboxClock(start=time.time()), models=SANDBOX_MODELS)).start()
+    nebius_state = OpenAIState(clock=SandboxClock(start=time.time()), models=NEBIUS_MODELS, nebius=True)
+    nebius = await OpenAIEmulator(nebius_state).start()
     with tempfile.TemporaryDirectory(prefix="finetune-demo-") as scratch:
         demo_settings = settings.model_copy(
             update={
@@ -434,9 +465,17 @@ async def run_demo(settings: Settings) -> int:
                 "slack_signing_secret": SecretStr(workspace.signing_secret),
                 "slack_app_token": None,
                 "slack_api_url": slack.api_url,
-                "openai_api_key": SecretStr(openai.state.api_key),
-                "openai_base_url": openai.base_url,
-                "finetune_provider": "sandbox",
+                "finetune_providers": {
+                    "sandbox": ProviderConfig(
+                        kind="sandbox", base_url=openai.base_url, api_key=SecretStr(openai.state.api_key)
+                    ),
+                    "nebius": ProviderConfig(
+                        kind="nebius",
+                        label="Nebius (sandbox)",
+                        base_url=nebius.base_url,
+                        api_key=SecretStr(nebius.state.api_key),
+                    ),
+                },
                 "finetune_data_dir": Path(scratch),
                 "database_url": None,
             }
@@ -446,13 +485,13 @@ async def run_demo(settings: Settings) -> int:
         running = await start_bot(services, host="127.0.0.1", port=0, schedule=False)
         print(
             f"  Slack emulator {slack.api_url} · OpenAI emulator {openai.base_url} · "
-            f"bot http://127.0.0.1:{running.port}/slack/events"
+            f"Nebius emulator {nebius.base_url} · bot http://127.0.0.1:{running.port}/slack/events"
         )
         transcript = Transcript(workspace)
         try:
             async with aiohttp.ClientSession() as session:
                 driver = SlackDriver(slack, session, bot_url=f"http://127.0.0.1:{running.port}/slack/events")
-                await play(driver, transcript, services, openai, clock)
+                await play(driver, transcript, services, (openai, nebius), clock)
         except DemoFailure as failure:
             print(f"\nThe demo stopped: {failure}.", file=sys.stderr)
             return 1
@@ -460,6 +499,7 @@ async def run_demo(settings: Settings) -> int:
             await running.stop()
             await services.aclose()
             await openai.stop()
+            await nebius.stop()
             await slack.stop()
     print(f"\nDone in {time.monotonic() - started:.1f} s. To connect the bot to your own workspace, see README.md.")
     return 0

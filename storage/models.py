@@ -126,6 +126,8 @@ class TrainingJob(SQLModel, table=True):
     model_deleted_at: datetime | None = None
     # The day the fine-tuned model stops answering (the provider's shutdown_date, else its base model's).
     model_retires: date | None = None
+    # Retrain elsewhere: the job whose dataset and settings this one was made from, at another provider.
+    retrained_from_id: int | None = Field(default=None, foreign_key="trainingjob.id")
     last_event_id: str | None = Field(default=None, max_length=128)
     next_poll_at: datetime | None = Field(default=None, index=True)
     poll_failures: int = 0

@@ -42,6 +42,7 @@ async def publish_home(services: Services, *, team_id: str, user_id: str, pages:
             pages=pages,
             now=now,
             provider_label=services.providers.label_of,
+            retrain=services.providers.several,
         )
         await services.slack_for(team_id).views_publish(user_id=user_id, view=view)
 

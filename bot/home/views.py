@@ -50,6 +50,7 @@ def home_view(
     pages: dict[str, int],
     now: Any,
     provider_label: Callable[[str], str],
+    retrain: bool = False,
 ) -> Block:
     """The Home tab: datasets, jobs, models (with retirement dates), evaluations and this month's spend, paged."""
     budget_text = f" of the ${budget:,.2f} monthly budget" if budget is not None else ""
@@ -71,6 +72,7 @@ def home_view(
                 job.id,
                 job.fine_tuned_model,
                 retired=job.model_retires is not None and now.date() >= job.model_retires,
+                retrain=retrain,
             ),
         ],
     )

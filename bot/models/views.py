@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from bot.mrkdwn import escape
-from bot.slack_blocks import Block, button, confirm_dialog
+from bot.slack_blocks import Block, button, confirm_dialog, shorten
 from storage.models import GoldenSetStatus
 
 
-def model_actions(job_id: int, model: str, *, retired: bool = False) -> Block:
-    """Chat, Compare with base, Evaluate and Delete model, under a finished job's result; a model past
-    its shutdown is only offered for deletion (it no longer answers)."""
+def model_actions(
+    job_id: int, model: str, *, retired: bool = False, retrain: bool = False, previous: str | None = None
+) -> Block:
+    """Chat, Compare with base, Evaluate, Retrain elsewhere (``retrain``: when another provider is
+    configured) and Delete model, under a finished job's result; ``previous`` names the model this one was
+    retrained from, to evaluate them against each other while it answers. A model past its shutdown is only
+    offered for retraining and deletion (it no longer answers)."""
     delete = button("🗑 Delete model", "model_delete", str(job_id), style="danger")
     delete["confirm"] = confirm_dialog(
         title="Delete this model?",
@@ -19,19 +23,21 @@ def model_actions(job_id: int, model: str, *, retired: bool = False) -> Block:
         yes="Delete",
         no="Keep it",
     )
+    answering: list[Block] = []
+    if not retired:
+        answering = [
+            button("💬 Chat", "chat_start", str(job_id), style="primary"),
+            button("⚖️ Compare with base", "compare_start", str(job_id)),
+            button("📏 Evaluate", "eval_open", str(job_id)),
+        ]
+        if previous:
+            answering.append(button(shorten(f"📏 Evaluate against {previous}", 75), "eval_previous", str(job_id)))
     return {
         "type": "actions",
         "block_id": f"model:{job_id}",
         "elements": [
-            *(
-                ()
-                if retired
-                else (
-                    button("💬 Chat", "chat_start", str(job_id), style="primary"),
-                    button("⚖️ Compare with base", "compare_start", str(job_id)),
-                    button("📏 Evaluate", "eval_open", str(job_id)),
-                )
-            ),
+            *answering,
+            *([button("🔁 Retrain elsewhere", "model_retrain", str(job_id))] if retrain else []),
             delete,
         ],
     }

@@ -22,7 +22,7 @@ from bot.numbers import whole_number
 from bot.references import dataset_path, find_dataset, require_dataset
 from bot.services import Services
 from bot.training import views
-from bot.training.offers import choice_value, offers, retired_text, split_choice
+from bot.training.offers import Offer, choice_value, offers, retired_text, split_choice
 from storage import repositories
 from storage.models import Dataset
 
@@ -67,14 +67,39 @@ CHOICE_FIELDS = (
 
 
 @dataclass(frozen=True)
+class Retrain:
+    """A Train form opened by Retrain elsewhere: the job it retrains, the provider it leaves, and what the
+    form says about how it was prefilled."""
+
+    job_id: int
+    leave_out: str
+    notes: list[str]
+
+
+# private_metadata holds at most 3,000 characters: the notes get what the ids leave.
+NOTES_LIMIT = 2_000
+
+
+@dataclass(frozen=True)
 class ModalContext:
-    """What the modal carries in private_metadata: which dataset, which request, where to answer."""
+    """What the modal carries in private_metadata: which dataset, which request, where to answer, and
+    for Retrain elsewhere the job it retrains."""
 
     dataset_id: int
     request_id: str
+    retrain: Retrain | None = None
 
     def encode(self) -> str:
-        return json.dumps({"dataset_id": self.dataset_id, "request_id": self.request_id})
+        data: dict[str, Any] = {"dataset_id": self.dataset_id, "request_id": self.request_id}
+        if self.retrain is not None:
+            notes, kept = [], 0
+            for note in self.retrain.notes:
+                kept += len(note)
+                if kept > NOTES_LIMIT:
+                    break
+                notes.append(note)
+            data["retrain"] = {"job_id": self.retrain.job_id, "leave_out": self.retrain.leave_out, "notes": notes}
+        return json.dumps(data)
 
     @classmethod
     def decode(cls, raw: str) -> ModalContext:
@@ -83,8 +108,15 @@ class ModalContext:
             dataset_id = whole_number(str(data["dataset_id"]), low=1)
             if dataset_id is None:
                 raise ValueError(data["dataset_id"])
-            return cls(dataset_id=dataset_id, request_id=str(data["request_id"]))
-        except (ValueError, KeyError, TypeError):
+            retrain = None
+            if "retrain" in data:
+                job_id = whole_number(str(data["retrain"]["job_id"]), low=1)
+                if job_id is None:
+                    raise ValueError(data["retrain"])
+                notes = [str(note) for note in data["retrain"]["notes"]]
+                retrain = Retrain(job_id=job_id, leave_out=str(data["retrain"]["leave_out"]), notes=notes)
+            return cls(dataset_id=dataset_id, request_id=str(data["request_id"]), retrain=retrain)
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise MalformedRequest("a Train form whose private_metadata is not the bot's") from None
 
 
@@ -146,7 +178,7 @@ async def _render_modal(
     pending: bool = False,
 ) -> dict[str, Any]:
     """The form; ``pending`` shows "computing…" where an estimate that needs a fresh count will go."""
-    trainable, _ = await offers(services)
+    trainable = _offered(await offers(services), context)[0]
     model, _ = split_choice(services, choice["model"])
     if pending:
         shown = views.estimate_pending_text(model=model)
@@ -171,17 +203,39 @@ async def _render_modal(
         validation_choices=await _validation_choices(services, team_id, dataset),
         estimate=shown,
         private_metadata=context.encode(),
+        notes=context.retrain.notes if context.retrain else (),
     )
 
 
+Offers = tuple[list[Offer], dict[str, Offer]]
+
+
+def _offered(listed: Offers, context: ModalContext) -> Offers:
+    """What this form offers: for Retrain elsewhere, not the provider the model is leaving."""
+    trainable, known = listed
+    if context.retrain is None:
+        return trainable, known
+    leave_out = context.retrain.leave_out
+    return [o for o in trainable if o.provider != leave_out], known
+
+
 async def open_train_modal(
-    services: Services, *, team_id: str, user_id: str, trigger_id: str, reference: str, overrides: dict[str, str]
+    services: Services,
+    *,
+    team_id: str,
+    user_id: str,
+    trigger_id: str,
+    reference: str,
+    overrides: dict[str, str],
+    retrain: Retrain | None = None,
 ) -> None:
-    """Open the Train… modal, prefilled from the button or from `/finetune train … key=value`."""
+    """Open the Train… modal, prefilled from the button, from `/finetune train … key=value`, or from the
+    job that Retrain elsewhere moves (``retrain``)."""
     if not await policy.may_train(services, user_id, team_id=team_id):
         raise NotAllowed(NOT_A_TRAINER)
     dataset = await _require_dataset(services, team_id, reference)
-    trainable, known = await offers(services)
+    context = ModalContext(dataset_id=dataset_id_of(dataset), request_id=uuid.uuid4().hex, retrain=retrain)
+    trainable, known = _offered(await offers(services), context)
     values = {o.value for o in trainable}
     if not overrides and dataset.parent_id is not None:
         overrides = await _previous_settings(services, team_id=team_id, dataset_id=dataset.parent_id)
@@ -204,7 +258,6 @@ async def open_train_modal(
     if "validation" in choice:
         validation = await find_dataset(services, team_id=team_id, reference=choice["validation"])
         choice["validation"] = str(validation.id) if validation else ""
-    context = ModalContext(dataset_id=dataset_id_of(dataset), request_id=uuid.uuid4().hex)
     stored_for = Report.from_storage(dataset.report).billing.model
     reuse = catalog.base_model_id(split_choice(services, choice["model"])[0]) == catalog.base_model_id(stored_for)
     # Slack's trigger_id lasts 3 s, and counting a large file for another model takes longer: the form
@@ -293,14 +346,17 @@ def _number(raw: str, name: str) -> tuple[int | float | str | None, str | None]:
 
 
 async def check_choice(
-    services: Services, *, dataset: Dataset, choice: dict[str, str]
+    services: Services, *, dataset: Dataset, choice: dict[str, str], context: ModalContext | None = None
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Field errors keyed by block id (empty when all is well), and the hyperparameters to send."""
     errors: dict[str, str] = {}
     trainable, known = await offers(services)
     picked = choice.get("model", "")
-    model, _ = split_choice(services, picked)
-    if picked not in {o.value for o in trainable}:
+    model, provider = split_choice(services, picked)
+    if context is not None and context.retrain is not None and provider == context.retrain.leave_out:
+        label = services.providers.label_of(provider)
+        errors["model"] = f"The model is already at {label}: pick one at another provider to retrain it there."
+    elif picked not in {o.value for o in trainable}:
         errors["model"] = retired_text(services, known.get(picked), picked, trainable)[:150]
     method = choice.get("method") or default_method(dataset.format)
     offer = known.get(picked)
@@ -355,7 +411,7 @@ async def check_submission(
         raise NotAllowed(NOT_A_TRAINER)
     dataset = await _require_dataset(services, team_id, str(context.dataset_id))
     choice = read_choice(view)
-    errors, hyperparameters = await check_choice(services, dataset=dataset, choice=choice)
+    errors, hyperparameters = await check_choice(services, dataset=dataset, choice=choice, context=context)
     if errors:
         return errors, None
     return {}, Submission(dataset, context, choice, hyperparameters)

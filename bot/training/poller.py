@@ -222,6 +222,13 @@ async def _queue_notifications(
         return
     if status not in TERMINAL:
         return
+    previous = await session.get(TrainingJob, job.retrained_from_id) if job.retrained_from_id else None
+    still_answers = (
+        previous is not None
+        and previous.fine_tuned_model is not None
+        and previous.model_deleted_at is None
+        and (previous.model_retires is None or now.date() < previous.model_retires)
+    )
     text, result = views.result_blocks(
         job,
         dataset_name=dataset.filename,
@@ -229,6 +236,8 @@ async def _queue_notifications(
         provider_label=services.providers.label_of(job.provider),
         now=now,
         error_code=error_code,
+        retrain=services.providers.several,
+        previous=previous.fine_tuned_model if previous is not None and still_answers else None,
     )
     await repositories.enqueue_notification(
         session, notification=note(NotificationKind.RESULT, {"text": text, "blocks": result})

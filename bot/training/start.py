@@ -50,6 +50,7 @@ async def start(services: Services, *, team_id: str, user_id: str, submission: S
         channel_id=dataset.channel_id,
         thread_ts=dataset.message_ts,
         estimated_cost_usd=cost,
+        retrained_from_id=context.retrain.job_id if context.retrain else None,
         suffix=choice.get("suffix") or None,
         seed=whole_number(choice["seed"]) if choice.get("seed") else None,
         created_at=now,

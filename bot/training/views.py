@@ -310,11 +310,15 @@ def result_blocks(
     provider_label: str,
     now: Any,
     error_code: str | None = None,
+    retrain: bool = False,
+    previous: str | None = None,
 ) -> tuple[str, list[Block]]:
-    """The outcome in the thread: who asked, what came out, and what to do next."""
+    """The outcome in the thread: who asked, what came out, and what to do next (``retrain`` and
+    ``previous`` as in ``model_actions``)."""
     who = f"<@{job.requested_by}>"
     if job.status == "succeeded":
-        return _succeeded(job, who=who, dataset_name=dataset_name, checkpoints=checkpoints, now=now)
+        actions = model_actions(job.id, job.fine_tuned_model, retrain=retrain, previous=previous)
+        return _succeeded(job, who=who, dataset_name=dataset_name, checkpoints=checkpoints, now=now, actions=actions)
     if job.status == "failed":
         return _failed(job, who=who, dataset_name=dataset_name, provider_label=provider_label, error_code=error_code)
     by = f"<@{job.cancelled_by}>" if job.cancelled_by else f"someone at {escape(provider_label)} (not from Slack)"
@@ -331,7 +335,7 @@ def _losses(train: float | None, valid: float | None, *, word: str = "") -> str:
 
 
 def _succeeded(
-    job: Any, *, who: str, dataset_name: str, checkpoints: Sequence[Any], now: Any
+    job: Any, *, who: str, dataset_name: str, checkpoints: Sequence[Any], now: Any, actions: Block
 ) -> tuple[str, list[Block]]:
     duration = _duration(((job.finished_at or now) - job.created_at).total_seconds())
     fields = [
@@ -353,7 +357,7 @@ def _succeeded(
             detail = _losses(checkpoint.metrics.get("train_loss"), checkpoint.metrics.get("valid_loss"), word="loss ")
             lines.append(f"• step {checkpoint.step}: `{escape(checkpoint.model)}` — {detail}")
         result.append(section("\n".join(lines)))
-    result.append(model_actions(job.id, job.fine_tuned_model))
+    result.append(actions)
     return text, result
 
 
