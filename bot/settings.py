@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     # USD per 1M (input, output) tokens when a model answers, over bot/catalog.py's table; the key is a
     # model id, or ``ft:<base>`` for every fine-tune of a base: {"ft:gpt-4o-mini-2024-07-18": [0.3, 1.2]}
     finetune_inference_prices: dict[str, tuple[float, float]] = {}
+    # USD per hour a deployed fine-tune costs where serving is billed by the hour (Azure), over
+    # bot/catalog.py's: keyed by base model, or base@provider: {"gpt-4o-mini-2024-07-18@azure": 1.7}
+    finetune_hosting_prices: dict[str, float] = {}
     # Evaluations: requests in flight at once, examples taken from a dataset at most, and an optional
     # judge model that compares the two answers head to head (off when unset; it costs a request more).
     finetune_eval_concurrency: int = Field(default=4, ge=1, le=64)

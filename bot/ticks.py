@@ -16,7 +16,7 @@ from bot import notifier
 from bot.datasets import intake
 from bot.evaluation import run as evaluation_run
 from bot.home import tab as home_tab
-from bot.models import golden, lifecycle
+from bot.models import golden, lifecycle, serving
 from bot.providers import ProviderError
 from bot.services import Services
 from bot.training import launch, poller
@@ -90,6 +90,7 @@ async def _tick(services: Services, *, owner: str) -> None:
         ("settling stalled starts", lambda: launch.resolve_stalled_starts(services, owner=owner)),
         ("resuming interrupted intakes", lambda: intake.resume_interrupted_intakes(services, owner=owner)),
         ("polling jobs", lambda: poll_due_jobs(services, owner=owner)),
+        ("following deployments", lambda: serving.check_deployments(services)),
         ("resuming golden sets", lambda: golden.resume_recordings(services)),
         ("resuming evaluations", lambda: evaluation_run.resume_evaluations(services)),
         ("queueing retirement reminders", lambda: lifecycle.queue_reminders(services)),

@@ -48,6 +48,8 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action("chat_start")(chat.chat_button)
     app.action("compare_start")(chat.compare_button)
     app.action("model_delete")(models.delete_button)
+    app.action("model_deploy")(models.deploy_button)
+    app.action("model_undeploy")(models.undeploy_button)
 
     app.event("reaction_added")(flywheel.reaction_added)
     app.event("reaction_removed")(flywheel.reaction_removed)

@@ -8,10 +8,10 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.errors import UsageError
-from bot.models import golden, lifecycle
+from bot.models import golden, lifecycle, serving
 from bot.mrkdwn import escape
 from bot.services import Services
-from handlers.clicks import answer_clicker, clicked_value, team_of
+from handlers.clicks import answer_clicker, clicked_id, clicked_value, team_of
 from handlers.commands import CommandRequest, Subcommand
 
 
@@ -57,6 +57,21 @@ async def delete_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespo
         lifecycle.delete_model(
             services, team_id=team_of(body), user_id=body["user"]["id"], reference=clicked_value(body)
         ),
+    )
+
+
+async def deploy_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await ack()
+    await answer_clicker(
+        respond, serving.deploy(services, team_id=team_of(body), user_id=body["user"]["id"], job_id=clicked_id(body))
+    )
+
+
+async def undeploy_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, services: Services) -> None:
+    await ack()
+    await answer_clicker(
+        respond,
+        serving.stop_serving(services, team_id=team_of(body), user_id=body["user"]["id"], job_id=clicked_id(body)),
     )
 
 

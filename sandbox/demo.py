@@ -445,6 +445,34 @@ async def play(
         retrain,
     )
 
+    async def deploy_and_compare() -> None:
+        moved = results()[1]
+        thread = report.thread_ts or ""
+        await driver.click(ALICE, moved, "model_deploy")
+
+        def served() -> bool:
+            return any(m.text.startswith("✅") and "is served at" in m.text for m in ws.replies_of(CHANNEL, thread))
+
+        await ws.wait_for(
+            lambda: any("is deploying" in m.text or "is served at" in m.text for m in ws.replies_of(CHANNEL, thread))
+        )
+        await tick_until(served)
+        shown = len(ws.ephemerals_for(ALICE))
+        await driver.click(ALICE, moved, "eval_previous")
+        estimate = await ws.wait_for(
+            lambda: next((e for e in ws.ephemerals_for(ALICE)[shown:] if "eval_confirm" in json.dumps(e.blocks)), None)
+        )
+        reports = len([m for m in ws.replies_of(CHANNEL, thread) if m.text.startswith("📏")])
+        await driver.click_ephemeral(estimate, "eval_confirm")
+        await ws.wait_for(lambda: len([m for m in ws.replies_of(CHANNEL, thread) if m.text.startswith("📏")]) > reports)
+
+    await _step(
+        transcript,
+        "Nebius serves a fine-tune once deployed: Alice clicks 🚀 Deploy, then 📏 Evaluate against the old model "
+        "(on its golden set, as it trained without a validation file)",
+        deploy_and_compare,
+    )
+
 
 async def run_demo(settings: Settings) -> int:
     started = time.monotonic()

@@ -209,6 +209,46 @@ class Notification(SQLModel, table=True):
     sent_at: datetime | None = None
 
 
+class DeploymentStatus(StrEnum):
+    DEPLOYING = "deploying"  # asked of the provider, not answering yet
+    ACTIVE = "active"
+    FAILED = "failed"
+    DELETED = "deleted"  # stopped from Slack, or gone at the provider (Azure deletes idle ones)
+
+
+LIVE_DEPLOYMENT = frozenset({DeploymentStatus.DEPLOYING, DeploymentStatus.ACTIVE})
+
+
+class Deployment(SQLModel, table=True):
+    """A fine-tuned model served under a name of its own where the provider needs that before chat
+    (Azure, Nebius); billed by the hour at some, so its life is on the record."""
+
+    __tablename__ = "deployment"
+    # A model has one live deployment at most: ``live_job_id`` is its job's id while deploying or active,
+    # NULL once it ended, so a second Deploy click finds the first.
+    __table_args__ = (UniqueConstraint("live_job_id", name="uq_deployment_live"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(foreign_key="team.team_id", max_length=32, index=True)
+    job_id: int = Field(foreign_key="trainingjob.id", index=True)
+    live_job_id: int | None = Field(default=None, foreign_key="trainingjob.id")
+    provider: str = Field(max_length=32)
+    model: str = Field(max_length=255)
+    name: str = Field(max_length=64)  # what chat requests call it
+    status: str = Field(default=DeploymentStatus.DEPLOYING, max_length=16, index=True)
+    hourly_usd: float | None = None
+    requested_by: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32)
+    thread_ts: str = Field(max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)  # the message edited as it goes
+    error_message: str = ""
+    ended_by: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+    active_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
 class ChatThread(SQLModel, table=True):
     """A Slack thread bound to a model (and optionally a second model to compare with)."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from bot import slack_blocks
 from bot.chat import views as chat_views
 from bot.chat.threads import (
     MENTION,
@@ -23,7 +24,7 @@ from bot.chat.threads import (
 )
 from bot.chat.writer import AnswerWriter
 from bot.errors import InvalidInput
-from bot.models import catalog
+from bot.models import catalog, serving
 from bot.mrkdwn import escape
 from bot.providers import ProviderError, ProviderErrorKind
 from bot.providers.types import ChatEnd
@@ -184,11 +185,20 @@ async def _answer(
             f"reads at most {too_long.budget:,} before answering. Please shorten it.",
         )
         return
+    try:
+        served = await serving.served_as(services, team_id=thread.team_id, provider=provider, model=model)
+    except serving.NotServing as missing:
+        await _notice(
+            services, thread, missing.sentence, actions=await serving.deploy_actions(services, missing.job_id)
+        )
+        return
     label = f"*{escape(model)}*\n" if labelled else ""
     writer = AnswerWriter(services, thread, incoming, model=model, label=label)
     end = ChatEnd(usage=None)
     try:
-        stream = services.providers.get(provider).stream_chat(model=model, messages=messages, max_tokens=reserve)
+        stream = services.providers.get(provider).stream_chat(
+            model=model, messages=messages, max_tokens=reserve, served_as=served
+        )
         async for piece in stream:
             if isinstance(piece, ChatEnd):
                 end = piece
@@ -196,6 +206,15 @@ async def _answer(
                 await writer.add(piece)
     except ProviderError as error:
         await writer.abandon()
+        gone = None
+        if served is not None and error.kind == ProviderErrorKind.NOT_FOUND:
+            gone = await serving.vanished(services, team_id=thread.team_id, provider=provider, model=model)
+        if gone is not None:
+            async with services.db.session() as session:
+                job = await repositories.find_job_by_model(session, team_id=thread.team_id, model=model)
+            actions = await serving.deploy_actions(services, job.id) if job and job.id else None
+            await _notice(services, thread, gone, actions=actions)
+            return
         await _notice(services, thread, await _failure_text(services, thread, answerer, error))
         return
     footer = f"{escape(model)} · {len(messages) - 1} message(s) of context"
@@ -229,10 +248,14 @@ async def _failure_text(services: Services, thread: ChatThread, answerer: tuple[
     return f"`{escape(model)}` could not answer: “{escape(error.provider_message)}” Try again in a moment."
 
 
-async def _notice(services: Services, thread: ChatThread, text: str) -> None:
+async def _notice(
+    services: Services, thread: ChatThread, text: str, *, actions: slack_blocks.Block | None = None
+) -> None:
+    """A sentence in the chat's thread, not an answer; ``actions`` offers what to click about it."""
     await services.slack_for(thread.team_id).chat_postMessage(
         channel=thread.channel_id,
         thread_ts=thread.thread_ts,
         text=f"⚠️ {text}",
+        blocks=[slack_blocks.section(f"⚠️ {text}"), actions] if actions else None,
         metadata={"event_type": NOTICE_EVENT, "event_payload": {}},
     )

@@ -166,6 +166,7 @@ async def run(services: Services, *, evaluation_id: int) -> None:
         services,
         table=Evaluation,
         work_id=evaluation_id,
+        team_id=evaluation.team_id,
         lease=LEASE,
         concurrency=services.settings.finetune_eval_concurrency,
         per_question_errors=PER_EXAMPLE_ERRORS,

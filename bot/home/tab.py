@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 from slack_sdk.errors import SlackApiError
 
 from bot import policy
 from bot.home import views as home_views
+from bot.models import serving
+from bot.models.views import Serving
 from bot.services import Services
 from storage import repositories
+from storage.models import LIVE_DEPLOYMENT
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +35,13 @@ async def publish_home(services: Services, *, team_id: str, user_id: str, pages:
             models = await repositories.list_models(session, team_id=team_id)
             spend = await repositories.month_spend(session, team_id=team_id, since=policy.month_start(now))
             evaluations = await repositories.recent_evaluations(session, team_id=team_id)
+            live = await repositories.deployments_in(session, statuses=LIVE_DEPLOYMENT, team_id=team_id)
+        status_of = {row.job_id: row.status for row in live}
+        servings: dict[int | None, Serving] = {}
+        for job in models:
+            fresh = serving.undeployed(services, job)
+            if fresh is not None:
+                servings[job.id] = replace(fresh, status=status_of.get(job.id or 0, ""))
         names = {dataset.id: dataset.filename for dataset in datasets}
         view = home_views.home_view(
             datasets=datasets,
@@ -43,6 +54,7 @@ async def publish_home(services: Services, *, team_id: str, user_id: str, pages:
             now=now,
             provider_label=services.providers.label_of,
             retrain=services.providers.several,
+            servings=servings,
         )
         await services.slack_for(team_id).views_publish(user_id=user_id, view=view)
 

@@ -51,6 +51,7 @@ def home_view(
     now: Any,
     provider_label: Callable[[str], str],
     retrain: bool = False,
+    servings: dict[Any, Any] | None = None,
 ) -> Block:
     """The Home tab: datasets, jobs, models (with retirement dates), evaluations and this month's spend, paged."""
     budget_text = f" of the ${budget:,.2f} monthly budget" if budget is not None else ""
@@ -73,6 +74,7 @@ def home_view(
                 job.fine_tuned_model,
                 retired=job.model_retires is not None and now.date() >= job.model_retires,
                 retrain=retrain,
+                serving=(servings or {}).get(job.id),
             ),
         ],
     )

@@ -66,6 +66,16 @@ INFERENCE_PRICES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "davinci-002": ((2.00, 2.00), (12.00, 12.00)),
     "babbage-002": ((0.40, 0.40), (1.60, 1.60)),
 }
+# USD per hour a deployed fine-tune of each base costs at Azure OpenAI (standard deployment), whether or
+# not it answers anything. Unconfirmed figures (providers.md §1.1 says "an hourly hosting fee"): settings
+# override them (FINETUNE_HOSTING_PRICES), and a missing one is shown as unknown.
+HOSTING_PRICES_PER_HOUR: dict[str, float] = {
+    "gpt-4o-mini-2024-07-18": 1.70,
+    "gpt-4o-2024-08-06": 1.70,
+    "gpt-4.1-2025-04-14": 1.70,
+    "gpt-4.1-mini-2025-04-14": 1.70,
+    "gpt-4.1-nano-2025-04-14": 1.70,
+}
 COMPLETION_ONLY_MODELS = ("davinci-002", "babbage-002")
 O200K_PREFIXES = ("gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "chatgpt-4o")
 

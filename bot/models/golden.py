@@ -103,7 +103,9 @@ async def record(services: Services, *, golden_set_id: int) -> None:
         done = await repositories.golden_positions_done(session, golden_set_id=golden_set_id)
     assert dataset is not None
     prompts = prompts_of(dataset_path(services, dataset.sha256), dataset.format)
-    batch = LeasedBatch(services, table=GoldenSet, work_id=golden_set_id, lease=LEASE, concurrency=CONCURRENCY)
+    batch = LeasedBatch(
+        services, table=GoldenSet, work_id=golden_set_id, team_id=golden.team_id, lease=LEASE, concurrency=CONCURRENCY
+    )
 
     async def ask(position: int, messages: list[dict[str, str]]) -> None:
         async def keep(session: Session, answer: Answer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from bot.mrkdwn import escape
@@ -9,13 +10,48 @@ from bot.slack_blocks import Block, button, confirm_dialog, shorten
 from storage.models import GoldenSetStatus
 
 
+@dataclass(frozen=True)
+class Serving:
+    """Where a provider serves a model only once deployed: whether it is (``status``: "" for not deployed,
+    else a live deployment's status), and what serving it costs, said before Deploy is clicked."""
+
+    status: str
+    cost: str
+
+
+def deploy_button(job_id: int, model: str, serving: Serving) -> Block:
+    deploy = button("🚀 Deploy", "model_deploy", str(job_id), style="primary")
+    deploy["confirm"] = confirm_dialog(
+        title="Deploy this model?", text=shorten(f"`{escape(model)}`: {serving.cost}", 300), yes="Deploy", no="Not now"
+    )
+    return deploy
+
+
+def stop_serving_button(job_id: int, model: str) -> Block:
+    stop = button("🛑 Stop serving", "model_undeploy", str(job_id))
+    stop["confirm"] = confirm_dialog(
+        title="Stop serving it?",
+        text=f"`{escape(model)}` stops answering until it is deployed again. The model itself stays.",
+        yes="Stop serving",
+        no="Keep it",
+    )
+    return stop
+
+
 def model_actions(
-    job_id: int, model: str, *, retired: bool = False, retrain: bool = False, previous: str | None = None
+    job_id: int,
+    model: str,
+    *,
+    retired: bool = False,
+    retrain: bool = False,
+    previous: str | None = None,
+    serving: Serving | None = None,
 ) -> Block:
-    """Chat, Compare with base, Evaluate, Retrain elsewhere (``retrain``: when another provider is
-    configured) and Delete model, under a finished job's result; ``previous`` names the model this one was
-    retrained from, to evaluate them against each other while it answers. A model past its shutdown is only
-    offered for retraining and deletion (it no longer answers)."""
+    """Chat, Compare with base, Evaluate, Deploy or Stop serving (``serving``: where the provider needs a
+    deployment), Retrain elsewhere (``retrain``: when another provider is configured) and Delete model, under
+    a finished job's result; ``previous`` names the model this one was retrained from, to evaluate them
+    against each other while it answers. A model past its shutdown is only offered for retraining and
+    deletion (it no longer answers)."""
     delete = button("🗑 Delete model", "model_delete", str(job_id), style="danger")
     delete["confirm"] = confirm_dialog(
         title="Delete this model?",
@@ -32,6 +68,9 @@ def model_actions(
         ]
         if previous:
             answering.append(button(shorten(f"📏 Evaluate against {previous}", 75), "eval_previous", str(job_id)))
+        if serving is not None:
+            live = serving.status in ("deploying", "active")
+            answering.insert(0, stop_serving_button(job_id, model) if live else deploy_button(job_id, model, serving))
     return {
         "type": "actions",
         "block_id": f"model:{job_id}",

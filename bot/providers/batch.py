@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot.clock import Clock
+from bot.models import serving
 from bot.providers.types import FineTuneProvider, ProviderError, ProviderErrorKind
 from bot.services import Services
 from storage import repositories
@@ -37,7 +38,13 @@ class Answer:
 
 
 async def complete_patiently(
-    provider: FineTuneProvider, clock: Clock, *, model: str, messages: list[dict[str, str]], max_tokens: int
+    provider: FineTuneProvider,
+    clock: Clock,
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    max_tokens: int,
+    served_as: str | None = None,
 ) -> Answer:
     """One whole answer; a rate limit is waited out, doubling the wait, before its error is raised.
 
@@ -45,7 +52,9 @@ async def complete_patiently(
     """
     for attempt in range(RATE_LIMIT_ATTEMPTS):
         try:
-            text, usage = await provider.complete_chat(model=model, messages=messages, max_tokens=max_tokens)
+            text, usage = await provider.complete_chat(
+                model=model, messages=messages, max_tokens=max_tokens, served_as=served_as
+            )
             return Answer(text, "", usage.prompt_tokens, usage.completion_tokens)
         except ProviderError as error:
             if error.kind != ProviderErrorKind.RATE_LIMITED or attempt == RATE_LIMIT_ATTEMPTS - 1:
@@ -63,6 +72,7 @@ class LeasedBatch:
         *,
         table: Leased,
         work_id: int,
+        team_id: str,
         lease: timedelta,
         concurrency: int,
         per_question_errors: Collection[ProviderErrorKind] = (),
@@ -70,6 +80,9 @@ class LeasedBatch:
         self._services = services
         self._table = table
         self._work_id = work_id
+        self._team_id = team_id
+        # Each model's deployment name (where its provider needs one), looked up once per batch.
+        self._served: dict[tuple[str, str], str | None] = {}
         self._lease = lease
         self._slots = asyncio.Semaphore(concurrency)
         self._per_question_errors = frozenset(per_question_errors)
@@ -97,7 +110,11 @@ class LeasedBatch:
                     model=model,
                     messages=messages,
                     max_tokens=services.settings.finetune_chat_max_tokens,
+                    served_as=await self._served_as(provider, model),
                 )
+            except serving.NotServing as missing:
+                self.failure = serving.provider_error_for(missing)
+                return None
             except ProviderError as error:
                 if error.kind not in self._per_question_errors:
                     self.failure = error
@@ -113,6 +130,14 @@ class LeasedBatch:
                     expires_at=services.clock.now() + self._lease,
                 )
             return answer
+
+    async def _served_as(self, provider: str, model: str) -> str | None:
+        key = (provider, model)
+        if key not in self._served:
+            self._served[key] = await serving.served_as(
+                self._services, team_id=self._team_id, provider=provider, model=model
+            )
+        return self._served[key]
 
     def progress_due(self) -> bool:
         """Whether enough time passed since the last progress shown (and, if so, that it is shown now)."""

@@ -20,8 +20,10 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 
 from bot.clock import Clock, SystemClock
 from bot.models import catalog
+from bot.providers.azure_management import AzureManagement
 from bot.providers.calendar import Calendar
 from bot.providers.capabilities import CAPABILITIES, Capabilities, LearningRateStyle
+from bot.providers.nebius import NebiusDeployments
 from bot.providers.openai_wire import (
     after_cursor,
     answer_and_usage,
@@ -38,6 +40,7 @@ from bot.providers.types import (
     ChatEnd,
     ChatUsage,
     Checkpoint,
+    DeploymentState,
     JobRequest,
     ProviderError,
     ProviderErrorKind,
@@ -100,11 +103,19 @@ class OpenAICompatibleProvider:
             training_overrides=settings.finetune_training_retirements,
             inference_overrides=settings.finetune_inference_retirements,
         )
+        # Azure's management API, where the settings say which account the bot deploys in.
+        self._azure = (
+            AzureManagement(config, label=self.label, observe=lambda outcome: self._observe(outcome))
+            if config.kind == "azure" and config.deploys_from_bot
+            else None
+        )
         # Told each call's outcome ("ok" or the error's kind): the bot counts them for /metrics.
         self._observe = observe or (lambda _outcome: None)
 
     async def aclose(self) -> None:
         await self.client.close()
+        if self._azure is not None:
+            await self._azure.aclose()
 
     async def _call(
         self,
@@ -308,12 +319,12 @@ class OpenAICompatibleProvider:
         return served.get(model, model)
 
     async def stream_chat(
-        self, *, model: str, messages: list[dict[str, str]], max_tokens: int
+        self, *, model: str, messages: list[dict[str, str]], max_tokens: int, served_as: str | None = None
     ) -> AsyncIterator[str | ChatEnd]:
         """The answer as it arrives, piece by piece, then how it ended: its token usage, and whether it was
         cut off at ``max_tokens``."""
         request: Any = self.client.chat.completions.create(
-            model=self.chat_target(model),
+            model=served_as or self.chat_target(model),
             messages=cast(Any, messages),
             stream=True,
             stream_options={"include_usage": True},
@@ -343,16 +354,55 @@ class OpenAICompatibleProvider:
         return cast(date | None, reported[1])
 
     async def complete_chat(
-        self, *, model: str, messages: list[dict[str, str]], max_tokens: int
+        self, *, model: str, messages: list[dict[str, str]], max_tokens: int, served_as: str | None = None
     ) -> tuple[str, ChatUsage]:
         """One whole answer (for recordings and evaluations, where nobody watches it arrive) and its usage."""
         request: Any = self.client.chat.completions.create(
-            model=self.chat_target(model), messages=cast(Any, messages), max_completion_tokens=max_tokens
+            model=served_as or self.chat_target(model), messages=cast(Any, messages), max_completion_tokens=max_tokens
         )
         return cast(tuple[str, ChatUsage], await self._call(request, read=answer_and_usage))
 
     async def delete_model(self, model: str) -> None:
         await self._call(self.client.models.delete(model))
+
+    # --- deployments: Nebius's /v0/models, Azure's management API ---
+
+    async def deploy(self, *, model: str, base_model: str, name: str, job_id: str) -> DeploymentState:
+        if self.kind == "nebius":
+            found = await self.checkpoints(job_id)
+            newest = max(found, key=lambda checkpoint: checkpoint.step) if found else None
+            source = f"{job_id}:{newest.id}" if newest else job_id
+            return await NebiusDeployments(self.client, self._call).deploy(
+                name=name, base_model=base_model, source=source
+            )
+        return await self._management().deploy(model=model, name=name)
+
+    async def deployment_state(self, name: str) -> DeploymentState:
+        if self.kind == "nebius":
+            return await NebiusDeployments(self.client, self._call).state(name)
+        return await self._management().state(name)
+
+    async def undeploy(self, name: str) -> None:
+        if self.kind == "nebius":
+            await NebiusDeployments(self.client, self._call).undeploy(name)
+            return
+        await self._management().undeploy(name)
+
+    def _management(self) -> AzureManagement:
+        """Azure's management API, where the bot may deploy; otherwise the refusal that says why not."""
+        if self._azure is not None:
+            return self._azure
+        if self.kind == "azure":
+            message = (
+                "Deployments at Azure OpenAI are made by hand here: an admin deploys the model in the Azure portal "
+                "and lists it in the provider's deployments, or sets subscription_id, resource_group and account "
+                "so that the bot deploys it."
+            )
+        else:
+            message = f"{self.label} serves fine-tuned models without a deployment."
+        error = ProviderError(ProviderErrorKind.BAD_REQUEST, message)
+        error.provider_label = self.label
+        raise error
 
     def verify_webhook(self, body: bytes, headers: dict[str, str], *, secret: str) -> dict[str, Any]:
         """Check a Standard Webhooks signature (300 s tolerance); returns the event, raises ProviderError."""

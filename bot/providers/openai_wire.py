@@ -15,6 +15,8 @@ from bot.logging import redact
 from bot.providers.types import (
     ChatUsage,
     Checkpoint,
+    DeploymentPhase,
+    DeploymentState,
     ProviderError,
     ProviderErrorKind,
     ProviderEvent,
@@ -180,3 +182,53 @@ def translate(error: Exception) -> ProviderError:
     if isinstance(error, openai.InternalServerError | openai.APIStatusError):
         return ProviderError(ProviderErrorKind.OUTAGE, message, code=code, ambiguous=True)
     return ProviderError(ProviderErrorKind.OUTAGE, message, ambiguous=True)
+
+
+# Nebius's deployment statuses (providers.md §1.2); an unknown one keeps being polled.
+NEBIUS_PHASES = {"active": DeploymentPhase.ACTIVE, "error": DeploymentPhase.FAILED, "failed": DeploymentPhase.FAILED}
+# Azure's provisioningState: Accepted, Creating, Updating, Succeeded, Failed, Canceled, Deleting.
+AZURE_PHASES = {
+    "succeeded": DeploymentPhase.ACTIVE,
+    "failed": DeploymentPhase.FAILED,
+    "canceled": DeploymentPhase.FAILED,
+    "deleting": DeploymentPhase.GONE,
+}
+
+
+def nebius_deployment(name: str, answer: Any) -> DeploymentState:
+    """``POST /v0/models`` and ``GET /v0/models/{name}``: ``{name, base_model, source, status}``."""
+    if not isinstance(answer, dict):
+        raise ValueError("a deployment that is not a JSON object")
+    raw = str(answer.get("status") or "")
+    detail = answer.get("error") or answer.get("status_details") or ""
+    message = str(detail.get("message", detail) if isinstance(detail, dict) else detail)
+    return DeploymentState(
+        str(answer.get("name") or name), NEBIUS_PHASES.get(raw, DeploymentPhase.DEPLOYING), raw, message
+    )
+
+
+def azure_deployment(name: str, answer: dict[str, Any] | None) -> DeploymentState:
+    """An ARM deployment resource (``properties.provisioningState``); None is Azure's 404."""
+    if answer is None:
+        return DeploymentState(name, DeploymentPhase.GONE)
+    found = answer.get("properties")
+    properties: dict[str, Any] = found if isinstance(found, dict) else {}
+    raw = str(properties.get("provisioningState") or "")
+    phase = AZURE_PHASES.get(raw.lower(), DeploymentPhase.DEPLOYING)
+    return DeploymentState(name, phase, raw, "" if phase is not DeploymentPhase.FAILED else f"provisioning {raw}")
+
+
+def management_error(status: int, answer: dict[str, Any]) -> ProviderError:
+    """An ARM error body ``{"error": {"code", "message"}}`` as the bot's kinds."""
+    found = answer.get("error")
+    error: dict[str, Any] = found if isinstance(found, dict) else {}
+    code = str(error.get("code") or "") or None
+    message = redact(str(error.get("message") or f"HTTP {status} from Azure's management API"))
+    if status in (401, 403):
+        return ProviderError(ProviderErrorKind.MANAGEMENT_AUTH, message, code=code)
+    if status == 429:
+        kind = ProviderErrorKind.QUOTA if code and "quota" in code.lower() else ProviderErrorKind.RATE_LIMITED
+        return ProviderError(kind, message, code=code)
+    if status >= 500:
+        return ProviderError(ProviderErrorKind.OUTAGE, message, code=code, ambiguous=True)
+    return ProviderError(ProviderErrorKind.BAD_REQUEST, message, code=code)

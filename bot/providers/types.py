@@ -93,8 +93,26 @@ class ChatEnd:
     cut_off: bool = False
 
 
+class DeploymentPhase(StrEnum):
+    DEPLOYING = "deploying"
+    ACTIVE = "active"
+    FAILED = "failed"
+    GONE = "gone"  # no such deployment at the provider (deleted, or never made)
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """A deployment as the provider reports it, with the provider's own words for a failure."""
+
+    name: str
+    phase: DeploymentPhase
+    raw_status: str = ""
+    message: str = ""
+
+
 class ProviderErrorKind(StrEnum):
     AUTH = "auth"
+    MANAGEMENT_AUTH = "management_auth"
     TRAINING_CLOSED = "training_closed"
     CONTEXT_TOO_LONG = "context_too_long"
     QUOTA = "quota"
@@ -109,6 +127,10 @@ class ProviderErrorKind(StrEnum):
 # What a person can do about each kind of refusal, said after the provider's own words.
 ADVICE = {
     ProviderErrorKind.AUTH: "An admin needs to check the provider key (OPENAI_API_KEY or AZURE_OPENAI_API_KEY).",
+    ProviderErrorKind.MANAGEMENT_AUTH: (
+        "An admin needs to give the bot an Entra ID token for Azure's management API: the provider's "
+        "management_token, or azure-identity's credentials (README, Providers)."
+    ),
     ProviderErrorKind.TRAINING_CLOSED: (
         "This organization can no longer create fine-tuning jobs at {host}: train on another provider "
         "(README, Providers, says how an admin adds one)."
@@ -199,18 +221,29 @@ class FineTuneProvider(Protocol):
         ...
 
     def stream_chat(
-        self, *, model: str, messages: list[dict[str, str]], max_tokens: int
+        self, *, model: str, messages: list[dict[str, str]], max_tokens: int, served_as: str | None = None
     ) -> AsyncIterator[str | ChatEnd]:
-        """The answer piece by piece, then one ChatEnd."""
+        """The answer piece by piece, then one ChatEnd; ``served_as`` is the model's deployment, if it has one."""
         ...
 
     async def complete_chat(
-        self, *, model: str, messages: list[dict[str, str]], max_tokens: int
+        self, *, model: str, messages: list[dict[str, str]], max_tokens: int, served_as: str | None = None
     ) -> tuple[str, ChatUsage]:
         """One whole answer and its token usage (prompt tokens too: an evaluation's cost is both)."""
         ...
 
     async def delete_model(self, model: str) -> None: ...
+
+    async def deploy(self, *, model: str, base_model: str, name: str, job_id: str) -> DeploymentState:
+        """Ask the provider to serve the fine-tune ``model`` (made from ``base_model`` by job ``job_id``) under
+        ``name``."""
+        ...
+
+    async def deployment_state(self, name: str) -> DeploymentState: ...
+
+    async def undeploy(self, name: str) -> None:
+        """Stop serving ``name``; one already gone is not an error."""
+        ...
 
     def verify_webhook(self, body: bytes, headers: dict[str, str], *, secret: str) -> dict[str, Any]: ...
 

@@ -16,7 +16,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot import workspaces
-from bot.models import catalog
+from bot.models import catalog, serving
 from bot.numbers import whole_number
 from bot.providers import ProviderError, ProviderEvent, ProviderJob
 from bot.services import Services
@@ -238,6 +238,7 @@ async def _queue_notifications(
         error_code=error_code,
         retrain=services.providers.several,
         previous=previous.fine_tuned_model if previous is not None and still_answers else None,
+        serving=serving.undeployed(services, job),
     )
     await repositories.enqueue_notification(
         session, notification=note(NotificationKind.RESULT, {"text": text, "blocks": result})

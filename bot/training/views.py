@@ -312,12 +312,13 @@ def result_blocks(
     error_code: str | None = None,
     retrain: bool = False,
     previous: str | None = None,
+    serving: Any = None,
 ) -> tuple[str, list[Block]]:
-    """The outcome in the thread: who asked, what came out, and what to do next (``retrain`` and
-    ``previous`` as in ``model_actions``)."""
+    """The outcome in the thread: who asked, what came out, and what to do next (``retrain``, ``previous``
+    and ``serving`` as in ``model_actions``)."""
     who = f"<@{job.requested_by}>"
     if job.status == "succeeded":
-        actions = model_actions(job.id, job.fine_tuned_model, retrain=retrain, previous=previous)
+        actions = model_actions(job.id, job.fine_tuned_model, retrain=retrain, previous=previous, serving=serving)
         return _succeeded(job, who=who, dataset_name=dataset_name, checkpoints=checkpoints, now=now, actions=actions)
     if job.status == "failed":
         return _failed(job, who=who, dataset_name=dataset_name, provider_label=provider_label, error_code=error_code)

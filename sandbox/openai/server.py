@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from sandbox.openai import nebius
+from sandbox.openai import azure_management, nebius
 from sandbox.openai.simulation import (
     OpenAIState,
     approximate_tokens,
@@ -120,6 +120,13 @@ class OpenAIEmulator:
             app.router.add_route(method, "/v1" + path, handler)
             app.router.add_route(method, "/openai" + path, handler)
         app.router.add_route("POST", "/openai/deployments/{deployment}/chat/completions", self.chat_completions)
+        deployment = (
+            "/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.CognitiveServices/"
+            "accounts/{account}/deployments/{name}"
+        )
+        app.router.add_route("PUT", deployment, self.put_arm_deployment)
+        app.router.add_route("GET", deployment, self.get_arm_deployment)
+        app.router.add_route("DELETE", deployment, self.delete_arm_deployment)
         app.router.add_route("POST", "/v0/models", self.create_nebius_model)
         app.router.add_route("GET", "/v0/models/{name:.+}", self.get_nebius_model)
         app.router.add_route("DELETE", "/v0/models/{name:.+}", self.delete_nebius_model)
@@ -149,7 +156,10 @@ class OpenAIEmulator:
             if request.path.startswith("/sandbox/"):
                 return await handler(request)
             azure = request.path.startswith("/openai/")
-            if azure:
+            if request.path.startswith("/subscriptions/"):
+                azure_management.authorize(state, _bearer(request), request.query.get("api-version"))
+                key: str | None = state.api_key
+            elif azure:
                 key = request.headers.get("api-key") or _bearer(request)
                 if not request.query.get("api-version"):
                     raise ApiError(404, "Resource not found", code="404", type="invalid_request_error")
@@ -625,6 +635,19 @@ class OpenAIEmulator:
         self.state.deleted_models.add(model_id)
         return web.json_response({"id": model_id, "object": "model", "deleted": True})
 
+    # --- Azure's management API ---
+
+    async def put_arm_deployment(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        deployment, status = azure_management.put(self.state, name, request.path, await self._json(request))
+        return web.json_response(deployment.to_api(), status=status)
+
+    async def get_arm_deployment(self, request: web.Request) -> web.Response:
+        return web.json_response(azure_management.get(self.state, request.match_info["name"]).to_api())
+
+    async def delete_arm_deployment(self, request: web.Request) -> web.Response:
+        return web.Response(status=azure_management.delete(self.state, request.match_info["name"]))
+
     # --- Nebius deployments ---
 
     def _nebius_only(self) -> None:
@@ -653,6 +676,7 @@ class OpenAIEmulator:
         deployment = request.match_info.get("deployment")
         if deployment is not None:
             model = state.deployments.get(deployment)
+            azure_management.used(state, deployment)
             if model is None:
                 raise ApiError(
                     404,

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sandbox.holds import Hold
+from sandbox.openai import azure_management
 from sandbox.openai.state import (
     ALIASES,
     DEFAULT_MODELS,
@@ -100,6 +101,9 @@ class OpenAIState:
         # Nebius Token Factory's rules (sandbox/openai/nebius.py); pass models=NEBIUS_MODELS with it.
         self.nebius = nebius
         self.nebius_deployments: dict[str, NebiusDeployment] = {}
+        # Azure's management API (sandbox/openai/azure_management.py): an Entra token, not the API key.
+        self.management_token = "entra-sandbox-" + secrets.token_hex(12)
+        self.arm_deployments: dict[str, azure_management.ArmDeployment] = {}
         # From this day (YYYY-MM-DD) every job create is refused with a 403, as OpenAI's from 2027-01-06.
         self.fine_tuning_closes = fine_tuning_closes
         self.api_key = api_key or "sk-sandbox-" + secrets.token_hex(12)
@@ -194,6 +198,7 @@ class OpenAIState:
         now = self.clock.now()
         for job in self.jobs.values():
             self._simulate(job, now)
+        azure_management.advance(self)
 
     def _event(
         self,

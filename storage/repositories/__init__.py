@@ -81,6 +81,18 @@ from storage.repositories.datasets import (
 from storage.repositories.datasets import (
     list_datasets as list_datasets,
 )
+from storage.repositories.deployments import (
+    add_deployment as add_deployment,
+)
+from storage.repositories.deployments import (
+    deployments_in as deployments_in,
+)
+from storage.repositories.deployments import (
+    live_deployment as live_deployment,
+)
+from storage.repositories.deployments import (
+    move_deployment as move_deployment,
+)
 from storage.repositories.evaluations import (
     add_evaluation as add_evaluation,
 )

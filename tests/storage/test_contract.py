@@ -13,7 +13,7 @@ from sqlmodel import select
 from bot.clock import FrozenClock
 from storage import repositories
 from storage.db import Database, head_revision
-from storage.models import ChatThread, ChatTurn, Dataset, Notification, SlackEvent, Team, TrainingJob
+from storage.models import ChatThread, ChatTurn, Dataset, Deployment, Notification, SlackEvent, Team, TrainingJob
 
 
 async def test_migrate_creates_the_schema_and_is_harmless_when_repeated(database_url: str) -> None:
@@ -660,3 +660,75 @@ async def test_chat_turns_are_kept_once_and_read_in_thread_order(db: Database, c
         assert turns[1].text == "100.000002"
         found = await repositories.get_chat_thread(session, channel_id="C1", thread_ts="100.000001")
         assert found is not None and found.records_turns
+
+
+async def test_a_model_has_one_live_deployment_and_ending_it_frees_the_next(db: Database, clock: FrozenClock) -> None:
+    now = clock.now()
+    async with db.session() as session, session.begin():
+        await repositories.ensure_team(session, team_id="T1")
+        dataset = _dataset()
+        session.add(dataset)
+        await session.flush()
+        job = TrainingJob(
+            team_id="T1",
+            dataset_id=dataset.id or 0,
+            request_id="r1",
+            provider="azure",
+            base_model="gpt-4o-mini",
+            requested_by="U1",
+            channel_id="C1",
+            thread_ts="1.1",
+        )
+        session.add(job)
+        await session.flush()
+        assert job.id is not None
+        job_id = job.id
+
+    def deployment(name: str) -> Deployment:
+        return Deployment(
+            team_id="T1",
+            job_id=job_id,
+            live_job_id=job_id,
+            provider="azure",
+            model="ft-model",
+            name=name,
+            requested_by="U1",
+            channel_id="C1",
+            thread_ts="1.1",
+            created_at=now,
+            updated_at=now,
+        )
+
+    async with db.session() as session, session.begin():
+        first, created = await repositories.add_deployment(session, deployment=deployment("ft-a"))
+        second, created_again = await repositories.add_deployment(session, deployment=deployment("ft-b"))
+    assert created and not created_again and second.id == first.id, "a second click finds the first"
+    async with db.session() as session, session.begin():
+        assert await repositories.move_deployment(
+            session, deployment_id=first.id or 0, expected=["deploying"], new="active", now=now, active_at=now
+        )
+        assert not await repositories.move_deployment(
+            session, deployment_id=first.id or 0, expected=["deploying"], new="failed", now=now
+        ), "a tick and a click racing: one wins"
+    async with db.session() as session:
+        live = await repositories.live_deployment(session, job_id=job_id)
+        assert live is not None and live.status == "active"
+        assert [d.id for d in await repositories.deployments_in(session, statuses=["active"], team_id="T1")] == [
+            live.id
+        ]
+    async with db.session() as session, session.begin():
+        assert await repositories.move_deployment(
+            session,
+            deployment_id=first.id or 0,
+            expected=["deploying", "active"],
+            new="deleted",
+            now=now,
+            ended_by="U1",
+        )
+    async with db.session() as session, session.begin():
+        assert await repositories.live_deployment(session, job_id=job_id) is None
+        third, created = await repositories.add_deployment(session, deployment=deployment("ft-c"))
+    assert created and third.id != first.id
+    async with db.session() as session:
+        ended = await session.get(Deployment, first.id)
+        assert ended is not None and (ended.ended_by, ended.live_job_id) == ("U1", None) and ended.ended_at is not None

@@ -16,9 +16,10 @@ ALLOWED_IMPORTS = {
     "slack_bolt": ("handlers/", "bot/app.py"),
 }
 ENVIRONMENT_READERS = ("bot/settings.py", "bot/validation_settings.py")
-# Modules may grow to about 400 lines; the validator's rules are one table and stay together.
+# Modules may grow to about 400 lines; the validator's rules are one table and stay together, and the
+# SQLModel tables are one module (DESIGN.md: every table in one place, as the migrations see them).
 MODULE_LINES = 450
-LONG_MODULES = {"bot/datasets/validator.py"}
+LONG_MODULES = {"bot/datasets/validator.py", "storage/models.py"}
 
 
 def _relative(path: Path) -> str:
