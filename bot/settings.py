@@ -6,6 +6,7 @@ the fix; the command line prints it and exits with status 2, never a traceback.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from datetime import date
@@ -37,6 +38,7 @@ class ProviderConfig(BaseModel):
     api_key: SecretStr | None = None
     # openai and compatible: the API root (https://host/v1); azure: the resource endpoint.
     base_url: str | None = None
+    # Azure: the versioned API ("2025-04-01-preview"), or "v1" for /openai/v1/ without an api-version.
     api_version: str = "2025-04-01-preview"
     # Azure serves a fine-tuned model under a deployment name: {"<model id>": "<deployment>"}
     deployments: dict[str, str] = {}
@@ -85,6 +87,10 @@ class ProviderConfig(BaseModel):
         if self.kind in ("azure", "compatible") and not self.base_url:
             example = "https://<resource>.openai.azure.com" if self.kind == "azure" else "https://host.example/v1"
             return f"needs base_url, e.g. {example}"
+        if self.api_key is None and self.kind == "azure":
+            if importlib.util.find_spec("azure.identity") is None:
+                return "needs api_key, or Entra ID through azure-identity (pip install 'finetune-bot[azure]')"
+            return None
         if self.api_key is None:
             return "needs api_key"
         return None

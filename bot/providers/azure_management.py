@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -106,3 +106,13 @@ class AzureManagement:
             self._credential = identity.DefaultAzureCredential()
         token = await self._credential.get_token(ARM_SCOPE)
         return str(token.token)
+
+
+def entra_token_provider() -> Callable[[], Awaitable[str]]:
+    """Entra ID tokens for Azure OpenAI's data plane, where no API key is set, through azure-identity
+    (the optional [azure] extra; settings.ProviderConfig.problem says when it is missing)."""
+    identity = importlib.import_module("azure.identity.aio")
+    provider: Callable[[], Awaitable[str]] = identity.get_bearer_token_provider(
+        identity.DefaultAzureCredential(), "https://cognitiveservices.azure.com/.default"
+    )
+    return provider

@@ -20,7 +20,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 
 from bot.clock import Clock, SystemClock
 from bot.models import catalog
-from bot.providers.azure_management import AzureManagement
+from bot.providers.azure_management import AzureManagement, entra_token_provider
 from bot.providers.calendar import Calendar
 from bot.providers.capabilities import CAPABILITIES, Capabilities, LearningRateStyle
 from bot.providers.nebius import NebiusDeployments
@@ -63,7 +63,6 @@ AZURE_SUPERVISED_ONLY = ("gpt-4o-mini-2024-07-18",)
 # Nebius tunes some bases under another id than it serves them under (providers.md §1.2).
 NEBIUS_SERVING_IDS = {
     "meta-llama/Llama-3.1-8B-Instruct": "meta-llama/Meta-Llama-3.1-8B-Instruct",
-    "meta-llama/Llama-3.3-70B-Instruct": "meta-llama/Llama-3.3-70B-Instruct",
 }
 # Nebius trains LoRA adapters with these unless the form says otherwise (its cookbook's example job).
 NEBIUS_FIXED_HYPERPARAMETERS = {"lora": True, "packing": True}
@@ -427,13 +426,21 @@ def build_provider(
     """The adapter for one configured provider, on the SDK's aiohttp transport."""
     http_client = DefaultAioHttpClient()
     key = config.api_key.get_secret_value() if config.api_key else None
-    if config.kind == "azure":
-        client: AsyncOpenAI = AsyncAzureOpenAI(
+    if config.kind == "azure" and config.api_version == "v1":
+        # Azure's v1 API: OpenAI's own paths under /openai/v1/, no api-version, the deployment as the model.
+        client: AsyncOpenAI = AsyncOpenAI(
+            base_url=f"{(config.base_url or '').rstrip('/')}/openai/v1/",
+            api_key=key or entra_token_provider(),
+            max_retries=3,
+            http_client=http_client,
+        )
+    elif config.kind == "azure":
+        client = AsyncAzureOpenAI(
             azure_endpoint=config.base_url or "",
-            api_key=key,
             api_version=config.api_version,
             max_retries=3,
             http_client=http_client,
+            **({"api_key": key} if key else {"azure_ad_token_provider": entra_token_provider()}),
         )
     else:
         base_url = config.base_url or (NEBIUS_API if config.kind == "nebius" else None)

@@ -118,6 +118,7 @@ class OpenAIEmulator:
         ]
         for method, path, handler in routes:
             app.router.add_route(method, "/v1" + path, handler)
+            app.router.add_route(method, "/openai/v1" + path, handler)
             app.router.add_route(method, "/openai" + path, handler)
         app.router.add_route("POST", "/openai/deployments/{deployment}/chat/completions", self.chat_completions)
         deployment = (
@@ -161,7 +162,7 @@ class OpenAIEmulator:
                 key: str | None = state.api_key
             elif azure:
                 key = request.headers.get("api-key") or _bearer(request)
-                if not request.query.get("api-version"):
+                if not request.query.get("api-version") and not request.path.startswith("/openai/v1/"):
                     raise ApiError(404, "Resource not found", code="404", type="invalid_request_error")
             else:
                 key = _bearer(request)
@@ -674,6 +675,8 @@ class OpenAIEmulator:
         state = self.state
         body = await self._json(request)
         deployment = request.match_info.get("deployment")
+        if request.path.startswith("/openai/v1/"):
+            deployment = str(require(body, "model"))  # the v1 API names the deployment as the model
         if deployment is not None:
             model = state.deployments.get(deployment)
             azure_management.used(state, deployment)
@@ -838,7 +841,7 @@ def _endpoint_name(request: web.Request) -> str:
     """The route's path as listed in the docs, e.g. '/fine_tuning/jobs/{id}/events'."""
     resource = request.match_info.route.resource
     canonical = resource.canonical if resource is not None else request.path
-    return canonical.removeprefix("/v1").removeprefix("/openai")
+    return canonical.removeprefix("/openai").removeprefix("/v1")
 
 
 async def serve_forever(port: int, host: str = "127.0.0.1") -> None:

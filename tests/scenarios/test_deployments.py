@@ -115,11 +115,14 @@ async def test_a_nebius_model_is_deployed_chatted_with_and_stopped(
     assert "deploy" in actions and "undeploy" in actions
 
 
-async def azure_bot(bot_factory: Any, azure: OpenAIEmulator, *, token: str | None = None) -> BotUnderTest:
+async def azure_bot(
+    bot_factory: Any, azure: OpenAIEmulator, *, token: str | None = None, api_version: str = "2025-04-01-preview"
+) -> BotUnderTest:
     bot: BotUnderTest = await bot_factory(
         finetune_providers={
             "azure": {
                 "kind": "azure",
+                "api_version": api_version,
                 "base_url": azure.azure_endpoint,
                 "api_key": azure.state.api_key,
                 "subscription_id": "sub-1",
@@ -134,11 +137,20 @@ async def azure_bot(bot_factory: Any, azure: OpenAIEmulator, *, token: str | Non
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("api_version", "chat_path"),
+    [("2025-04-01-preview", "/openai/deployments/{name}/chat/completions"), ("v1", "/openai/v1/chat/completions")],
+)
 async def test_an_azure_deployment_that_vanished_is_noticed_at_the_next_chat_and_offered_again(
-    bot_factory: Any, azure_emulator: OpenAIEmulator, clock: FrozenClock, tmp_path: Path
+    bot_factory: Any,
+    azure_emulator: OpenAIEmulator,
+    clock: FrozenClock,
+    tmp_path: Path,
+    api_version: str,
+    chat_path: str,
 ) -> None:
     state = azure_emulator.state
-    bot = await azure_bot(bot_factory, azure_emulator)
+    bot = await azure_bot(bot_factory, azure_emulator, api_version=api_version)
     result = await trained_result(bot, clock, azure_emulator, tmp_path, MINI)
     assert "$1.70 an hour" in json.dumps(result.blocks), "the hourly cost, before Deploy"
 
@@ -154,7 +166,12 @@ async def test_an_azure_deployment_that_vanished_is_noticed_at_the_next_chat_and
     root = await chat_root(bot, result)
     replies = await ask(bot, root, "Who are you?", expect=1)
     assert not replies[-1].text.startswith("⚠️")
-    assert any(path == f"/openai/deployments/{row.name}/chat/completions" for _, path in state.calls)
+    assert any(path == chat_path.format(name=row.name) for _, path in state.calls)
+    if api_version == "v1":
+        assert all(path.startswith(("/openai/v1/", "/subscriptions/")) for _, path in state.calls), (
+            "no api-version paths"
+        )
+        assert state.chat_requests[-1]["model"] == next(iter(state.fine_tuned)), "the deployment, as the model"
 
     await tick(bot, clock, azure_emulator, 16 * 24 * 3600)
     assert row.name not in state.arm_deployments, "Azure deleted it after 15 idle days"
