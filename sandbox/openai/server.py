@@ -692,6 +692,14 @@ class OpenAIEmulator:
         else:
             model = require(body, "model")
         messages = require(body, "messages")
+        if not isinstance(messages, list) or not all(isinstance(message, dict) for message in messages):
+            raise ApiError(
+                400,
+                "Invalid type for 'messages': expected an array of objects, but got "
+                f"{type(messages).__name__} instead.",
+                param="messages",
+                code="invalid_type",
+            )
         state.chat_requests.append({"model": model, "messages": messages})
         async with state._chatted:
             state._chatted.notify_all()

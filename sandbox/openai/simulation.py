@@ -378,14 +378,19 @@ class OpenAIState:
                 "created_at": int(at),
                 "fine_tuned_model_checkpoint": f"{self._model_id(job)}:ckpt-step-{job.step}",
                 "fine_tuning_job_id": job.id,
+                # Without a validation file the valid_* metrics are left out: the schema types them as numbers.
                 "metrics": {
-                    "step": float(job.step),
-                    "train_loss": metrics["train_loss"],
-                    "train_mean_token_accuracy": metrics["train_mean_token_accuracy"],
-                    "valid_loss": metrics.get("valid_loss"),
-                    "valid_mean_token_accuracy": metrics.get("valid_mean_token_accuracy"),
-                    "full_valid_loss": metrics.get("valid_loss"),
-                    "full_valid_mean_token_accuracy": metrics.get("valid_mean_token_accuracy"),
+                    name: value
+                    for name, value in {
+                        "step": float(job.step),
+                        "train_loss": metrics["train_loss"],
+                        "train_mean_token_accuracy": metrics["train_mean_token_accuracy"],
+                        "valid_loss": metrics.get("valid_loss"),
+                        "valid_mean_token_accuracy": metrics.get("valid_mean_token_accuracy"),
+                        "full_valid_loss": metrics.get("valid_loss"),
+                        "full_valid_mean_token_accuracy": metrics.get("valid_mean_token_accuracy"),
+                    }.items()
+                    if value is not None
                 },
                 "step_number": job.step,
             }

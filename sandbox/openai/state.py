@@ -235,8 +235,8 @@ class StoredFile:
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "processed",
-            "status_details": None,
-            "expires_at": None,
+            # expires_at and status_details are left out, not null: the published schema types them as an
+            # integer and a string, and lists neither as required.
         }
 
 
