@@ -21,7 +21,7 @@ from bot.server import RunningBot, start_bot
 from bot.services import Services
 from bot.settings import Settings
 from sandbox.driver import SlackDriver
-from sandbox.openai import NEBIUS_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.openai import AZURE_MODELS, NEBIUS_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
 from sandbox.slack import SlackEmulator, SlackWorkspace
 from storage.db import Database
 
@@ -107,6 +107,15 @@ async def slack() -> AsyncIterator[SlackEmulator]:
 async def openai_emulator(clock: FrozenClock) -> AsyncIterator[OpenAIEmulator]:
     """The OpenAI emulator, its virtual time starting at the bot's frozen clock."""
     emulator = await OpenAIEmulator(OpenAIState(clock=SandboxClock(start=clock.now().timestamp()))).start()
+    yield emulator
+    await emulator.stop()
+
+
+@pytest.fixture
+async def azure_emulator(clock: FrozenClock) -> AsyncIterator[OpenAIEmulator]:
+    """The emulator as an Azure OpenAI resource: Azure's models, ids and calendar, the bot's clock."""
+    state = OpenAIState(clock=SandboxClock(start=clock.now().timestamp()), models=AZURE_MODELS, azure_ids=True)
+    emulator = await OpenAIEmulator(state).start()
     yield emulator
     await emulator.stop()
 

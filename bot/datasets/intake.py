@@ -286,11 +286,7 @@ async def _ingest(
                 filename=name,
                 bytes=size,
                 sha256=sha256,
-                format=report.format,
-                valid=report.valid,
-                examples=report.examples,
-                total_tokens=report.tokens.total,
-                report=report.to_storage(),
+                **report.row_fields(),
                 created_at=services.clock.now(),
             ),
         )

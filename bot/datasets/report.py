@@ -121,6 +121,16 @@ class Report:
             },
         }
 
+    def row_fields(self) -> dict[str, Any]:
+        """The Dataset row's columns that come from its report."""
+        return {
+            "format": self.format,
+            "valid": self.valid,
+            "examples": self.examples,
+            "total_tokens": self.tokens.total,
+            "report": self.to_storage(),
+        }
+
     def to_storage(self) -> dict[str, Any]:
         """What the Dataset row keeps: the contract plus what Slack views need later."""
         return {

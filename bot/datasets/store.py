@@ -105,3 +105,19 @@ async def download(services: Services, url: str, name: str, *, team_id: str) -> 
         ) from None
     finally:
         partial.unlink(missing_ok=True)
+
+
+async def keep_bytes(services: Services, content: bytes) -> tuple[Path, str]:
+    """The bot's own content-addressed copy of ``content`` (written once, whole or not at all): its path and sha256."""
+    sha256 = hashlib.sha256(content).hexdigest()
+    path = dataset_path(services, sha256)
+    if not path.exists():
+        await asyncio.to_thread(_write_whole, path, content)
+    return path, sha256
+
+
+def _write_whole(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{uuid.uuid4().hex}.part")
+    partial.write_bytes(content)
+    partial.replace(path)

@@ -4,16 +4,11 @@ become the expected ones, so the score says how closely the new model keeps the 
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-from pathlib import Path
-
 from bot import notifier, slack_blocks
-from bot.datasets.store import run_validation, validation_options
+from bot.datasets.store import keep_bytes, run_validation, validation_options
 from bot.errors import InvalidInput, NotFound
 from bot.evaluation.plan import plan
 from bot.mrkdwn import escape
-from bot.references import dataset_path
 from bot.services import Services
 from storage import repositories
 from storage.models import Dataset, Evaluation, TrainingJob
@@ -54,10 +49,7 @@ async def _golden_dataset(services: Services, *, team_id: str, user_id: str, pre
             "pick held-out data."
         )
     content = await notifier.golden_set_jsonl(services, golden.id)
-    sha256 = hashlib.sha256(content).hexdigest()
-    path = dataset_path(services, sha256)
-    if not path.exists():
-        await asyncio.to_thread(_write, path, content)
+    path, sha256 = await keep_bytes(services, content)
     report = await run_validation(services, path, len(content), validation_options(services, model=previous.base_model))
     async with services.db.session() as session, session.begin():
         dataset, _ = await repositories.add_dataset(
@@ -70,20 +62,9 @@ async def _golden_dataset(services: Services, *, team_id: str, user_id: str, pre
                 filename=f"golden-set-{golden.id}.jsonl",
                 bytes=len(content),
                 sha256=sha256,
-                format=report.format,
-                valid=report.valid,
-                examples=report.examples,
-                total_tokens=report.tokens.total,
-                report=report.to_storage(),
+                **report.row_fields(),
                 created_at=services.clock.now(),
             ),
         )
     assert dataset.id is not None
     return dataset.id
-
-
-def _write(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
-    partial.write_bytes(content)
-    partial.replace(path)

@@ -6,7 +6,6 @@ Version n+1 is the previous file plus the accepted candidates, validated and sto
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import re
@@ -16,7 +15,7 @@ from typing import Any
 
 from bot.datasets import views as dataset_views
 from bot.datasets.examples import example_key, existing_keys
-from bot.datasets.store import run_validation, validation_options
+from bot.datasets.store import keep_bytes, run_validation, validation_options
 from bot.errors import NotAllowed, NotFound, UserFacingError
 from bot.flywheel import views as flywheel_views
 from bot.flywheel.candidates import may_curate
@@ -36,11 +35,6 @@ def _next_content(source: Path, lines: list[dict[str, Any]]) -> bytes:
     if content and not content.endswith(b"\n"):
         content += b"\n"
     return content + "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
-
-
-def _store(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
 
 
 def _version_name(dataset: Dataset, version: int) -> str:
@@ -121,9 +115,7 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
     if not added:
         raise _nothing_new(parent, left_out)
     content = await asyncio.to_thread(_next_content, source, [line for _, line in added])
-    sha256 = hashlib.sha256(content).hexdigest()
-    stored = dataset_path(services, sha256)
-    await asyncio.to_thread(_store, stored, content)
+    stored, sha256 = await keep_bytes(services, content)
     options = validation_options(services, model=job.base_model if job else None, method=job.method if job else None)
     report = await run_validation(services, stored, len(content), options)
     version = parent.version + 1
@@ -141,11 +133,7 @@ async def publish_next(services: Services, *, team_id: str, user_id: str, refere
         filename=name,
         bytes=len(content),
         sha256=sha256,
-        format=report.format,
-        valid=report.valid,
-        examples=report.examples,
-        total_tokens=report.tokens.total,
-        report={**report.to_storage(), "diff": diff},
+        **{**report.row_fields(), "report": {**report.to_storage(), "diff": diff}},
         parent_id=parent.id,
         version=version,
         created_at=services.clock.now(),

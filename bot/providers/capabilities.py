@@ -7,7 +7,7 @@ Per base model, the methods it trains with are in ``BaseModelInfo.methods``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -73,41 +73,21 @@ CAPABILITIES: dict[str, Capabilities] = {
     "sandbox": OPENAI,
     # Azure: pause/resume is not documented for it (providers.md §5.2), fine-tunes answer only once deployed,
     # and a deployment is billed by the hour; a suffix takes at most 18 characters.
-    "azure": Capabilities(
-        learning_rate=LearningRateStyle.MULTIPLIER,
-        adapters=("full",),
-        extra_hyperparameters=(),
-        event_paging=EventPaging.ID_CURSOR,
-        metadata_search=True,
-        needs_deploy=True,
-        pause_resume=False,
-        downloadable_weights=False,
-        serving_billing=ServingBilling.HOURLY,
-        suffix_limit=18,
+    "azure": replace(
+        OPENAI, needs_deploy=True, pause_resume=False, serving_billing=ServingBilling.HOURLY, suffix_limit=18
     ),
     # Nebius Token Factory: LoRA with top-level hyperparameters and an absolute rate, downloadable
     # adapters, a serverless deployment per model before chat (providers.md §1.2).
-    "nebius": Capabilities(
+    "nebius": replace(
+        OPENAI,
         learning_rate=LearningRateStyle.ABSOLUTE,
         adapters=("lora",),
         extra_hyperparameters=("lora_r", "warmup_ratio", "weight_decay"),
-        event_paging=EventPaging.ID_CURSOR,
         metadata_search=False,
         needs_deploy=True,
         pause_resume=False,
         downloadable_weights=True,
-        serving_billing=ServingBilling.PER_TOKEN,
     ),
     # Any other OpenAI-compatible host: OpenAI's shape, but nothing beyond the basics taken for granted.
-    "compatible": Capabilities(
-        learning_rate=LearningRateStyle.MULTIPLIER,
-        adapters=("full",),
-        extra_hyperparameters=(),
-        event_paging=EventPaging.ID_CURSOR,
-        metadata_search=False,
-        needs_deploy=False,
-        pause_resume=False,
-        downloadable_weights=False,
-        serving_billing=ServingBilling.PER_TOKEN,
-    ),
+    "compatible": replace(OPENAI, metadata_search=False, pause_resume=False),
 }

@@ -370,3 +370,17 @@ def conversations_text(pairs: list[tuple[str, str]], *, system: str | None = Non
         messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
         lines.append(json.dumps({"messages": messages}))
     return "\n".join(lines) + "\n"
+
+
+async def bot_with_providers(
+    bot_factory: Any, providers: dict[str, tuple[str, OpenAIEmulator]], *, labels: dict[str, str] | None = None
+) -> BotUnderTest:
+    """A bot with FINETUNE_PROVIDERS: each name's (kind, emulator), at that emulator with its key."""
+    configs: dict[str, dict[str, str]] = {}
+    for name, (kind, emulator) in providers.items():
+        base_url = emulator.azure_endpoint if kind == "azure" else emulator.base_url
+        configs[name] = {"kind": kind, "base_url": base_url, "api_key": emulator.state.api_key}
+        if labels and name in labels:
+            configs[name]["label"] = labels[name]
+    bot: BotUnderTest = await bot_factory(finetune_providers=configs)
+    return bot

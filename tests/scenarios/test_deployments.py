@@ -5,7 +5,6 @@ after 15 idle days, noticed at the next chat and offered again."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from sqlmodel import select
 
 from bot import ticks
 from bot.clock import FrozenClock
-from sandbox.openai import AZURE_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.openai import OpenAIEmulator
 from storage.models import AuditEntry, Deployment
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 from tests.scenarios.scenes import ask, marv_file, open_modal, result_of, root_of, shared_report
@@ -23,14 +22,6 @@ from tests.scenarios.test_nebius import LLAMA
 from tests.scenarios.test_providers import follow
 
 MINI = "gpt-4o-mini-2024-07-18"
-
-
-@pytest.fixture
-async def azure_emulator(clock: FrozenClock) -> AsyncIterator[OpenAIEmulator]:
-    state = OpenAIState(clock=SandboxClock(start=clock.now().timestamp()), models=AZURE_MODELS, azure_ids=True)
-    emulator = await OpenAIEmulator(state).start()
-    yield emulator
-    await emulator.stop()
 
 
 async def deployments(bot: BotUnderTest) -> list[Deployment]:

@@ -12,20 +12,14 @@ import pytest
 from bot.clock import FrozenClock
 from sandbox.openai import OpenAIEmulator
 from tests.conftest import ALICE, BotUnderTest
-from tests.scenarios.scenes import job_rows, marv_file, open_modal, result_of, shared_report
+from tests.scenarios.scenes import bot_with_providers, job_rows, marv_file, open_modal, result_of, shared_report
 from tests.scenarios.test_providers import follow
 
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
 
 
 async def openai_and_nebius_bot(bot_factory: Any, openai: OpenAIEmulator, nebius: OpenAIEmulator) -> BotUnderTest:
-    bot: BotUnderTest = await bot_factory(
-        finetune_providers={
-            "openai": {"kind": "openai", "base_url": openai.base_url, "api_key": openai.state.api_key},
-            "nebius": {"kind": "nebius", "base_url": nebius.base_url, "api_key": nebius.state.api_key},
-        }
-    )
-    return bot
+    return await bot_with_providers(bot_factory, {"openai": ("openai", openai), "nebius": ("nebius", nebius)})
 
 
 def field_ids(view: Any) -> list[str]:

@@ -4,7 +4,6 @@ emulator, a job on each, every later call at the job's own provider, and one dow
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,12 @@ from bot import ticks
 from bot.clock import FrozenClock
 from bot.providers.openai_compatible import OpenAICompatibleProvider
 from bot.training.status import ACTIVE
-from sandbox.openai import AZURE_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.openai import OpenAIEmulator
 from tests.conftest import ALICE, GENERAL, BotUnderTest
 from tests.scenarios.scenes import (
     answers,
     ask,
+    bot_with_providers,
     card_of,
     failure_in,
     job_rows,
@@ -34,22 +34,8 @@ MINI = "gpt-4o-mini-2024-07-18"
 AZURE_MINI = f"{MINI}@azure"
 
 
-@pytest.fixture
-async def azure_emulator(clock: FrozenClock) -> AsyncIterator[OpenAIEmulator]:
-    state = OpenAIState(clock=SandboxClock(start=clock.now().timestamp()), models=AZURE_MODELS, azure_ids=True)
-    emulator = await OpenAIEmulator(state).start()
-    yield emulator
-    await emulator.stop()
-
-
 async def two_provider_bot(bot_factory: Any, openai: OpenAIEmulator, azure: OpenAIEmulator) -> BotUnderTest:
-    bot: BotUnderTest = await bot_factory(
-        finetune_providers={
-            "openai": {"kind": "openai", "base_url": openai.base_url, "api_key": openai.state.api_key},
-            "azure": {"kind": "azure", "base_url": azure.azure_endpoint, "api_key": azure.state.api_key},
-        }
-    )
-    return bot
+    return await bot_with_providers(bot_factory, {"openai": ("openai", openai), "azure": ("azure", azure)})
 
 
 async def train(bot: BotUnderTest, report: Any, model: str) -> None:

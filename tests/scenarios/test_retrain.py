@@ -17,6 +17,7 @@ from sandbox.openai import SANDBOX_MODELS, OpenAIEmulator, OpenAIState, SandboxC
 from storage.models import Dataset, Evaluation
 from tests.conftest import ALICE, GENERAL, BotUnderTest
 from tests.scenarios.scenes import (
+    bot_with_providers,
     confirmation_for,
     held_out_file,
     job_rows,
@@ -26,7 +27,7 @@ from tests.scenarios.scenes import (
     shared_report,
 )
 from tests.scenarios.test_evaluation import answer_to, report_in
-from tests.scenarios.test_nebius import LLAMA, field_ids
+from tests.scenarios.test_nebius import LLAMA, field_ids, openai_and_nebius_bot
 from tests.scenarios.test_providers import follow
 
 MINI = "gpt-4o-mini-2024-07-18"
@@ -80,20 +81,10 @@ async def test_a_model_moves_to_another_provider_and_is_evaluated_against_the_ol
     clock: FrozenClock,
     tmp_path: Path,
 ) -> None:
-    bot: BotUnderTest = await bot_factory(
-        finetune_providers={
-            "openai": {
-                "kind": "openai",
-                "base_url": openai_emulator.base_url,
-                "api_key": openai_emulator.state.api_key,
-            },
-            "backup": {
-                "kind": "compatible",
-                "label": "Backup host",
-                "base_url": backup_emulator.base_url,
-                "api_key": backup_emulator.state.api_key,
-            },
-        }
+    bot = await bot_with_providers(
+        bot_factory,
+        {"openai": ("openai", openai_emulator), "backup": ("compatible", backup_emulator)},
+        labels={"backup": "Backup host"},
     )
     emulators = [openai_emulator, backup_emulator]
     report, result = await trained_at_openai(bot, clock, emulators, tmp_path)
@@ -152,20 +143,7 @@ async def test_the_command_maps_a_multiplier_to_the_rate_nebius_takes(
     clock: FrozenClock,
     tmp_path: Path,
 ) -> None:
-    bot: BotUnderTest = await bot_factory(
-        finetune_providers={
-            "openai": {
-                "kind": "openai",
-                "base_url": openai_emulator.base_url,
-                "api_key": openai_emulator.state.api_key,
-            },
-            "nebius": {
-                "kind": "nebius",
-                "base_url": nebius_emulator.base_url,
-                "api_key": nebius_emulator.state.api_key,
-            },
-        }
-    )
+    bot = await openai_and_nebius_bot(bot_factory, openai_emulator, nebius_emulator)
     await trained_at_openai(bot, clock, [openai_emulator], tmp_path)
     (old,) = await job_rows(bot)
     modal = await open_modal(bot, ALICE, bot.driver.slash_command(ALICE, GENERAL, f"retrain #{old.id} on nebius"))
