@@ -198,6 +198,7 @@ async def _render_modal(
         dataset=dataset,
         offers=trainable,
         capabilities=picked.capabilities if picked else services.providers.default.capabilities,
+        methods=picked.model.methods if picked else ("supervised", "dpo"),
         grouped=services.providers.several,
         choice=choice,
         validation_choices=await _validation_choices(services, team_id, dataset),

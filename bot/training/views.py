@@ -68,11 +68,16 @@ def train_modal(
     estimate: str,
     private_metadata: str,
     capabilities: Any,
+    methods: Sequence[str] = ("supervised", "dpo"),
     notes: Sequence[str] = (),
 ) -> Block:
-    """The Train… modal: base model (with retirement dates), method, the hyperparameters the chosen host
-    takes, suffix, estimate; ``notes`` say where the form was prefilled from (Retrain elsewhere)."""
-    methods = [option("supervised (chat examples)", "supervised"), option("dpo (preference pairs)", "dpo")]
+    """The Train… modal: base model (with retirement dates), the ``methods`` the chosen model trains with, the
+    hyperparameters its host takes, suffix, estimate; ``notes`` say where the form was prefilled from
+    (Retrain elsewhere)."""
+    named = {"supervised": "supervised (chat examples)", "dpo": "dpo (preference pairs)"}
+    offered = [method for method in named if method in methods] or ["supervised"]
+    method_options = [option(named[method], method) for method in offered]
+    chosen_method = choice.get("method", "supervised")
     blocks: list[Block] = [
         section(
             f"*Dataset:* `{escape(dataset.filename)}` (#{dataset.id}) — "
@@ -93,8 +98,8 @@ def train_modal(
             "method",
             "Method",
             action_id="train_method",
-            options=methods,
-            selected=choice.get("method", "supervised"),
+            options=method_options,
+            selected=chosen_method if chosen_method in offered else offered[0],
             dispatch=True,
         ),
         *_hyperparameter_inputs(choice, capabilities, suffix_limit=capabilities.suffix_limit),

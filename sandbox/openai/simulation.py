@@ -153,7 +153,7 @@ class OpenAIState:
         """The next job created fails while running, at ``at_step``, with this error."""
         self.scripted_failures.append({"code": code, "message": message, "at_step": at_step})
 
-    async def wait_for_chats(self, count: int, *, timeout: float = 10.0) -> None:
+    async def wait_for_chats(self, count: int, *, timeout: float = 30.0) -> None:
         """Wait until ``count`` chat requests have arrived (tests use it instead of sleeping)."""
 
         async def _wait() -> None:
@@ -162,7 +162,7 @@ class OpenAIState:
 
         await asyncio.wait_for(_wait(), timeout)
 
-    async def wait_for(self, predicate: Callable[[], Any], *, timeout: float = 10.0) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], *, timeout: float = 30.0) -> Any:
         """Wait until ``predicate()`` is truthy after some answered request; returns its value."""
 
         async def _wait() -> Any:

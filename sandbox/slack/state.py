@@ -281,6 +281,9 @@ class Fault:
     after_processing: bool = False
 
 
+WAIT_SECONDS = 30.0
+
+
 class SlackWorkspace:
     """The state of one Slack workspace, plus the call log and the faults to inject."""
 
@@ -429,8 +432,10 @@ class SlackWorkspace:
     def calls_of(self, method: str) -> list[dict[str, Any]]:
         return [args for name, args in self.calls if name == method]
 
-    async def wait_for(self, predicate: Callable[[], Any], *, timeout: float = 10.0) -> Any:
-        """Wait until ``predicate()`` is truthy after some change; returns its value."""
+    async def wait_for(self, predicate: Callable[[], Any], *, timeout: float = WAIT_SECONDS) -> Any:
+        """Wait until ``predicate()`` is truthy after some change; returns its value. The timeout is only a
+        backstop against a hang: a passing wait returns as soon as the change arrives, so it is generous
+        enough for a loaded CI machine (10 s was not, twice on 2026-12-03)."""
 
         async def _wait() -> Any:
             async with self._changed:

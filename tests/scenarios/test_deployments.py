@@ -22,6 +22,7 @@ from tests.scenarios.test_nebius import LLAMA
 from tests.scenarios.test_providers import follow
 
 MINI = "gpt-4o-mini-2024-07-18"
+LLAMA_SERVED = "meta-llama/Meta-Llama-3.1-8B-Instruct"
 
 
 async def deployments(bot: BotUnderTest) -> list[Deployment]:
@@ -94,6 +95,11 @@ async def test_a_nebius_model_is_deployed_chatted_with_and_stopped(
 
     replies = await ask(bot, root, "Who are you?", expect=2)
     assert not replies[-1].text.startswith("⚠️") and state.chat_requests, "answered through the deployment"
+    await bot.driver.click(ALICE, result, "compare_start")
+    compare = await bot.workspace.wait_for(lambda: root_of(bot, "⚖️"))
+    both = await ask(bot, compare, "Who are you?", expect=2)
+    assert not any(reply.text.startswith("⚠️") for reply in both), "the base answers under its serving id"
+    assert any(request["model"] == LLAMA_SERVED for request in state.chat_requests)
 
     await bot.driver.click(ALICE, served, "model_undeploy")
     await bot.workspace.wait_for(lambda: "stopped serving" in served.text)

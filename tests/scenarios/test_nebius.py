@@ -22,6 +22,11 @@ async def openai_and_nebius_bot(bot_factory: Any, openai: OpenAIEmulator, nebius
     return await bot_with_providers(bot_factory, {"openai": ("openai", openai), "nebius": ("nebius", nebius)})
 
 
+def methods_offered(view: Any) -> list[str]:
+    element = next(block for block in view["blocks"] if block.get("block_id") == "method")["element"]
+    return [option["value"] for option in element["options"]]
+
+
 def field_ids(view: Any) -> list[str]:
     return [block.get("block_id", "") for block in view["blocks"] if block["type"] == "input"]
 
@@ -33,12 +38,14 @@ async def test_the_train_form_asks_for_what_each_provider_takes(
     report = await shared_report(bot, marv_file(tmp_path))
     modal = await open_modal(bot, ALICE, bot.driver.click(ALICE, report, "dataset_train"))
     assert "learning_rate_multiplier" in field_ids(modal.view) and "lora_r" not in field_ids(modal.view)
+    assert methods_offered(modal.view) == ["supervised", "dpo"]
 
     await bot.driver.choose_in_view(ALICE, modal, "model", f"{LLAMA}@nebius")
     await bot.workspace.wait_for(lambda: "learning_rate" in field_ids(modal.view))
     assert "learning_rate_multiplier" not in field_ids(modal.view), "Nebius takes the rate itself, not a multiplier"
     assert {"lora_r", "warmup_ratio", "weight_decay"} <= set(field_ids(modal.view))
     assert "LoRA adapter" in str(modal.view["blocks"])
+    assert methods_offered(modal.view) == ["supervised"], "DPO is not offered where the model does not take it"
 
     answer = (
         await bot.driver.submit_form(ALICE, modal, {"model": f"{LLAMA}@nebius", "learning_rate": "3", "lora_r": "1000"})
