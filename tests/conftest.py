@@ -5,6 +5,7 @@ Everything talks over real sockets on 127.0.0.1 with ephemeral ports; nothing pa
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -103,30 +104,37 @@ async def slack() -> AsyncIterator[SlackEmulator]:
     await emulator.stop()
 
 
+@contextlib.asynccontextmanager
+async def running(**state: Any) -> AsyncIterator[OpenAIEmulator]:
+    """An emulator of the account ``state`` describes (OpenAIState's arguments), started and then stopped."""
+    emulator = await OpenAIEmulator(OpenAIState(**state)).start()
+    try:
+        yield emulator
+    finally:
+        await emulator.stop()
+
+
 @pytest.fixture
 async def openai_emulator(clock: FrozenClock) -> AsyncIterator[OpenAIEmulator]:
     """The OpenAI emulator, its virtual time starting at the bot's frozen clock."""
-    emulator = await OpenAIEmulator(OpenAIState(clock=SandboxClock(start=clock.now().timestamp()))).start()
-    yield emulator
-    await emulator.stop()
+    async with running(clock=SandboxClock(start=clock.now().timestamp())) as emulator:
+        yield emulator
 
 
 @pytest.fixture
 async def azure_emulator(clock: FrozenClock) -> AsyncIterator[OpenAIEmulator]:
     """The emulator as an Azure OpenAI resource: Azure's models, ids and calendar, the bot's clock."""
-    state = OpenAIState(clock=SandboxClock(start=clock.now().timestamp()), models=AZURE_MODELS, azure_ids=True)
-    emulator = await OpenAIEmulator(state).start()
-    yield emulator
-    await emulator.stop()
+    clocked = SandboxClock(start=clock.now().timestamp())
+    async with running(clock=clocked, models=AZURE_MODELS, azure_ids=True) as emulator:
+        yield emulator
 
 
 @pytest.fixture
 async def nebius_emulator(clock: FrozenClock) -> AsyncIterator[OpenAIEmulator]:
     """The emulator as a Nebius Token Factory project: its rules, its models, the bot's clock."""
-    state = OpenAIState(clock=SandboxClock(start=clock.now().timestamp()), models=NEBIUS_MODELS, nebius=True)
-    emulator = await OpenAIEmulator(state).start()
-    yield emulator
-    await emulator.stop()
+    clocked = SandboxClock(start=clock.now().timestamp())
+    async with running(clock=clocked, models=NEBIUS_MODELS, nebius=True) as emulator:
+        yield emulator
 
 
 @pytest.fixture

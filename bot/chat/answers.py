@@ -188,9 +188,7 @@ async def _answer(
     try:
         served = await serving.served_as(services, team_id=thread.team_id, provider=provider, model=model)
     except serving.NotServing as missing:
-        await _notice(
-            services, thread, missing.sentence, actions=await serving.deploy_actions(services, missing.job_id)
-        )
+        await _not_serving(services, thread, missing)
         return
     label = f"*{escape(model)}*\n" if labelled else ""
     writer = AnswerWriter(services, thread, incoming, model=model, label=label)
@@ -210,10 +208,7 @@ async def _answer(
         if served is not None and error.kind == ProviderErrorKind.NOT_FOUND:
             gone = await serving.vanished(services, team_id=thread.team_id, provider=provider, model=model)
         if gone is not None:
-            async with services.db.session() as session:
-                job = await repositories.find_job_by_model(session, team_id=thread.team_id, model=model)
-            actions = await serving.deploy_actions(services, job.id) if job and job.id else None
-            await _notice(services, thread, gone, actions=actions)
+            await _not_serving(services, thread, gone)
             return
         await _notice(services, thread, await _failure_text(services, thread, answerer, error))
         return
@@ -246,6 +241,11 @@ async def _failure_text(services: Services, thread: ChatThread, answerer: tuple[
     if error.kind == ProviderErrorKind.RATE_LIMITED:
         return f"{label} is rate-limiting requests right now; ask again in a minute."
     return f"`{escape(model)}` could not answer: “{escape(error.provider_message)}” Try again in a moment."
+
+
+async def _not_serving(services: Services, thread: ChatThread, missing: serving.NotServing) -> None:
+    """Why the model does not answer, with the Deploy button that makes it."""
+    await _notice(services, thread, missing.sentence, actions=await serving.deploy_actions(services, missing.job_id))
 
 
 async def _notice(

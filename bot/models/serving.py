@@ -322,9 +322,9 @@ async def served_as(services: Services, *, team_id: str, provider: str, model: s
     )
 
 
-async def vanished(services: Services, *, team_id: str, provider: str, model: str) -> str | None:
-    """After a chat got "not found": if the model's deployment is gone at the provider, record it and
-    return the sentence that offers it again; None when the deployment is still there (or there is none)."""
+async def vanished(services: Services, *, team_id: str, provider: str, model: str) -> NotServing | None:
+    """After a chat got "not found": if the model's deployment is gone at the provider, record it and return
+    why the model no longer answers (offering it again); None when the deployment is still there (or none)."""
     adapter = services.providers.get(provider)
     if not adapter.capabilities.needs_deploy:
         return None
@@ -340,10 +340,11 @@ async def vanished(services: Services, *, team_id: str, provider: str, model: st
         return None
     if state.phase is not DeploymentPhase.GONE:
         return None
-    await _end(services, row, DeploymentStatus.DELETED, error="gone at the provider", expected=LIVE_DEPLOYMENT)
-    return (
+    await _end(services, row, DeploymentStatus.DELETED, error="gone at the provider")
+    return NotServing(
         f"`{escape(model)}`'s deployment `{escape(row.name)}` is gone at {adapter.label} (it deletes a deployment "
-        f"nobody used for {AZURE_IDLE_DAYS} days). The model is still there: click 🚀 Deploy to serve it again."
+        f"nobody used for {AZURE_IDLE_DAYS} days). The model is still there: click 🚀 Deploy to serve it again.",
+        job_id=row.job_id,
     )
 
 

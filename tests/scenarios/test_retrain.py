@@ -13,9 +13,9 @@ import pytest
 from sqlmodel import select
 
 from bot.clock import FrozenClock
-from sandbox.openai import SANDBOX_MODELS, OpenAIEmulator, OpenAIState, SandboxClock
+from sandbox.openai import SANDBOX_MODELS, OpenAIEmulator, SandboxClock
 from storage.models import Dataset, Evaluation
-from tests.conftest import ALICE, GENERAL, BotUnderTest
+from tests.conftest import ALICE, GENERAL, BotUnderTest, running
 from tests.scenarios.scenes import (
     bot_with_providers,
     confirmation_for,
@@ -36,10 +36,8 @@ MINI = "gpt-4o-mini-2024-07-18"
 @pytest.fixture
 async def backup_emulator(clock: FrozenClock) -> AsyncIterator[OpenAIEmulator]:
     """A second OpenAI-compatible host, with models of its own."""
-    state = OpenAIState(clock=SandboxClock(start=clock.now().timestamp()), models=SANDBOX_MODELS)
-    emulator = await OpenAIEmulator(state).start()
-    yield emulator
-    await emulator.stop()
+    async with running(clock=SandboxClock(start=clock.now().timestamp()), models=SANDBOX_MODELS) as emulator:
+        yield emulator
 
 
 def value_of(view: Any, block_id: str) -> str:
