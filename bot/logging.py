@@ -16,7 +16,9 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # Slack tokens (xoxb-, xapp-, xoxp-…), OpenAI keys (sk-…), webhook secrets (whsec_…) and bearer headers.
 SECRET_PATTERN = re.compile(
     r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-[A-Za-z0-9_-]*\*+[A-Za-z0-9]*|sk-[A-Za-z0-9_-]{8,}"
-    r"|whsec_[A-Za-z0-9+/=]+|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+)"
+    r"|whsec_[A-Za-z0-9+/=]+|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+"
+    # Entra ID access tokens are JWTs: header.payload.signature, each base64url, the header {"…
+    r"|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)"
 )
 
 

@@ -14,29 +14,77 @@ from urllib.parse import quote
 
 import aiohttp
 
+from bot.logging import redact
 from bot.providers.openai_wire import azure_deployment, management_error
 from bot.providers.types import DeploymentState, ProviderError, ProviderErrorKind
 from bot.settings import ProviderConfig
 
 ARM_API_VERSION = "2024-10-01"
 ARM_SCOPE = "https://management.azure.com/.default"
+DATA_PLANE_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+class EntraTokens:
+    """Entra ID access tokens for one provider through azure-identity's DefaultAzureCredential (a managed
+    identity, a service principal or workload identity in the environment, the Azure CLI …), made on first
+    use. azure-identity is the optional [azure] extra; settings.ProviderConfig.problem says when it is missing.
+    """
+
+    def __init__(self, *, label: str) -> None:
+        self.label = label
+        self._credential: Any = None
+
+    def provider(self, scope: str) -> Callable[[], Awaitable[str]]:
+        """A token callable for the SDK (``azure_ad_token_provider``, or the v1 API's ``api_key``)."""
+
+        async def token() -> str:
+            return await self.token(scope)
+
+        return token
+
+    async def token(self, scope: str) -> str:
+        if self._credential is None:
+            try:
+                identity = importlib.import_module("azure.identity.aio")
+            except ImportError:
+                raise self._refusal(
+                    "Entra ID needs azure-identity, which is not installed (pip install 'finetune-bot[azure]')."
+                ) from None
+            self._credential = identity.DefaultAzureCredential()
+        try:
+            token = await self._credential.get_token(scope)
+        except Exception as failure:  # azure.core's ClientAuthenticationError and its kin: the package is optional
+            said = redact(str(failure)).strip().splitlines()
+            raise self._refusal(
+                f"Entra ID gave no token for {scope}: {said[0][:300] if said else type(failure).__name__}"
+            ) from None
+        return str(token.token)
+
+    async def aclose(self) -> None:
+        if self._credential is not None:
+            await self._credential.close()
+
+    def _refusal(self, message: str) -> ProviderError:
+        error = ProviderError(ProviderErrorKind.ENTRA, message)
+        error.provider_label = self.label
+        return error
 
 
 class AzureManagement:
-    """Deployments in one Azure OpenAI account, with its own HTTP session and Entra credential (made on first use)."""
+    """Deployments in one Azure OpenAI account, with its own HTTP session and the provider's Entra tokens."""
 
-    def __init__(self, config: ProviderConfig, *, label: str, observe: Callable[[str], None]) -> None:
+    def __init__(
+        self, config: ProviderConfig, *, label: str, entra: EntraTokens, observe: Callable[[str], None]
+    ) -> None:
         self.config = config
         self.label = label
+        self._entra = entra
         self._observe = observe
         self._http: aiohttp.ClientSession | None = None
-        self._credential: Any = None
 
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.close()
-        if self._credential is not None:
-            await self._credential.close()
 
     async def deploy(self, *, model: str, name: str) -> DeploymentState:
         resource: dict[str, Any] = {
@@ -88,31 +136,11 @@ class AzureManagement:
         return answer
 
     async def _management_token(self) -> str:
-        """A bearer token for management.azure.com: the configured one, else Entra ID through azure-identity
-        (an optional dependency: `pip install 'finetune-bot[azure]'`)."""
+        """A bearer token for management.azure.com: the configured one, else Entra ID's."""
         if self.config.management_token is not None:
             return self.config.management_token.get_secret_value()
-        if self._credential is None:
-            try:
-                identity = importlib.import_module("azure.identity.aio")
-            except ImportError:
-                error = ProviderError(
-                    ProviderErrorKind.MANAGEMENT_AUTH,
-                    "Deploying needs an Entra ID token for Azure's management API, and azure-identity is not "
-                    "installed (pip install 'finetune-bot[azure]').",
-                )
-                error.provider_label = self.label
-                raise error from None
-            self._credential = identity.DefaultAzureCredential()
-        token = await self._credential.get_token(ARM_SCOPE)
-        return str(token.token)
-
-
-def entra_token_provider() -> Callable[[], Awaitable[str]]:
-    """Entra ID tokens for Azure OpenAI's data plane, where no API key is set, through azure-identity
-    (the optional [azure] extra; settings.ProviderConfig.problem says when it is missing)."""
-    identity = importlib.import_module("azure.identity.aio")
-    provider: Callable[[], Awaitable[str]] = identity.get_bearer_token_provider(
-        identity.DefaultAzureCredential(), "https://cognitiveservices.azure.com/.default"
-    )
-    return provider
+        try:
+            return await self._entra.token(ARM_SCOPE)
+        except ProviderError as error:
+            self._observe(error.kind.value)
+            raise

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.settings import ProviderConfig
 
 
 class LearningRateStyle(StrEnum):
@@ -91,3 +95,17 @@ CAPABILITIES: dict[str, Capabilities] = {
     # Any other OpenAI-compatible host: OpenAI's shape, but nothing beyond the basics taken for granted.
     "compatible": replace(OPENAI, metadata_search=False, pause_resume=False),
 }
+
+
+PROVIDER_LABELS = {
+    "openai": "OpenAI",
+    "azure": "Azure OpenAI",
+    "nebius": "Nebius Token Factory",
+    "compatible": "the OpenAI-compatible host",
+    "sandbox": "the sandbox",
+}
+
+
+def provider_label(name: str, config: ProviderConfig) -> str:
+    """The provider as people name it in messages: its configured label, else its kind's."""
+    return config.label or PROVIDER_LABELS.get(config.kind, name)

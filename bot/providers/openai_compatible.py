@@ -20,9 +20,9 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 
 from bot.clock import Clock, SystemClock
 from bot.models import catalog
-from bot.providers.azure_management import AzureManagement, entra_token_provider
+from bot.providers.azure_management import DATA_PLANE_SCOPE, AzureManagement, EntraTokens
 from bot.providers.calendar import Calendar
-from bot.providers.capabilities import CAPABILITIES, Capabilities, LearningRateStyle
+from bot.providers.capabilities import CAPABILITIES, Capabilities, LearningRateStyle, provider_label
 from bot.providers.nebius import NebiusDeployments
 from bot.providers.openai_wire import (
     after_cursor,
@@ -66,13 +66,6 @@ NEBIUS_SERVING_IDS = {
 }
 # Nebius trains LoRA adapters with these unless the form says otherwise (its cookbook's example job).
 NEBIUS_FIXED_HYPERPARAMETERS = {"lora": True, "packing": True}
-PROVIDER_LABELS = {
-    "openai": "OpenAI",
-    "azure": "Azure OpenAI",
-    "nebius": "Nebius Token Factory",
-    "compatible": "the OpenAI-compatible host",
-    "sandbox": "the sandbox",
-}
 
 
 class OpenAICompatibleProvider:
@@ -87,11 +80,12 @@ class OpenAICompatibleProvider:
         settings: Settings,
         clock: Clock | None = None,
         observe: Callable[[str], None] | None = None,
+        entra: EntraTokens | None = None,
     ) -> None:
         self.name = name
         self.kind: str = config.kind
         self.config = config
-        self.label = config.label or PROVIDER_LABELS.get(config.kind, name)
+        self.label = provider_label(name, config)
         self.capabilities: Capabilities = CAPABILITIES[config.kind]
         self.client = client
         self.settings = settings
@@ -102,9 +96,11 @@ class OpenAICompatibleProvider:
             training_overrides=settings.finetune_training_retirements,
             inference_overrides=settings.finetune_inference_retirements,
         )
+        # Entra ID tokens (Azure without an api_key, or deploying without a management_token), made on first use.
+        self.entra = entra or EntraTokens(label=self.label)
         # Azure's management API, where the settings say which account the bot deploys in.
         self._azure = (
-            AzureManagement(config, label=self.label, observe=lambda outcome: self._observe(outcome))
+            AzureManagement(config, label=self.label, entra=self.entra, observe=lambda outcome: self._observe(outcome))
             if config.kind == "azure" and config.deploys_from_bot
             else None
         )
@@ -115,6 +111,7 @@ class OpenAICompatibleProvider:
         await self.client.close()
         if self._azure is not None:
             await self._azure.aclose()
+        await self.entra.aclose()
 
     async def _call(
         self,
@@ -426,11 +423,12 @@ def build_provider(
     """The adapter for one configured provider, on the SDK's aiohttp transport."""
     http_client = DefaultAioHttpClient()
     key = config.api_key.get_secret_value() if config.api_key else None
+    entra = EntraTokens(label=provider_label(name, config))
     if config.kind == "azure" and config.api_version == "v1":
         # Azure's v1 API: OpenAI's own paths under /openai/v1/, no api-version, the deployment as the model.
         client: AsyncOpenAI = AsyncOpenAI(
             base_url=f"{(config.base_url or '').rstrip('/')}/openai/v1/",
-            api_key=key or entra_token_provider(),
+            api_key=key or entra.provider(DATA_PLANE_SCOPE),
             max_retries=3,
             http_client=http_client,
         )
@@ -440,11 +438,11 @@ def build_provider(
             api_version=config.api_version,
             max_retries=3,
             http_client=http_client,
-            **({"api_key": key} if key else {"azure_ad_token_provider": entra_token_provider()}),
+            **({"api_key": key} if key else {"azure_ad_token_provider": entra.provider(DATA_PLANE_SCOPE)}),
         )
     else:
         base_url = config.base_url or (NEBIUS_API if config.kind == "nebius" else None)
         client = AsyncOpenAI(api_key=key or "sandbox", base_url=base_url, max_retries=3, http_client=http_client)
     return OpenAICompatibleProvider(
-        name=name, config=config, client=client, settings=settings, clock=clock, observe=observe
+        name=name, config=config, client=client, settings=settings, clock=clock, observe=observe, entra=entra
     )

@@ -149,7 +149,10 @@ def translate(error: Exception) -> ProviderError:
     """Map an SDK or transport error to a kind the bot can explain, keeping the provider's message word for word.
 
     Anything that is not an API error (a dropped connection the transport reports in its own words, a
-    response the SDK could not read) is an outage whose outcome is unknown."""
+    response the SDK could not read) is an outage whose outcome is unknown. A ProviderError raised inside
+    the SDK's call (an Entra token that could not be had) stays as it is."""
+    if isinstance(error, ProviderError):
+        return error
     if not isinstance(error, openai.OpenAIError):
         logger.warning("unreadable provider answer: %s", redact(f"{type(error).__name__}: {error}"))
         return ProviderError(

@@ -113,6 +113,7 @@ class DeploymentState:
 class ProviderErrorKind(StrEnum):
     AUTH = "auth"
     MANAGEMENT_AUTH = "management_auth"
+    ENTRA = "entra"  # azure-identity found no identity to get a token with
     TRAINING_CLOSED = "training_closed"
     CONTEXT_TOO_LONG = "context_too_long"
     QUOTA = "quota"
@@ -130,6 +131,10 @@ ADVICE = {
     ProviderErrorKind.MANAGEMENT_AUTH: (
         "An admin needs to give the bot an Entra ID token for Azure's management API: the provider's "
         "management_token, or azure-identity's credentials (README, Providers)."
+    ),
+    ProviderErrorKind.ENTRA: (
+        "An admin needs to give the bot an identity at Azure (a managed identity, or AZURE_TENANT_ID, "
+        "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET) or the provider's api_key (README, Providers)."
     ),
     ProviderErrorKind.TRAINING_CLOSED: (
         "This organization can no longer create fine-tuning jobs at {host}: train on another provider "

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sandbox.openai import entra
 from sandbox.openai.state import ApiError
 
 if TYPE_CHECKING:
@@ -46,7 +47,17 @@ class ArmDeployment:
 
 
 def authorize(state: OpenAIState, bearer: str | None, api_version: str | None) -> None:
-    if bearer is None or bearer != state.management_token:
+    """An Entra token for management.azure.com: the fixed one a test hands the bot, or one the emulator's
+    managed identity issued for this audience."""
+    issued_for = entra.audience(state, bearer)
+    if issued_for is not None and issued_for != entra.MANAGEMENT:
+        raise ApiError(
+            401,
+            f"The access token has been obtained for wrong audience or resource '{issued_for}'. It should "
+            f"exactly match with one of the allowed audiences '{entra.MANAGEMENT}/'.",
+            code="InvalidAuthenticationTokenAudience",
+        )
+    if bearer is None or (bearer != state.management_token and issued_for is None):
         raise ApiError(
             401,
             "The access token is invalid: the management API takes an Entra ID access token.",

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from sandbox.openai import azure_management, nebius
+from sandbox.openai import azure_management, entra, nebius
 from sandbox.openai.simulation import (
     OpenAIState,
     approximate_tokens,
@@ -91,6 +91,14 @@ class OpenAIEmulator:
     def azure_endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def identity_environment(self) -> dict[str, str]:
+        """What App Service puts in a managed identity's environment, for azure-identity to find it here."""
+        return {
+            "IDENTITY_ENDPOINT": self.azure_endpoint + entra.TOKEN_PATH,
+            "IDENTITY_HEADER": self.state.identity_header,
+        }
+
     def web_app(self) -> web.Application:
         app = web.Application(client_max_size=FILE_LIMIT_BYTES + 1024 * 1024, middlewares=[self._middleware])
         routes = [
@@ -131,6 +139,7 @@ class OpenAIEmulator:
         app.router.add_route("POST", "/v0/models", self.create_nebius_model)
         app.router.add_route("GET", "/v0/models/{name:.+}", self.get_nebius_model)
         app.router.add_route("DELETE", "/v0/models/{name:.+}", self.delete_nebius_model)
+        app.router.add_route("GET", entra.TOKEN_PATH, self.managed_identity_token)
         app.router.add_route("POST", "/sandbox/clock", self.control_clock)
         return app
 
@@ -154,7 +163,7 @@ class OpenAIEmulator:
         state = self.state
         request_id = "req_" + secrets.token_hex(12)
         try:
-            if request.path.startswith("/sandbox/"):
+            if request.path.startswith(("/sandbox/", entra.TOKEN_PATH)):
                 return await handler(request)
             azure = request.path.startswith("/openai/")
             if request.path.startswith("/subscriptions/"):
@@ -162,6 +171,17 @@ class OpenAIEmulator:
                 key: str | None = state.api_key
             elif azure:
                 key = request.headers.get("api-key") or _bearer(request)
+                issued_for = entra.audience(state, _bearer(request))
+                if issued_for == entra.DATA_PLANE:
+                    key = state.api_key
+                elif issued_for is not None:
+                    raise ApiError(
+                        401,
+                        "Unauthorized. Access token is missing, invalid, audience is incorrect "
+                        f"({entra.DATA_PLANE}), or have expired.",
+                        code="401",
+                        type="invalid_request_error",
+                    )
                 if not request.query.get("api-version") and not request.path.startswith("/openai/v1/"):
                     raise ApiError(404, "Resource not found", code="404", type="invalid_request_error")
             else:
@@ -648,6 +668,15 @@ class OpenAIEmulator:
 
     async def delete_arm_deployment(self, request: web.Request) -> web.Response:
         return web.Response(status=azure_management.delete(self.state, request.match_info["name"]))
+
+    async def managed_identity_token(self, request: web.Request) -> web.Response:
+        answer, status = entra.issue(
+            self.state,
+            secret=request.headers.get("X-IDENTITY-HEADER"),
+            api_version=request.query.get("api-version"),
+            resource=request.query.get("resource"),
+        )
+        return web.json_response(answer, status=status)
 
     # --- Nebius deployments ---
 

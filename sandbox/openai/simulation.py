@@ -18,6 +18,7 @@ import random
 import re
 import secrets
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -104,6 +105,10 @@ class OpenAIState:
         # Azure's management API (sandbox/openai/azure_management.py): an Entra token, not the API key.
         self.management_token = "entra-sandbox-" + secrets.token_hex(12)
         self.arm_deployments: dict[str, azure_management.ArmDeployment] = {}
+        # A managed identity (sandbox/openai/entra.py): the secret its token endpoint wants, the tokens it gave.
+        self.identity_header = secrets.token_hex(16)
+        self.identity_client_id = str(uuid.uuid4())
+        self.entra_tokens: dict[str, str] = {}
         # From this day (YYYY-MM-DD) every job create is refused with a 403, as OpenAI's from 2027-01-06.
         self.fine_tuning_closes = fine_tuning_closes
         self.api_key = api_key or "sk-sandbox-" + secrets.token_hex(12)

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from bot import ticks
 from bot.clock import FrozenClock
-from sandbox.openai import OpenAIEmulator
+from sandbox.openai import OpenAIEmulator, entra
 from storage.models import AuditEntry, Deployment
 from tests.conftest import ALICE, BOB, GENERAL, BotUnderTest
 from tests.scenarios.scenes import ask, marv_file, open_modal, result_of, root_of, shared_report
@@ -113,24 +113,51 @@ async def test_a_nebius_model_is_deployed_chatted_with_and_stopped(
 
 
 async def azure_bot(
-    bot_factory: Any, azure: OpenAIEmulator, *, token: str | None = None, api_version: str = "2025-04-01-preview"
+    bot_factory: Any,
+    azure: OpenAIEmulator,
+    *,
+    token: str | None = None,
+    api_version: str = "2025-04-01-preview",
+    entra_only: bool = False,
 ) -> BotUnderTest:
+    """The bot on Azure with a key and a fixed management token, or (``entra_only``) with neither: then
+    every token comes from azure-identity."""
+    secrets = (
+        {}
+        if entra_only
+        else {"api_key": azure.state.api_key, "management_token": token or azure.state.management_token}
+    )
     bot: BotUnderTest = await bot_factory(
         finetune_providers={
             "azure": {
                 "kind": "azure",
                 "api_version": api_version,
                 "base_url": azure.azure_endpoint,
-                "api_key": azure.state.api_key,
                 "subscription_id": "sub-1",
                 "resource_group": "ml",
                 "account": "acme-openai",
                 "management_url": azure.azure_endpoint,
-                "management_token": token or azure.state.management_token,
+                **secrets,
             }
         }
     )
     return bot
+
+
+def managed_identity(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> None:
+    """The process environment of an App Service app with a managed identity, and no other way to sign in."""
+    for name in (
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "MSI_ENDPOINT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    # The one credential DefaultAzureCredential tries, so that a developer's own `az login` cannot answer.
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.mark.slow
@@ -197,3 +224,56 @@ async def test_the_management_api_takes_an_entra_token_not_the_api_key(
     assert azure_emulator.state.api_key not in refusal.text
     (row,) = await deployments(bot)
     assert row.status == "failed" and row.live_job_id is None, "the model is free for another try"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("api_version", ["2025-04-01-preview", "v1"])
+async def test_with_no_key_and_no_token_the_bot_trains_deploys_and_chats_through_entra_id(
+    bot_factory: Any,
+    azure_emulator: OpenAIEmulator,
+    clock: FrozenClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    api_version: str,
+) -> None:
+    state = azure_emulator.state
+    managed_identity(monkeypatch, azure_emulator.identity_environment)
+    bot = await azure_bot(bot_factory, azure_emulator, api_version=api_version, entra_only=True)
+    result = await trained_result(bot, clock, azure_emulator, tmp_path, MINI)
+    assert "model_deploy" in json.dumps(result.blocks)
+
+    await bot.driver.click(ALICE, result, "model_deploy")
+    await bot.workspace.wait_for(lambda: state.arm_deployments)
+    await tick(bot, clock, azure_emulator, 70)
+    assert (await deployments(bot))[0].status == "active"
+    replies = await ask(bot, await chat_root(bot, result), "Who are you?", expect=1)
+    assert not replies[-1].text.startswith("⚠️")
+    assert set(state.entra_tokens.values()) == {entra.DATA_PLANE, entra.MANAGEMENT}, "each API its own audience"
+
+
+@pytest.mark.slow
+async def test_an_identity_that_gets_no_token_is_told_to_an_admin_without_the_secret(
+    bot_factory: Any,
+    azure_emulator: OpenAIEmulator,
+    clock: FrozenClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = azure_emulator.state
+    managed_identity(monkeypatch, azure_emulator.identity_environment)
+    bot = await azure_bot(bot_factory, azure_emulator, entra_only=True)
+    result = await trained_result(bot, clock, azure_emulator, tmp_path, MINI)
+
+    # The bot restarted where the identity is gone or changed: the token endpoint refuses it.
+    monkeypatch.setenv("IDENTITY_HEADER", "a-header-the-endpoint-refuses")
+    fresh = await azure_bot(bot_factory, azure_emulator, entra_only=True)
+    await fresh.driver.click(ALICE, result, "model_deploy")
+    refusal = await fresh.workspace.wait_for(
+        lambda: next((e for e in fresh.workspace.ephemerals_for(ALICE) if "refused" in e.text), None)
+    )
+    assert "Entra ID gave no token for https://management.azure.com/.default" in refusal.text
+    assert "managed identity" in refusal.text and "api_key" in refusal.text, "what an admin can do"
+    assert state.identity_header not in refusal.text and "a-header-the-endpoint-refuses" not in refusal.text
+    assert not state.arm_deployments
+    (row,) = await deployments(bot)
+    assert row.status == "failed", "the model is free for another try"

@@ -20,6 +20,8 @@ from bot.logging import RedactSecrets, redact
         "sk-pro****************abcd",
         "whsec_c2VjcmV0LXNlY3JldA==",
         "Bearer eyJhbGciOi.payload.sig",
+        # an Entra ID access token on its own, as azure-identity's errors may quote it
+        "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL21hbmFnZW1lbnQuYXp1cmUuY29tIn0.c2lnbmF0dXJl",
     ],
 )
 def test_secrets_are_redacted(secret: str) -> None:
