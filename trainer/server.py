@@ -310,25 +310,26 @@ class FineTuningServer:
         return web.json_response(job)
 
     async def pause_job(self, request: web.Request) -> web.Response:
-        job = self._job(request.match_info["id"])
-        if job["status"] != "running":
-            raise ApiError(
-                400, f"Only a running job can be paused; {job['id']} is {job['status']}.", code="invalid_state"
-            )
+        job = self._job_in(request, "running", "paused")
         (self._job_dir(job["id"]) / "control").write_text("pause")
         return web.json_response(job)
 
     async def resume_job(self, request: web.Request) -> web.Response:
-        job = self._job(request.match_info["id"])
-        if job["status"] != "paused":
-            raise ApiError(
-                400, f"Only a paused job can be resumed; {job['id']} is {job['status']}.", code="invalid_state"
-            )
+        job = self._job_in(request, "paused", "resumed")
         (self._job_dir(job["id"]) / "control").unlink(missing_ok=True)
         job["status"] = "queued"
         self.store.put("job", job)
         self._event(job["id"], "Fine-tuning job resumed; queued")
         return web.json_response(job)
+
+    def _job_in(self, request: web.Request, status: str, verb: str) -> dict[str, Any]:
+        """The request's job, which must be ``status`` for it to be ``verb``."""
+        job = self._job(request.match_info["id"])
+        if job["status"] != status:
+            raise ApiError(
+                400, f"Only a {status} job can be {verb}; {job['id']} is {job['status']}.", code="invalid_state"
+            )
+        return job
 
     async def list_events(self, request: web.Request) -> web.Response:
         job = self._job(request.match_info["id"])

@@ -25,6 +25,13 @@ class Serving:
     """One loaded model per base; generation runs one at a time per base, off the event loop."""
 
     def __init__(self) -> None:
+        # Imported here, on the main thread, before any warm-up thread: transformers' lazy imports are not
+        # safe to race (a streamed chat during warm-up failed with "cannot import name TextIteratorStreamer").
+        import peft
+        from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+
+        self._streamer_class = TextIteratorStreamer
+        del peft, AutoModelForCausalLM, AutoTokenizer
         self._loaded: dict[str, tuple[Any, Any, set[str]]] = {}
         self._lock = threading.Lock()
 
@@ -115,12 +122,10 @@ class Serving:
         self, base: BaseModel, adapter: tuple[str, Path] | None, request: dict[str, Any]
     ) -> AsyncIterator[str | Answer]:
         """The answer's text piece by piece as it is generated, then the whole Answer."""
-        from transformers import TextIteratorStreamer
-
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | Answer | BaseException] = asyncio.Queue()
 
-        class Pieces(TextIteratorStreamer):  # type: ignore[misc]
+        class Pieces(self._streamer_class):  # type: ignore[misc,name-defined]
             def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
                 if text:
                     loop.call_soon_threadsafe(queue.put_nowait, text)

@@ -159,35 +159,29 @@ def _train(directory: Path, spec: dict[str, Any], log: JobLog) -> int:
         "dataloader_num_workers": 0,
     }
     if method == "dpo":
-        from trl import DPOConfig, DPOTrainer
+        from trl import DPOConfig as TrainingConfig
+        from trl import DPOTrainer as Trainer
 
         train_set = Dataset.from_list(dpo_rows(tokenizer, train_rows))
         valid_set = Dataset.from_list(dpo_rows(tokenizer, valid_rows)) if valid_rows else None
-        config = DPOConfig(**common, beta=float(hyper.get("beta") or 0.1), max_length=max_length)
-        trainer: Any = DPOTrainer(
-            model=model,
-            args=config,
-            train_dataset=train_set,
-            eval_dataset=valid_set,
-            processing_class=tokenizer,
-            peft_config=lora,
-        )
+        config: Any = TrainingConfig(**common, beta=float(hyper.get("beta") or 0.1), max_length=max_length)
     else:
-        from trl import SFTConfig, SFTTrainer
+        from trl import SFTConfig as TrainingConfig
+        from trl import SFTTrainer as Trainer
 
         train_set = Dataset.from_list(sft_rows(tokenizer, train_rows, max_length))
         valid_set = Dataset.from_list(sft_rows(tokenizer, valid_rows, max_length)) if valid_rows else None
         if len(train_set) == 0:
             raise ValueError("no example has an assistant turn to learn from (all weights 0?)")
-        config = SFTConfig(**common, max_length=max_length, packing=False)
-        trainer = SFTTrainer(
-            model=model,
-            args=config,
-            train_dataset=train_set,
-            eval_dataset=valid_set,
-            processing_class=tokenizer,
-            peft_config=lora,
-        )
+        config = TrainingConfig(**common, max_length=max_length, packing=False)
+    trainer: Any = Trainer(
+        model=model,
+        args=config,
+        train_dataset=train_set,
+        eval_dataset=valid_set,
+        processing_class=tokenizer,
+        peft_config=lora,
+    )
     events = OpenAIEvents(directory, log, trainer, valid_set, batch_size)
     trainer.add_callback(events)
     trained_tokens = epochs * sum(len(row.get("input_ids") or []) for row in train_set) if method != "dpo" else 0
